@@ -1,0 +1,1 @@
+//! The NYSE trading calendar (placeholder until written).
