@@ -1,0 +1,4 @@
+//! twslake's integration tests: one binary, one module per part.
+
+mod lake;
+mod support;
