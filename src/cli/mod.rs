@@ -24,6 +24,9 @@ pub enum Command {
     Gaps(lake_cmds::GapsArgs),
     /// Checks every file and manifest entry; exits non-zero when anything is wrong.
     Validate(lake_cmds::ValidateArgs),
+    /// Internal: writes a synthetic lake of daily bars (benchmarks).
+    #[command(hide = true)]
+    SynthLake(lake_cmds::SynthArgs),
     /// Internal: writes synthetic rows in a loop (crash and concurrency tests).
     #[command(hide = true)]
     StressWrite(lake_cmds::StressArgs),
@@ -37,5 +40,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
+        Command::SynthLake(a) => lake_cmds::synth_lake(a).await,
     }
 }
