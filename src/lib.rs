@@ -63,6 +63,7 @@ pub mod datasets;
 pub mod error;
 pub mod lake;
 pub mod query;
+pub mod source;
 
 pub use error::{Error, Result};
 pub use lake::Lake;
