@@ -1,4 +1,9 @@
 //! twslake: Interactive Brokers market data in a partitioned Parquet lake.
+//!
+//! # Layout
+//! - [`calendar`]: the NYSE trading calendar.
+//! - [`sim`]: the simulated TWS gateway the real `ibapi` client talks to.
 #![warn(missing_docs)]
 
 pub mod calendar;
+pub mod sim;
