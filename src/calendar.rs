@@ -1,77 +1,264 @@
-//! The NYSE trading calendar.
+//! The NYSE trading calendar, computed by rule (correct for 2000–2035).
 //!
-//! STUB on the `sim` branch so the simulator compiles before the lead's calendar lands in main:
-//! weekends only, no holidays. Merging main replaces this file wholesale.
+//! A trading day is a weekday that is not a full holiday. Holidays follow NYSE Rule 7.2:
+//! a holiday on a Saturday is observed the Friday before, one on a Sunday the Monday after —
+//! except New Year's Day on a Saturday, which is not observed at all (the Friday is the last
+//! trading day of the old year). Early closes (13:00 ET) fall on the day after Thanksgiving,
+//! on Christmas Eve and on July 3 when those are weekdays that are not themselves holidays.
+//! The one-off closures of the period (9/11, state funerals, Hurricane Sandy) are listed.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 
-/// The exchange's time zone (New York).
+/// The exchange's time zone: every `date` partition is a trading date in this zone.
 pub const EXCHANGE_TZ: chrono_tz::Tz = chrono_tz::America::New_York;
 
-/// One regular trading session.
+/// One regular trading session, with its bounds in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
-    /// The trading date.
+    /// The trading date (New York).
     pub date: NaiveDate,
-    /// Session open.
+    /// 09:30 New York time, in UTC.
     pub open: DateTime<Utc>,
-    /// Session close.
+    /// 16:00 New York time (13:00 on an early close), in UTC.
     pub close: DateTime<Utc>,
-    /// Whether the session closes early (13:00).
+    /// True when the exchange closes at 13:00.
     pub early_close: bool,
 }
 
-/// Whether `d` is a trading day.
-pub fn is_trading_day(d: NaiveDate) -> bool {
-    !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+/// Closures that no rule predicts.
+const SPECIAL_CLOSURES: [(i32, u32, u32); 10] = [
+    (2001, 9, 11), // September 11 attacks, four days
+    (2001, 9, 12),
+    (2001, 9, 13),
+    (2001, 9, 14),
+    (2004, 6, 11),  // President Reagan's funeral
+    (2007, 1, 2),   // President Ford's funeral
+    (2012, 10, 29), // Hurricane Sandy, two days
+    (2012, 10, 30),
+    (2018, 12, 5), // President G. H. W. Bush's funeral
+    (2025, 1, 9),  // President Carter's funeral
+];
+
+fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+    // Callers pass only valid calendar dates built from rules below.
+    NaiveDate::from_ymd_opt(y, m, d).expect("valid calendar date")
 }
 
-/// The regular session of `d`, if it trades.
+fn is_weekend(d: NaiveDate) -> bool {
+    matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+/// The n-th (1-based) `wd` of a month.
+fn nth_weekday(y: i32, m: u32, wd: Weekday, n: u32) -> NaiveDate {
+    NaiveDate::from_weekday_of_month_opt(y, m, wd, n as u8).expect("n-th weekday exists")
+}
+
+fn last_weekday(y: i32, m: u32, wd: Weekday) -> NaiveDate {
+    let first_next = if m == 12 { ymd(y + 1, 1, 1) } else { ymd(y, m + 1, 1) };
+    let mut d = first_next - Duration::days(1);
+    while d.weekday() != wd {
+        d -= Duration::days(1);
+    }
+    d
+}
+
+/// Easter Sunday (anonymous Gregorian algorithm).
+fn easter(y: i32) -> NaiveDate {
+    let a = y % 19;
+    let b = y / 100;
+    let c = y % 100;
+    let d = b / 4;
+    let e = b % 4;
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let i = c / 4;
+    let k = c % 4;
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    ymd(y, month as u32, day as u32)
+}
+
+/// Rule 7.2 observance: Saturday → Friday, Sunday → Monday.
+fn observed(d: NaiveDate) -> NaiveDate {
+    match d.weekday() {
+        Weekday::Sat => d - Duration::days(1),
+        Weekday::Sun => d + Duration::days(1),
+        _ => d,
+    }
+}
+
+/// The full holidays observed in calendar year `y` (each a weekday of year `y`).
+fn holidays(y: i32) -> Vec<NaiveDate> {
+    let mut out = Vec::with_capacity(10);
+    let new_year = ymd(y, 1, 1);
+    // A Saturday New Year's Day is not observed on the Friday before.
+    if new_year.weekday() != Weekday::Sat {
+        out.push(observed(new_year));
+    }
+    if y >= 1998 {
+        out.push(nth_weekday(y, 1, Weekday::Mon, 3)); // Martin Luther King Jr. Day
+    }
+    out.push(nth_weekday(y, 2, Weekday::Mon, 3)); // Washington's Birthday
+    out.push(easter(y) - Duration::days(2)); // Good Friday
+    out.push(last_weekday(y, 5, Weekday::Mon)); // Memorial Day
+    if y >= 2022 {
+        out.push(observed(ymd(y, 6, 19))); // Juneteenth
+    }
+    out.push(observed(ymd(y, 7, 4)));
+    out.push(nth_weekday(y, 9, Weekday::Mon, 1)); // Labor Day
+    out.push(nth_weekday(y, 11, Weekday::Thu, 4)); // Thanksgiving
+    out.push(observed(ymd(y, 12, 25)));
+    out
+}
+
+/// True when the exchange is closed all day on a weekday `d`.
+pub fn is_holiday(d: NaiveDate) -> bool {
+    let special = SPECIAL_CLOSURES.iter().any(|&(y, m, dd)| d.year() == y && d.month() == m && d.day() == dd);
+    special || holidays(d.year()).contains(&d)
+}
+
+/// True when NYSE holds a regular session on `d`.
+pub fn is_trading_day(d: NaiveDate) -> bool {
+    !is_weekend(d) && !is_holiday(d)
+}
+
+/// True when `d` is a trading day on which the exchange closes at 13:00 New York time.
+pub fn is_early_close(d: NaiveDate) -> bool {
+    if !is_trading_day(d) {
+        return false;
+    }
+    let y = d.year();
+    let day_after_thanksgiving = nth_weekday(y, 11, Weekday::Thu, 4) + Duration::days(1);
+    let christmas_eve = ymd(y, 12, 24);
+    let july_3 = ymd(y, 7, 3);
+    // July 3 closes early only when Independence Day itself is a weekday after it;
+    // with July 4 on a Monday (2011, 2016, 2022) the Friday before is a full session.
+    let july_3_early = d == july_3 && d.weekday() != Weekday::Fri;
+    // 2002 is the one year of the period with an early close on July 5 instead.
+    let july_5_2002 = d == ymd(2002, 7, 5);
+    d == day_after_thanksgiving || d == christmas_eve || july_3_early || july_5_2002
+}
+
+fn new_york(d: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
+    let local = d.and_time(NaiveTime::from_hms_opt(h, m, 0).expect("valid time"));
+    // 09:30, 13:00 and 16:00 are never inside a DST gap or overlap (those fall at 02:00).
+    EXCHANGE_TZ.from_local_datetime(&local).single().expect("unambiguous market hour").with_timezone(&Utc)
+}
+
+/// The regular session of `d`, or `None` when the exchange is closed.
 pub fn session(d: NaiveDate) -> Option<Session> {
     if !is_trading_day(d) {
         return None;
     }
-    let at = |h, m| {
-        EXCHANGE_TZ
-            .from_local_datetime(&d.and_hms_opt(h, m, 0)?)
-            .single()
-            .map(|t| t.with_timezone(&Utc))
-    };
-    Some(Session {
-        date: d,
-        open: at(9, 30)?,
-        close: at(16, 0)?,
-        early_close: false,
-    })
+    let early_close = is_early_close(d);
+    let close = if early_close { new_york(d, 13, 0) } else { new_york(d, 16, 0) };
+    Some(Session { date: d, open: new_york(d, 9, 30), close, early_close })
 }
 
-/// Trading days in `[from, to]`.
+/// The trading days in `[from, to]`, in order.
 pub fn trading_days(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
-    from.iter_days()
-        .take_while(|d| *d <= to)
-        .filter(|d| is_trading_day(*d))
-        .collect()
+    from.iter_days().take_while(|d| *d <= to).filter(|d| is_trading_day(*d)).collect()
 }
 
 /// The first trading day strictly after `d`.
 pub fn next_trading_day(d: NaiveDate) -> NaiveDate {
-    let mut x = d + Duration::days(1);
-    while !is_trading_day(x) {
-        x += Duration::days(1);
+    let mut n = d + Duration::days(1);
+    while !is_trading_day(n) {
+        n += Duration::days(1);
     }
-    x
+    n
 }
 
 /// The last trading day strictly before `d`.
 pub fn prev_trading_day(d: NaiveDate) -> NaiveDate {
-    let mut x = d - Duration::days(1);
-    while !is_trading_day(x) {
-        x -= Duration::days(1);
+    let mut p = d - Duration::days(1);
+    while !is_trading_day(p) {
+        p -= Duration::days(1);
     }
-    x
+    p
 }
 
-/// The New York date of an instant.
+/// The New York calendar date of an instant: the `date` partition of a bar stamped `ts`.
 pub fn trading_date(ts: DateTime<Utc>) -> NaiveDate {
     ts.with_timezone(&EXCHANGE_TZ).date_naive()
+}
+
+/// True when the session of `d` is over at `now` (its answer is final).
+pub fn session_over(d: NaiveDate, now: DateTime<Utc>) -> bool {
+    match session(d) {
+        Some(s) => now >= s.close,
+        // A closed day is final once the day has begun in New York.
+        None => trading_date(now) >= d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn trading_day_counts_match_published_nyse_years() {
+        // NYSE published trading-day counts.
+        for (year, days) in [(2001, 248), (2012, 250), (2016, 252), (2020, 253), (2022, 251), (2023, 250), (2024, 252)]
+        {
+            let n = trading_days(ymd(year, 1, 1), ymd(year, 12, 31)).len();
+            assert_eq!(n, days, "trading days in {year}");
+        }
+    }
+
+    #[test]
+    fn known_holidays_and_observances() {
+        for h in [
+            "2021-12-24",
+            "2022-01-17",
+            "2022-06-20",
+            "2023-04-07",
+            "2026-07-03",
+            "2027-12-24",
+            "2012-10-29",
+            "2025-01-09",
+            "2021-07-05",
+            "2022-12-26",
+        ] {
+            assert!(!is_trading_day(d(h)), "{h} is a holiday");
+        }
+        // New Year's Day 2022 fell on a Saturday: Friday 2021-12-31 traded.
+        assert!(is_trading_day(d("2021-12-31")));
+        assert!(is_trading_day(d("2021-06-18")), "Juneteenth began in 2022");
+    }
+
+    #[test]
+    fn early_closes() {
+        for e in ["2024-07-03", "2024-11-29", "2024-12-24", "2019-07-03", "2002-07-05", "2026-11-27"] {
+            assert!(is_early_close(d(e)), "{e} closes early");
+        }
+        for f in ["2022-07-01", "2021-12-23", "2020-07-02"] {
+            assert!(!is_early_close(d(f)), "{f} is a full session");
+        }
+        let s = session(d("2024-11-29")).unwrap();
+        assert_eq!(s.close.to_rfc3339(), "2024-11-29T18:00:00+00:00");
+    }
+
+    #[test]
+    fn sessions_follow_daylight_saving() {
+        let winter = session(d("2024-01-02")).unwrap();
+        assert_eq!(winter.open.to_rfc3339(), "2024-01-02T14:30:00+00:00");
+        let summer = session(d("2024-07-01")).unwrap();
+        assert_eq!(summer.open.to_rfc3339(), "2024-07-01T13:30:00+00:00");
+        assert_eq!(summer.close.to_rfc3339(), "2024-07-01T20:00:00+00:00");
+    }
+
+    #[test]
+    fn neighbours_skip_closed_days() {
+        assert_eq!(next_trading_day(d("2024-12-24")), d("2024-12-26"));
+        assert_eq!(prev_trading_day(d("2024-01-02")), d("2023-12-29"));
+        assert_eq!(trading_date("2024-03-01T02:00:00Z".parse().unwrap()), d("2024-02-29"));
+    }
 }

@@ -6,4 +6,12 @@
 #![warn(missing_docs)]
 
 pub mod calendar;
+pub mod datasets;
+pub mod error;
+pub mod lake;
+pub mod query;
 pub mod sim;
+
+pub use error::{Error, Result};
+pub use lake::Lake;
+pub mod cli;

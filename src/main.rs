@@ -1,31 +1,20 @@
-//! The `twslake` command line.
+use clap::Parser;
+use twslake::cli::{run, Cli};
 
-use clap::{Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "twslake",
-    version,
-    about = "Interactive Brokers market data into a Parquet lake"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the simulated TWS gateway (or print its truth).
-    Sim(twslake::sim::cli::SimArgs),
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TWSLAKE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Sim(args) => twslake::sim::cli::run(args).await,
-    }
+    // Multi-threaded: polars' cloud reader must not run inside a current-thread runtime.
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
 }

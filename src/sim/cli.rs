@@ -107,9 +107,7 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(21, 0, 0).unwrap_or_default().and_utc());
     }
-    Err(format!(
-        "cannot read {s:?} as an instant (use RFC 3339 or YYYY-MM-DD HH:MM:SS in UTC)"
-    ))
+    Err(format!("cannot read {s:?} as an instant (use RFC 3339 or YYYY-MM-DD HH:MM:SS in UTC)"))
 }
 
 /// Runs `twslake sim`: serves until Ctrl-C, or prints the truth.
@@ -131,8 +129,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     }
     let handle = b.start().await?;
     let mut out = tokio::io::stdout();
-    out.write_all(format!("listening on {}\n", handle.addr).as_bytes())
-        .await?;
+    out.write_all(format!("listening on {}\n", handle.addr).as_bytes()).await?;
     out.flush().await?;
     tokio::signal::ctrl_c().await?;
     handle.shutdown().await;
@@ -141,13 +138,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
 
 fn print_truth(t: &TruthArgs) -> anyhow::Result<()> {
     let market = Market::new(t.market.seed, t.market.specs(), t.market.clock());
-    let truth = truth::truth(&market, &t.symbol, t.at).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no truth for {:?} at {}: unknown symbol or before 2000",
-            t.symbol,
-            t.at
-        )
-    })?;
+    let truth = truth::truth(&market, &t.symbol, t.at)
+        .ok_or_else(|| anyhow::anyhow!("no truth for {:?} at {}: unknown symbol or before 2000", t.symbol, t.at))?;
     if t.json {
         println!("{}", serde_json::to_string(&truth)?);
         return Ok(());

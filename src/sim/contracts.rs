@@ -28,44 +28,24 @@ pub fn resolve(market: &Market, c: &proto::Contract) -> Vec<Instrument> {
         return vec![Instrument::Stock(i)];
     }
     if let Some(id) = con_id {
-        return find_option_by_con_id(market, today, id)
-            .into_iter()
-            .map(Instrument::Option)
-            .collect();
+        return find_option_by_con_id(market, today, id).into_iter().map(Instrument::Option).collect();
     }
     let Some(i) = c.symbol.as_deref().and_then(|s| market.symbol_index(s)) else {
         return Vec::new();
     };
-    if !c
-        .currency
-        .as_deref()
-        .is_none_or(|cur| cur.is_empty() || cur == "USD")
-    {
+    if !c.currency.as_deref().is_none_or(|cur| cur.is_empty() || cur == "USD") {
         return Vec::new();
     }
     match sec_type.as_str() {
         "STK" | "" => vec![Instrument::Stock(i)],
-        "OPT" => options_matching(market, i, today, c)
-            .into_iter()
-            .map(Instrument::Option)
-            .collect(),
+        "OPT" => options_matching(market, i, today, c).into_iter().map(Instrument::Option).collect(),
         _ => Vec::new(),
     }
 }
 
-fn options_matching(
-    market: &Market,
-    i: usize,
-    today: NaiveDate,
-    c: &proto::Contract,
-) -> Vec<OptionId> {
+fn options_matching(market: &Market, i: usize, today: NaiveDate, c: &proto::Contract) -> Vec<OptionId> {
     let chain = market.chain(i, today);
-    let expiry = c
-        .last_trade_date_or_contract_month
-        .as_deref()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let expiry = c.last_trade_date_or_contract_month.as_deref().unwrap_or("").trim().to_string();
     let strike = c.strike.unwrap_or(0.0);
     let right = c.right.as_deref().filter(|r| !r.is_empty() && *r != "?");
     let right = match right {
@@ -76,31 +56,14 @@ fn options_matching(
         None => None,
     };
     let mut out = Vec::new();
-    for e in chain
-        .expiries
-        .iter()
-        .filter(|e| expiry_alive(market, e.date))
-    {
+    for e in chain.expiries.iter().filter(|e| expiry_alive(market, e.date)) {
         let tag = e.date.format("%Y%m%d").to_string();
-        if !(expiry.is_empty() || tag == expiry || (expiry.len() == 6 && tag.starts_with(&expiry)))
-        {
+        if !(expiry.is_empty() || tag == expiry || (expiry.len() == 6 && tag.starts_with(&expiry))) {
             continue;
         }
-        for k in e
-            .strikes
-            .iter()
-            .filter(|k| strike == 0.0 || (**k - strike).abs() < 1e-6)
-        {
-            for r in [Right::Call, Right::Put]
-                .into_iter()
-                .filter(|r| right.is_none_or(|x| x == *r))
-            {
-                out.push(OptionId {
-                    underlying: i,
-                    expiry: e.date,
-                    strike: *k,
-                    right: r,
-                });
+        for k in e.strikes.iter().filter(|k| strike == 0.0 || (**k - strike).abs() < 1e-6) {
+            for r in [Right::Call, Right::Put].into_iter().filter(|r| right.is_none_or(|x| x == *r)) {
+                out.push(OptionId { underlying: i, expiry: e.date, strike: *k, right: r });
             }
         }
     }
@@ -111,22 +74,18 @@ fn find_option_by_con_id(market: &Market, today: NaiveDate, id: i32) -> Option<O
     (0..market.symbols().len()).find_map(|i| {
         let spec = market.spec(i);
         let chain = market.chain(i, today);
-        chain
-            .expiries
-            .iter()
-            .filter(|e| expiry_alive(market, e.date))
-            .find_map(|e| {
-                e.strikes.iter().find_map(|k| {
-                    [Right::Call, Right::Put].into_iter().find_map(|r| {
-                        (options::con_id(spec, e.date, *k, r) == id).then_some(OptionId {
-                            underlying: i,
-                            expiry: e.date,
-                            strike: *k,
-                            right: r,
-                        })
+        chain.expiries.iter().filter(|e| expiry_alive(market, e.date)).find_map(|e| {
+            e.strikes.iter().find_map(|k| {
+                [Right::Call, Right::Put].into_iter().find_map(|r| {
+                    (options::con_id(spec, e.date, *k, r) == id).then_some(OptionId {
+                        underlying: i,
+                        expiry: e.date,
+                        strike: *k,
+                        right: r,
                     })
                 })
             })
+        })
     })
 }
 
@@ -143,11 +102,7 @@ pub fn contract_of(market: &Market, inst: Instrument) -> proto::Contract {
                 primary_exch: Some(s.primary_exchange.clone()),
                 currency: Some("USD".into()),
                 local_symbol: Some(s.symbol.clone()),
-                trading_class: Some(if s.primary_exchange == "NASDAQ" {
-                    "NMS".into()
-                } else {
-                    s.symbol.clone()
-                }),
+                trading_class: Some(if s.primary_exchange == "NASDAQ" { "NMS".into() } else { s.symbol.clone() }),
                 ..Default::default()
             }
         }
@@ -183,21 +138,12 @@ fn hours(today: NaiveDate, liquid: bool) -> String {
             None => parts.push(format!("{tag}:CLOSED")),
             Some(s) => {
                 let ny = |t: chrono::DateTime<chrono::Utc>| {
-                    t.with_timezone(&calendar::EXCHANGE_TZ)
-                        .format("%H%M")
-                        .to_string()
+                    t.with_timezone(&calendar::EXCHANGE_TZ).format("%H%M").to_string()
                 };
                 let (open, close) = if liquid {
                     (ny(s.open), ny(s.close))
                 } else {
-                    (
-                        "0400".into(),
-                        if s.early_close {
-                            "1700".into()
-                        } else {
-                            "2000".into()
-                        },
-                    )
+                    ("0400".into(), if s.early_close { "1700".into() } else { "2000".into() })
                 };
                 parts.push(format!("{tag}:{open}-{tag}:{close}"));
             }
@@ -248,19 +194,14 @@ fn details_of(market: &Market, inst: Instrument, today: NaiveDate) -> proto::Con
 pub fn contract_details(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError> {
     let req = proto::ContractDataRequest::decode(payload)?;
     let id = req.req_id.unwrap_or(0);
-    let rec = RequestRecord::new(conn.client_id, Some(id), "contract_details")
-        .with_contract(req.contract.as_ref());
+    let rec = RequestRecord::new(conn.client_id, Some(id), "contract_details").with_contract(req.contract.as_ref());
     if conn.shared.stalled("contract") {
         conn.open.insert(id, OpenReq::Stalled { historical: false });
         conn.record(rec, Outcome::Stalled);
         return Ok(());
     }
     let market = &conn.shared.market;
-    let found = req
-        .contract
-        .as_ref()
-        .map(|c| resolve(market, c))
-        .unwrap_or_default();
+    let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     if found.is_empty() {
         conn.error(id, 200, NO_SECURITY);
         conn.record(rec, Outcome::Error { code: 200 });
@@ -275,10 +216,7 @@ pub fn contract_details(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::De
         };
         conn.send(in_id::CONTRACT_DATA, &msg);
     }
-    conn.send(
-        in_id::CONTRACT_DATA_END,
-        &proto::ReqIdOnly { req_id: Some(id) },
-    );
+    conn.send(in_id::CONTRACT_DATA_END, &proto::ReqIdOnly { req_id: Some(id) });
     let rows = found.len();
     conn.record(rec, Outcome::Ok { rows });
     Ok(())
@@ -298,19 +236,9 @@ pub fn option_chain(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Decode
         return Ok(());
     }
     let market = &conn.shared.market;
-    let by_symbol = req
-        .underlying_symbol
-        .as_deref()
-        .and_then(|s| market.symbol_index(s));
-    let by_con_id = req
-        .underlying_con_id
-        .filter(|c| *c != 0)
-        .and_then(|c| market.stock_by_con_id(c));
-    let found = match (
-        by_symbol,
-        by_con_id,
-        req.underlying_con_id.filter(|c| *c != 0),
-    ) {
+    let by_symbol = req.underlying_symbol.as_deref().and_then(|s| market.symbol_index(s));
+    let by_con_id = req.underlying_con_id.filter(|c| *c != 0).and_then(|c| market.stock_by_con_id(c));
+    let found = match (by_symbol, by_con_id, req.underlying_con_id.filter(|c| *c != 0)) {
         (Some(a), Some(b), _) if a == b => Some(a),
         (Some(a), None, None) => Some(a),
         (None, Some(b), _) => Some(b),
@@ -325,38 +253,21 @@ pub fn option_chain(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Decode
     let spec = market.spec(i);
     let wanted = req.fut_fop_exchange.as_deref().unwrap_or("");
     let mut rows = 0;
-    for exchange in OPTION_EXCHANGES
-        .iter()
-        .filter(|e| wanted.is_empty() || wanted.eq_ignore_ascii_case(e))
-    {
+    for exchange in OPTION_EXCHANGES.iter().filter(|e| wanted.is_empty() || wanted.eq_ignore_ascii_case(e)) {
         let msg = proto::SecDefOptParameter {
             req_id: Some(id),
             exchange: Some((*exchange).into()),
             underlying_con_id: Some(spec.con_id),
             trading_class: Some(spec.option_root.clone()),
             multiplier: Some("100".into()),
-            expirations: chain
-                .expiries
-                .iter()
-                .map(|e| e.date.format("%Y%m%d").to_string())
-                .collect(),
+            expirations: chain.expiries.iter().map(|e| e.date.format("%Y%m%d").to_string()).collect(),
             strikes: chain.all_strikes(),
         };
         conn.send(in_id::SEC_DEF_OPT_PARAMETER, &msg);
         rows += 1;
     }
-    conn.send(
-        in_id::SEC_DEF_OPT_PARAMETER_END,
-        &proto::ReqIdOnly { req_id: Some(id) },
-    );
-    conn.record(
-        rec,
-        if rows == 0 {
-            Outcome::Empty
-        } else {
-            Outcome::Ok { rows }
-        },
-    );
+    conn.send(in_id::SEC_DEF_OPT_PARAMETER_END, &proto::ReqIdOnly { req_id: Some(id) });
+    conn.record(rec, if rows == 0 { Outcome::Empty } else { Outcome::Ok { rows } });
     Ok(())
 }
 

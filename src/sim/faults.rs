@@ -47,10 +47,7 @@ impl FromStr for Fault {
     /// `drop-after=N`, `stall=KIND`, `notice=CODE[@N]`, `malformed-after=N`, `refuse`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once('=').unwrap_or((s, ""));
-        let num = |a: &str| {
-            a.parse::<u64>()
-                .map_err(|_| format!("fault {s:?}: expected a number"))
-        };
+        let num = |a: &str| a.parse::<u64>().map_err(|_| format!("fault {s:?}: expected a number"));
         match name {
             "drop-after" => Ok(Fault::DropAfter(num(arg)?)),
             "malformed-after" => Ok(Fault::MalformedAfter(num(arg)?)),
@@ -86,13 +83,7 @@ mod tests {
 
     #[test]
     fn faults_round_trip_through_text() {
-        for s in [
-            "drop-after=5",
-            "stall=historical",
-            "notice=1100@3",
-            "malformed-after=2",
-            "refuse",
-        ] {
+        for s in ["drop-after=5", "stall=historical", "notice=1100@3", "malformed-after=2", "refuse"] {
             let f: Fault = s.parse().unwrap_or(Fault::RefuseConnections);
             assert_eq!(f.to_string(), s);
         }

@@ -78,11 +78,7 @@ pub fn set_type(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeErro
         conn.market_data_type = t;
         conn.record(rec, Outcome::Accepted);
     } else {
-        conn.error(
-            -1,
-            321,
-            "Error validating request.-'bN' : cause - Invalid market data type",
-        );
+        conn.error(-1, 321, "Error validating request.-'bN' : cause - Invalid market data type");
         conn.record(rec, Outcome::Error { code: 321 });
     }
     Ok(())
@@ -93,27 +89,16 @@ pub fn request(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError
     let req = proto::MarketDataRequest::decode(payload)?;
     let id = req.req_id.unwrap_or(0);
     let snapshot = req.snapshot.unwrap_or(false) || req.regulatory_snapshot.unwrap_or(false);
-    let rec = RequestRecord::new(
-        conn.client_id,
-        Some(id),
-        if snapshot {
-            "market_data_snapshot"
-        } else {
-            "market_data"
-        },
-    )
-    .with_contract(req.contract.as_ref());
+    let rec =
+        RequestRecord::new(conn.client_id, Some(id), if snapshot { "market_data_snapshot" } else { "market_data" })
+            .with_contract(req.contract.as_ref());
     if conn.shared.stalled("market") {
         conn.open.insert(id, OpenReq::Stalled { historical: false });
         conn.record(rec, Outcome::Stalled);
         return Ok(());
     }
     let market = &conn.shared.market;
-    let found = req
-        .contract
-        .as_ref()
-        .map(|c| resolve(market, c))
-        .unwrap_or_default();
+    let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     let [inst] = found[..] else {
         conn.error(id, 200, NO_SECURITY);
         conn.record(rec, Outcome::Error { code: 200 });
@@ -132,10 +117,7 @@ pub fn request(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError
     let ticks = if delayed { DELAYED } else { LIVE };
     conn.send(
         in_id::MARKET_DATA_TYPE,
-        &proto::MarketDataType {
-            req_id: Some(id),
-            market_data_type: Some(conn.market_data_type),
-        },
+        &proto::MarketDataType { req_id: Some(id), market_data_type: Some(conn.market_data_type) },
     );
     conn.send(
         in_id::TICK_REQ_PARAMS,
@@ -153,10 +135,7 @@ pub fn request(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError
         let _ = tx.send(f);
     }
     if snapshot {
-        conn.send(
-            in_id::TICK_SNAPSHOT_END,
-            &proto::ReqIdOnly { req_id: Some(id) },
-        );
+        conn.send(in_id::TICK_SNAPSHOT_END, &proto::ReqIdOnly { req_id: Some(id) });
     } else {
         conn.close(id);
         let shared = conn.shared.clone();
@@ -202,11 +181,7 @@ fn price(id: i32, tick: i32, price: f64, size: Option<u64>) -> Vec<u8> {
 fn size(id: i32, tick: i32, size: u64) -> Vec<u8> {
     wire::frame(
         in_id::TICK_SIZE,
-        &proto::TickSize {
-            req_id: Some(id),
-            tick_type: Some(tick),
-            size: Some(size.to_string()),
-        },
+        &proto::TickSize { req_id: Some(id), tick_type: Some(tick), size: Some(size.to_string()) },
     )
 }
 
@@ -237,18 +212,11 @@ fn day_so_far(market: &Market, i: usize, now: DateTime<Utc>) -> Option<DaySoFar>
 }
 
 /// Every tick describing `inst` at `now`.
-fn quote_frames(
-    market: &Market,
-    inst: Instrument,
-    id: i32,
-    t: Ticks,
-    now: DateTime<Utc>,
-) -> Vec<Vec<u8>> {
+fn quote_frames(market: &Market, inst: Instrument, id: i32, t: Ticks, now: DateTime<Utc>) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     match inst {
         Instrument::Stock(i) => {
-            let (Some(spot), Some(day)) = (market.spot_at(i, now), day_so_far(market, i, now))
-            else {
+            let (Some(spot), Some(day)) = (market.spot_at(i, now), day_so_far(market, i, now)) else {
                 return out;
             };
             let key = now.timestamp() as u64;
@@ -295,25 +263,10 @@ fn option_frames(
     }
     out.push(size(id, t.volume, volume));
     let iv_of = |p: f64| options::implied_vol(o.right, q.forward, o.strike, q.t, q.rate, p);
-    out.push(computation(
-        id,
-        t.comp[0],
-        iv_of(bid).map(|iv| (iv, bid)),
-        &q,
-    ));
-    out.push(computation(
-        id,
-        t.comp[1],
-        iv_of(ask).map(|iv| (iv, ask)),
-        &q,
-    ));
+    out.push(computation(id, t.comp[0], iv_of(bid).map(|iv| (iv, bid)), &q));
+    out.push(computation(id, t.comp[1], iv_of(ask).map(|iv| (iv, ask)), &q));
     let last = (volume > 0).then(|| options::trade_price(q.price));
-    out.push(computation(
-        id,
-        t.comp[2],
-        last.and_then(|p| iv_of(p).map(|iv| (iv, p))),
-        &q,
-    ));
+    out.push(computation(id, t.comp[2], last.and_then(|p| iv_of(p).map(|iv| (iv, p))), &q));
     out.push(computation(id, t.comp[3], Some((q.iv, q.price)), &q));
 }
 

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// IB's text for a pacing violation (code 162).
-pub const PACING_TEXT: &str =
-    "Historical Market Data Service error message:Historical data request pacing violation";
+pub const PACING_TEXT: &str = "Historical Market Data Service error message:Historical data request pacing violation";
 
 /// A monotonic time source for the pacing windows, replaceable in tests.
 pub trait Ticker: Send + Sync + std::fmt::Debug {
@@ -83,17 +82,8 @@ const OPEN_LIMIT: usize = 50;
 impl Pacer {
     /// A pacer whose windows are IB's divided by `scale` (1 = faithful; ≤ 0 or NaN counts as 1).
     pub fn new(scale: f64, ticker: Arc<dyn Ticker>) -> Self {
-        let scale = if scale.is_finite() && scale > 0.0 {
-            scale
-        } else {
-            1.0
-        };
-        Pacer {
-            scale,
-            ticker,
-            history: VecDeque::new(),
-            open: 0,
-        }
+        let scale = if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
+        Pacer { scale, ticker, history: VecDeque::new(), open: 0 }
     }
 
     fn window(&self, d: Duration) -> Duration {
@@ -104,11 +94,7 @@ impl Pacer {
     pub fn admit(&mut self, key: PaceKey) -> Result<(), Violation> {
         let now = self.ticker.now();
         let long = self.window(LONG_WINDOW);
-        while self
-            .history
-            .front()
-            .is_some_and(|e| now.duration_since(e.at) >= long)
-        {
+        while self.history.front().is_some_and(|e| now.duration_since(e.at) >= long) {
             self.history.pop_front();
         }
         let within = |e: &Entry, d: Duration| now.duration_since(e.at) < d;
@@ -116,20 +102,10 @@ impl Pacer {
         if self.open >= OPEN_LIMIT {
             return Err(Violation::TooManyOpen);
         }
-        if self
-            .history
-            .iter()
-            .any(|e| within(e, ident) && e.key.identical == key.identical)
-        {
+        if self.history.iter().any(|e| within(e, ident) && e.key.identical == key.identical) {
             return Err(Violation::Identical);
         }
-        if self
-            .history
-            .iter()
-            .filter(|e| within(e, burst) && e.key.contract == key.contract)
-            .count()
-            + 1
-            >= BURST_LIMIT
+        if self.history.iter().filter(|e| within(e, burst) && e.key.contract == key.contract).count() + 1 >= BURST_LIMIT
         {
             return Err(Violation::SameContractBurst);
         }
@@ -171,11 +147,7 @@ mod tests {
     }
 
     fn key(id: &str, contract: &str, weight: u32) -> PaceKey {
-        PaceKey {
-            identical: id.into(),
-            contract: contract.into(),
-            weight,
-        }
+        PaceKey { identical: id.into(), contract: contract.into(), weight }
     }
 
     fn pacer(scale: f64) -> (Pacer, Arc<Manual>) {

@@ -95,10 +95,7 @@ impl RequestRecord {
         if let Some(c) = c {
             self.symbol = c.symbol.clone();
             self.sec_type = c.sec_type.clone();
-            self.expiry = c
-                .last_trade_date_or_contract_month
-                .clone()
-                .filter(|s| !s.is_empty());
+            self.expiry = c.last_trade_date_or_contract_month.clone().filter(|s| !s.is_empty());
             self.strike = c.strike.filter(|s| *s != 0.0);
             self.right = c.right.clone().filter(|s| !s.is_empty());
             self.con_id = c.con_id.filter(|c| *c != 0);
@@ -117,14 +114,8 @@ pub struct Journal {
 impl Journal {
     /// A journal that also appends to `path`.
     pub fn with_file(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(Journal {
-            records: Mutex::default(),
-            file: Mutex::new(Some(file)),
-        })
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Journal { records: Mutex::default(), file: Mutex::new(Some(file)) })
     }
 
     /// Appends one record.
@@ -135,10 +126,7 @@ impl Journal {
                 let _ = writeln!(f, "{line}");
             }
         }
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
     }
 
     /// Number of requests received.
@@ -153,9 +141,6 @@ impl Journal {
 
     /// A copy of every record.
     pub fn all(&self) -> Vec<RequestRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

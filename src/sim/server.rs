@@ -51,11 +51,7 @@ pub struct Shared {
 impl Shared {
     /// Whether requests of `kind` are stalled by a fault.
     pub fn stalled(&self, kind: &str) -> bool {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|f| matches!(f, Fault::Stall(k) if k == kind))
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|f| matches!(f, Fault::Stall(k) if k == kind))
     }
 
     /// Records a request.
@@ -176,20 +172,11 @@ impl SimBuilder {
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
-        Ok(SimHandle {
-            addr,
-            shared,
-            stop: stop_tx,
-            task: Some(task),
-        })
+        Ok(SimHandle { addr, shared, stop: stop_tx, task: Some(task) })
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -253,28 +240,16 @@ impl SimHandle {
     }
     /// Adds a fault while running.
     pub fn add_fault(&self, fault: Fault) {
-        self.shared
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(fault);
+        self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()).push(fault);
     }
     /// Removes every fault.
     pub fn clear_faults(&self) {
-        self.shared
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.shared.refuse.store(false, Ordering::Relaxed);
     }
     /// Historical requests currently open.
     pub fn open_historical(&self) -> usize {
-        self.shared
-            .pacer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .open()
+        self.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).open()
     }
     /// Stops listening and closes every connection.
     pub async fn shutdown(mut self) {

@@ -82,12 +82,9 @@ impl Conn {
     pub fn close(&mut self, id: i32) {
         match self.open.remove(&id) {
             Some(OpenReq::Stream(h)) => h.abort(),
-            Some(OpenReq::Stalled { historical: true }) => self
-                .shared
-                .pacer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .close(),
+            Some(OpenReq::Stalled { historical: true }) => {
+                self.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).close()
+            }
             _ => {}
         }
     }
@@ -111,74 +108,39 @@ struct ClientSlot {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.shared
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        self.shared.clients.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
     }
 }
 
 /// Serves one connection until the client leaves, a fault drops it or the gateway stops.
-pub async fn run(
-    socket: TcpStream,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), FrameError> {
+pub async fn run(socket: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> Result<(), FrameError> {
     let (mut rd, mut wr) = socket.into_split();
     let range = tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_greeting(&mut rd))
         .await
         .map_err(|_| FrameError::BadHandshake("timeout".into()))??;
     let Some(version) = wire::negotiate(range) else {
-        return Err(FrameError::BadHandshake(format!(
-            "no common version with {range:?}"
-        )));
+        return Err(FrameError::BadHandshake(format!("no common version with {range:?}")));
     };
     let now = history::spec::format_eastern(shared.market.now());
     wr.write_all(&wire::handshake_reply(version, &now)).await?;
-    let body = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        wire::read_body(&mut rd, 4, wire::MAX_REQUEST_FRAME),
-    )
-    .await
-    .map_err(|_| FrameError::BadHandshake("timeout".into()))??;
+    let body = tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_body(&mut rd, 4, wire::MAX_REQUEST_FRAME))
+        .await
+        .map_err(|_| FrameError::BadHandshake("timeout".into()))??;
     let client_id = match wire::split_id(&body) {
-        Some((Some(out_id::START_API), payload)) => proto::StartApi::decode(payload)
-            .ok()
-            .and_then(|s| s.client_id)
-            .unwrap_or(0),
+        Some((Some(out_id::START_API), payload)) => {
+            proto::StartApi::decode(payload).ok().and_then(|s| s.client_id).unwrap_or(0)
+        }
         _ => return Err(FrameError::BadHandshake("expected StartApi".into())),
     };
-    if !shared
-        .clients
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(client_id)
-    {
-        wr.write_all(&error_frame(-1, 326, CLIENT_ID_IN_USE))
-            .await?;
+    if !shared.clients.lock().unwrap_or_else(|e| e.into_inner()).insert(client_id) {
+        wr.write_all(&error_frame(-1, 326, CLIENT_ID_IN_USE)).await?;
         return Ok(());
     }
-    let _slot = ClientSlot {
-        shared: shared.clone(),
-        id: client_id,
-    };
+    let _slot = ClientSlot { shared: shared.clone(), id: client_id };
     let (tx, rx) = mpsc::unbounded_channel();
     let (dead_tx, mut dead) = watch::channel(false);
-    let writer = tokio::spawn(writer(
-        wr,
-        rx,
-        shared.clone(),
-        shared.control.subscribe(),
-        dead_tx,
-    ));
-    let mut conn = Conn {
-        shared,
-        client_id,
-        tx,
-        open: HashMap::new(),
-        market_data_type: 1,
-    };
+    let writer = tokio::spawn(writer(wr, rx, shared.clone(), shared.control.subscribe(), dead_tx));
+    let mut conn = Conn { shared, client_id, tx, open: HashMap::new(), market_data_type: 1 };
     greet(&conn);
     loop {
         tokio::select! {
@@ -203,16 +165,8 @@ fn shutdown(conn: &mut Conn, writer: JoinHandle<()>) {
 }
 
 fn greet(conn: &Conn) {
-    conn.send(
-        in_id::NEXT_VALID_ID,
-        &proto::NextValidId { order_id: Some(1) },
-    );
-    conn.send(
-        in_id::MANAGED_ACCOUNTS,
-        &proto::ManagedAccounts {
-            accounts_list: Some(ACCOUNT.into()),
-        },
-    );
+    conn.send(in_id::NEXT_VALID_ID, &proto::NextValidId { order_id: Some(1) });
+    conn.send(in_id::MANAGED_ACCOUNTS, &proto::ManagedAccounts { accounts_list: Some(ACCOUNT.into()) });
     for code in [2104, 2106, 2158] {
         conn.error(-1, code, notice_text(code));
     }
@@ -263,19 +217,13 @@ enum AfterSend {
 }
 
 fn after_send(shared: &Shared, sent: u64, noticed: &mut Vec<i32>) -> AfterSend {
-    let faults = shared
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for f in faults {
         match f {
             Fault::DropAfter(n) if sent >= n && !shared.fired_drop.swap(true, Ordering::SeqCst) => {
                 return AfterSend::Drop
             }
-            Fault::MalformedAfter(n)
-                if sent >= n && !shared.fired_malformed.swap(true, Ordering::SeqCst) =>
-            {
+            Fault::MalformedAfter(n) if sent >= n && !shared.fired_malformed.swap(true, Ordering::SeqCst) => {
                 // A length prefix of 1 cannot hold a message id: the client must treat the stream
                 // as desynchronised.
                 return AfterSend::Write(vec![0, 0, 0, 1, 0xFF]);
@@ -297,10 +245,7 @@ fn dispatch(conn: &mut Conn, body: &[u8]) {
         return;
     };
     let Some(id) = id else {
-        conn.record(
-            RequestRecord::new(conn.client_id, None, "text_frame"),
-            Outcome::Error { code: 505 },
-        );
+        conn.record(RequestRecord::new(conn.client_id, None, "text_frame"), Outcome::Error { code: 505 });
         conn.error(-1, 505, "Fatal Error: Unknown message id.");
         return;
     };
@@ -318,21 +263,13 @@ fn dispatch(conn: &mut Conn, body: &[u8]) {
         out_id::REQ_CURRENT_TIME => {
             conn.send(
                 in_id::CURRENT_TIME,
-                &proto::CurrentTime {
-                    current_time: Some(conn.shared.market.now().timestamp()),
-                },
+                &proto::CurrentTime { current_time: Some(conn.shared.market.now().timestamp()) },
             );
-            conn.record(
-                RequestRecord::new(conn.client_id, None, "current_time"),
-                Outcome::Ok { rows: 1 },
-            );
+            conn.record(RequestRecord::new(conn.client_id, None, "current_time"), Outcome::Ok { rows: 1 });
             Ok(())
         }
         other => {
-            conn.record(
-                RequestRecord::new(conn.client_id, None, &format!("unsupported:{other}")),
-                Outcome::Accepted,
-            );
+            conn.record(RequestRecord::new(conn.client_id, None, &format!("unsupported:{other}")), Outcome::Accepted);
             Ok(())
         }
     };
@@ -341,11 +278,7 @@ fn dispatch(conn: &mut Conn, body: &[u8]) {
             RequestRecord::new(conn.client_id, None, &format!("undecodable:{id}")),
             Outcome::Error { code: 320 },
         );
-        conn.error(
-            -1,
-            320,
-            &format!("Error reading request. Unable to parse data. {e}"),
-        );
+        conn.error(-1, 320, &format!("Error reading request. Unable to parse data. {e}"));
     }
 }
 
@@ -354,9 +287,6 @@ fn cancel(conn: &mut Conn, payload: &[u8], kind: &str) -> Result<(), prost::Deco
     let req = proto::ReqIdOnly::decode(payload)?;
     let id = req.req_id.unwrap_or(0);
     conn.close(id);
-    conn.record(
-        RequestRecord::new(conn.client_id, Some(id), kind),
-        Outcome::Accepted,
-    );
+    conn.record(RequestRecord::new(conn.client_id, Some(id), kind), Outcome::Accepted);
     Ok(())
 }

@@ -75,34 +75,19 @@ pub fn truth(market: &Market, symbol: &str, at: DateTime<Utc>) -> Option<Truth> 
             let call = options::quote(
                 market.key(),
                 spec,
-                &OptionId {
-                    underlying: i,
-                    expiry: e.date,
-                    strike: *k,
-                    right: Right::Call,
-                },
+                &OptionId { underlying: i, expiry: e.date, strike: *k, right: Right::Call },
                 at,
                 spot,
             )?;
             let put = options::quote(
                 market.key(),
                 spec,
-                &OptionId {
-                    underlying: i,
-                    expiry: e.date,
-                    strike: *k,
-                    right: Right::Put,
-                },
+                &OptionId { underlying: i, expiry: e.date, strike: *k, right: Right::Put },
                 at,
                 spot,
             )?;
             forward = call.forward;
-            strikes.push(StrikeTruth {
-                strike: *k,
-                iv: call.iv,
-                call: call.price,
-                put: put.price,
-            });
+            strikes.push(StrikeTruth { strike: *k, iv: call.iv, call: call.price, put: put.price });
         }
         expiries.push(ExpiryTruth {
             expiry: e.date.format("%Y%m%d").to_string(),

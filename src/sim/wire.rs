@@ -35,11 +35,7 @@ pub enum FrameError {
 }
 
 /// Reads one length-prefixed body, refusing lengths outside `min..=max` before allocating.
-pub async fn read_body<R: AsyncRead + Unpin>(
-    r: &mut R,
-    min: usize,
-    max: usize,
-) -> Result<Vec<u8>, FrameError> {
+pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, min: usize, max: usize) -> Result<Vec<u8>, FrameError> {
     let mut len = [0u8; 4];
     read_exact(r, &mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -71,8 +67,7 @@ pub async fn read_greeting<R: AsyncRead + Unpin>(r: &mut R) -> Result<(i32, i32)
     }
     let body = read_body(r, 1, 256).await?;
     let text = String::from_utf8_lossy(&body);
-    parse_version_range(&text)
-        .ok_or_else(|| FrameError::BadHandshake(format!("version range {text:?}")))
+    parse_version_range(&text).ok_or_else(|| FrameError::BadHandshake(format!("version range {text:?}")))
 }
 
 /// Parses `v213..226` (or a single `v213`) into `(min, max)`.
@@ -124,10 +119,7 @@ pub fn with_length(body: &[u8]) -> Vec<u8> {
 pub fn split_id(body: &[u8]) -> Option<(Option<i32>, &[u8])> {
     let (head, payload) = body.split_first_chunk::<4>()?;
     let id = i32::from_be_bytes(*head);
-    Some((
-        (id > PROTOBUF_OFFSET).then(|| id - PROTOBUF_OFFSET),
-        payload,
-    ))
+    Some(((id > PROTOBUF_OFFSET).then(|| id - PROTOBUF_OFFSET), payload))
 }
 
 #[cfg(test)]
@@ -149,21 +141,12 @@ mod tests {
     async fn oversized_and_short_frames_are_refused() {
         let big = (MAX_REQUEST_FRAME as u32 + 1).to_be_bytes();
         let mut r: &[u8] = &big;
-        assert!(matches!(
-            read_body(&mut r, 4, MAX_REQUEST_FRAME).await,
-            Err(FrameError::TooLarge(_))
-        ));
+        assert!(matches!(read_body(&mut r, 4, MAX_REQUEST_FRAME).await, Err(FrameError::TooLarge(_))));
         let short = [0u8, 0, 0, 2, 1, 2];
         let mut r: &[u8] = &short;
-        assert!(matches!(
-            read_body(&mut r, 4, MAX_REQUEST_FRAME).await,
-            Err(FrameError::TooShort(2))
-        ));
+        assert!(matches!(read_body(&mut r, 4, MAX_REQUEST_FRAME).await, Err(FrameError::TooShort(2))));
         let trunc = [0u8, 0, 0, 9, 1];
         let mut r: &[u8] = &trunc;
-        assert!(matches!(
-            read_body(&mut r, 4, MAX_REQUEST_FRAME).await,
-            Err(FrameError::Eof)
-        ));
+        assert!(matches!(read_body(&mut r, 4, MAX_REQUEST_FRAME).await, Err(FrameError::Eof)));
     }
 }

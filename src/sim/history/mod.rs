@@ -23,15 +23,18 @@ const SMALL_BAR_HISTORY_DAYS: i64 = 183;
 type Refusal = (i32, String);
 
 fn invalid(what: &str) -> Refusal {
-    (
-        321,
-        format!("Error validating request.-'bW' : cause - {what}"),
-    )
+    (321, format!("Error validating request.-'bW' : cause - {what}"))
 }
 
 fn no_data(market: &super::market::Market, inst: Instrument, what: What) -> Refusal {
     let local = contract_of(market, inst).local_symbol.unwrap_or_default();
-    (162, format!("Historical Market Data Service error message:HMDS query returned no data: {local}@SMART {}", what.title()))
+    (
+        162,
+        format!(
+            "Historical Market Data Service error message:HMDS query returned no data: {local}@SMART {}",
+            what.title()
+        ),
+    )
 }
 
 struct Parsed {
@@ -44,11 +47,7 @@ struct Parsed {
 
 fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refusal> {
     let market = &conn.shared.market;
-    let found = req
-        .contract
-        .as_ref()
-        .map(|c| resolve(market, c))
-        .unwrap_or_default();
+    let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     let [inst] = found[..] else {
         return Err((200, NO_SECURITY.into()));
     };
@@ -63,28 +62,15 @@ fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refu
     if size.span() < spec::finest_bar_for(duration) {
         return Err((162, spec::TOO_MANY_BARS.into()));
     }
-    Ok(Parsed {
-        inst,
-        what,
-        size,
-        duration,
-        end,
-    })
+    Ok(Parsed { inst, what, size, duration, end })
 }
 
-fn pace_key(
-    req: &proto::HistoricalDataRequest,
-    p: &Parsed,
-    market: &super::market::Market,
-) -> PaceKey {
+fn pace_key(req: &proto::HistoricalDataRequest, p: &Parsed, market: &super::market::Market) -> PaceKey {
     let contract = contract_of(market, p.inst);
     let cid = format!(
         "{}|{}",
         contract.con_id.unwrap_or(0),
-        req.contract
-            .as_ref()
-            .and_then(|c| c.exchange.clone())
-            .unwrap_or_default()
+        req.contract.as_ref().and_then(|c| c.exchange.clone()).unwrap_or_default()
     );
     PaceKey {
         identical: format!(
@@ -101,8 +87,7 @@ fn pace_key(
 pub fn historical(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError> {
     let req = proto::HistoricalDataRequest::decode(payload)?;
     let id = req.req_id.unwrap_or(0);
-    let mut rec = RequestRecord::new(conn.client_id, Some(id), "historical_data")
-        .with_contract(req.contract.as_ref());
+    let mut rec = RequestRecord::new(conn.client_id, Some(id), "historical_data").with_contract(req.contract.as_ref());
     rec.bar_size = req.bar_size_setting.clone();
     rec.duration = req.duration.clone();
     rec.end = req.end_date_time.clone();
@@ -112,14 +97,7 @@ pub fn historical(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeEr
         Err((code, text)) => return refuse(conn, rec, id, code, &text),
     };
     let key = pace_key(&req, &p, &conn.shared.market);
-    if conn
-        .shared
-        .pacer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .admit(key)
-        .is_err()
-    {
+    if conn.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).admit(key).is_err() {
         return refuse(conn, rec, id, 162, PACING_TEXT);
     }
     if conn.shared.stalled("historical") {
@@ -128,32 +106,15 @@ pub fn historical(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeEr
         return Ok(());
     }
     let outcome = serve(conn, id, &p);
-    conn.shared
-        .pacer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .close();
+    conn.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).close();
     match outcome {
-        Ok(rows) => conn.record(
-            rec,
-            if rows == 0 {
-                Outcome::Empty
-            } else {
-                Outcome::Ok { rows }
-            },
-        ),
+        Ok(rows) => conn.record(rec, if rows == 0 { Outcome::Empty } else { Outcome::Ok { rows } }),
         Err((code, text)) => return refuse(conn, rec, id, code, &text),
     }
     Ok(())
 }
 
-fn refuse(
-    conn: &Conn,
-    rec: RequestRecord,
-    id: i32,
-    code: i32,
-    text: &str,
-) -> Result<(), prost::DecodeError> {
+fn refuse(conn: &Conn, rec: RequestRecord, id: i32, code: i32, text: &str) -> Result<(), prost::DecodeError> {
     conn.error(id, code, text);
     conn.record(rec, Outcome::Error { code });
     Ok(())
@@ -164,19 +125,14 @@ fn serve(conn: &Conn, id: i32, p: &Parsed) -> Result<usize, Refusal> {
     let now = market.now();
     let end = p.end.min(now);
     let start = p.duration.start(end);
-    if matches!(p.size, BarSize::Seconds(s) if s <= 30)
-        && start < now - Duration::days(SMALL_BAR_HISTORY_DAYS)
-    {
+    if matches!(p.size, BarSize::Seconds(s) if s <= 30) && start < now - Duration::days(SMALL_BAR_HISTORY_DAYS) {
         return Err(no_data(market, p.inst, p.what));
     }
     let bars = series::bars(market, p.inst, p.what, p.size, start, end);
     if bars.is_empty() && !option_untraded(p, start, end) {
         return Err(no_data(market, p.inst, p.what));
     }
-    let msg = proto::HistoricalData {
-        req_id: Some(id),
-        bars: bars.iter().map(encode_bar).collect(),
-    };
+    let msg = proto::HistoricalData { req_id: Some(id), bars: bars.iter().map(encode_bar).collect() };
     conn.send(in_id::HISTORICAL_DATA, &msg);
     let window = proto::HistoricalDataEnd {
         req_id: Some(id),
@@ -193,8 +149,7 @@ fn option_untraded(p: &Parsed, start: DateTime<Utc>, end: DateTime<Utc>) -> bool
     match p.inst {
         Instrument::Option(o) if p.what == What::Trades => {
             let listed = calendar::session(options::listing_date(o.expiry)).map(|s| s.open);
-            listed.is_some_and(|l| end > l)
-                && options::expiry_instant(o.expiry).is_some_and(|e| start < e)
+            listed.is_some_and(|l| end > l) && options::expiry_instant(o.expiry).is_some_and(|e| start < e)
         }
         _ => false,
     }
@@ -223,8 +178,7 @@ pub fn encode_bar(b: &Bar) -> proto::HistoricalDataBar {
 pub fn head_timestamp(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError> {
     let req = proto::HeadTimestampRequest::decode(payload)?;
     let id = req.req_id.unwrap_or(0);
-    let mut rec = RequestRecord::new(conn.client_id, Some(id), "head_timestamp")
-        .with_contract(req.contract.as_ref());
+    let mut rec = RequestRecord::new(conn.client_id, Some(id), "head_timestamp").with_contract(req.contract.as_ref());
     rec.what_to_show = req.what_to_show.clone();
     if conn.shared.stalled("head") {
         conn.open.insert(id, OpenReq::Stalled { historical: false });
@@ -232,11 +186,7 @@ pub fn head_timestamp(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Deco
         return Ok(());
     }
     let market = &conn.shared.market;
-    let found = req
-        .contract
-        .as_ref()
-        .map(|c| resolve(market, c))
-        .unwrap_or_default();
+    let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     let [inst] = found[..] else {
         return refuse(conn, rec, id, 200, NO_SECURITY);
     };
@@ -251,13 +201,7 @@ pub fn head_timestamp(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Deco
         Some(1) => open.format("%Y%m%d-%H:%M:%S").to_string(),
         _ => open.timestamp().to_string(),
     };
-    conn.send(
-        in_id::HEAD_TIMESTAMP,
-        &proto::HeadTimestamp {
-            req_id: Some(id),
-            head_timestamp: Some(text),
-        },
-    );
+    conn.send(in_id::HEAD_TIMESTAMP, &proto::HeadTimestamp { req_id: Some(id), head_timestamp: Some(text) });
     conn.record(rec, Outcome::Ok { rows: 1 });
     Ok(())
 }

@@ -134,34 +134,13 @@ fn option_fine(market: &Market, o: OptionId, d: &DayDetail, p: Vec<f64>) -> Opti
     let weights: Vec<f64> = (0..n).map(|m| (d.vol[m] as f64).powi(3)).collect();
     let vol = crate::sim::market::equity::allocate(volume, &weights);
     let count = vol.iter().map(|v| v.div_ceil(5)).collect();
-    let wap = (0..n)
-        .map(|m| options::trade_price((hi[m] + lo[m] + p[m] + p[m + 1]) / 4.0))
-        .collect();
-    Some(Fine {
-        step: 60,
-        origin: Some(d.session.open),
-        p,
-        hi,
-        lo,
-        vol,
-        count,
-        wap,
-    })
+    let wap = (0..n).map(|m| options::trade_price((hi[m] + lo[m] + p[m] + p[m + 1]) / 4.0)).collect();
+    Some(Fine { step: 60, origin: Some(d.session.open), p, hi, lo, vol, count, wap })
 }
 
 /// The second path of minutes `[m0, m1)` of a session.
-fn second_fine(
-    market: &Market,
-    inst: Instrument,
-    d: &DayDetail,
-    m0: usize,
-    m1: usize,
-) -> Option<Fine> {
-    let mut f = Fine {
-        step: 1,
-        origin: Some(d.session.open + Duration::minutes(m0 as i64)),
-        ..Fine::default()
-    };
+fn second_fine(market: &Market, inst: Instrument, d: &DayDetail, m0: usize, m1: usize) -> Option<Fine> {
+    let mut f = Fine { step: 1, origin: Some(d.session.open + Duration::minutes(m0 as i64)), ..Fine::default() };
     for m in m0..m1 {
         let s = d.seconds(m);
         let base = d.session.open + Duration::minutes(m as i64);
@@ -171,16 +150,7 @@ fn second_fine(
                 let spec = market.spec(o.underlying);
                 let mut v = Vec::with_capacity(61);
                 for (k, x) in s.q.iter().enumerate() {
-                    v.push(
-                        options::quote(
-                            market.key(),
-                            spec,
-                            &o,
-                            base + Duration::seconds(k as i64),
-                            *x,
-                        )?
-                        .price,
-                    );
+                    v.push(options::quote(market.key(), spec, &o, base + Duration::seconds(k as i64), *x)?.price);
                 }
                 v
             }
@@ -209,12 +179,7 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: What, time: BarTim
         // IB's BID_ASK bar: open = time-average bid, high = max ask, low = min bid,
         // close = time-average ask.
         let n = (b - a) as f64;
-        let avg = |side| {
-            (a..b)
-                .map(|m| (mp(f.p[m], side) + mp(f.p[m + 1], side)) / 2.0)
-                .sum::<f64>()
-                / n
-        };
+        let avg = |side| (a..b).map(|m| (mp(f.p[m], side) + mp(f.p[m + 1], side)) / 2.0).sum::<f64>() / n;
         return Bar {
             time,
             open: avg(Side::Bid),
@@ -241,11 +206,7 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: What, time: BarTim
         let notional: f64 = (a..b).map(|m| f.vol[m] as f64 * f.wap[m]).sum();
         bar.volume = Some(volume);
         bar.count = Some(f.count[a..b].iter().sum());
-        bar.wap = Some(if volume > 0 {
-            notional / volume as f64
-        } else {
-            bar.close
-        });
+        bar.wap = Some(if volume > 0 { notional / volume as f64 } else { bar.close });
     }
     bar
 }
@@ -298,9 +259,7 @@ pub fn bars(
             continue;
         }
         match size {
-            BarSize::Seconds(s) if s < 60 => {
-                sub_minute(market, inst, &detail, what, s, start, end, done, &mut out)
-            }
+            BarSize::Seconds(s) if s < 60 => sub_minute(market, inst, &detail, what, s, start, end, done, &mut out),
             BarSize::Seconds(s) => intraday(&fine, stock, what, s, start, end, done, &mut out),
             _ => {
                 if detail.session.open < end && detail.session.close > start {
@@ -310,9 +269,7 @@ pub fn bars(
         }
     }
     match size {
-        BarSize::Week => group(out, what, |d| {
-            d.iso_week().week() as i64 + d.iso_week().year() as i64 * 100
-        }),
+        BarSize::Week => group(out, what, |d| d.iso_week().week() as i64 + d.iso_week().year() as i64 * 100),
         BarSize::Month => group(out, what, |d| d.year() as i64 * 100 + d.month() as i64),
         _ => out,
     }
@@ -326,10 +283,7 @@ fn listed_on(o: OptionId, date: NaiveDate) -> bool {
 /// New York (so 30-minute bars start at :00 and :30, hourly bars at 9:30 then 10:00, …).
 fn bar_starts(origin: DateTime<Utc>, step: i64, steps: usize, secs: i64) -> Vec<usize> {
     let local = origin.with_timezone(&EXCHANGE_TZ);
-    let since_midnight = local
-        .time()
-        .signed_duration_since(chrono::NaiveTime::MIN)
-        .num_seconds();
+    let since_midnight = local.time().signed_duration_since(chrono::NaiveTime::MIN).num_seconds();
     let mut starts = vec![0usize];
     let mut t = (since_midnight / secs + 1) * secs - since_midnight;
     while (t / step) < steps as i64 {
@@ -384,16 +338,7 @@ fn sub_minute(
     let Some(f) = second_fine(market, inst, d, m0, m1) else {
         return;
     };
-    intraday(
-        &f,
-        matches!(inst, Instrument::Stock(_)),
-        what,
-        secs,
-        start,
-        end,
-        f.steps(),
-        out,
-    );
+    intraday(&f, matches!(inst, Instrument::Stock(_)), what, secs, start, end, f.steps(), out);
 }
 
 /// Groups daily bars into weekly or monthly bars dated by their first session.
@@ -410,14 +355,9 @@ fn group(days: Vec<Bar>, what: What, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar>
                 acc.close = bar.close;
                 if what == What::Trades {
                     let (v0, v1) = (acc.volume.unwrap_or(0), bar.volume.unwrap_or(0));
-                    let notional =
-                        acc.wap.unwrap_or(0.0) * v0 as f64 + bar.wap.unwrap_or(0.0) * v1 as f64;
+                    let notional = acc.wap.unwrap_or(0.0) * v0 as f64 + bar.wap.unwrap_or(0.0) * v1 as f64;
                     acc.volume = Some(v0 + v1);
-                    acc.wap = Some(if v0 + v1 > 0 {
-                        notional / (v0 + v1) as f64
-                    } else {
-                        acc.close
-                    });
+                    acc.wap = Some(if v0 + v1 > 0 { notional / (v0 + v1) as f64 } else { acc.close });
                     acc.count = Some(acc.count.unwrap_or(0) + bar.count.unwrap_or(0));
                 }
             }

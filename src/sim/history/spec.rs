@@ -74,9 +74,7 @@ impl BarSize {
         let n: u32 = n.parse().ok()?;
         let size = match unit.trim().to_ascii_lowercase().as_str() {
             "sec" | "secs" if [1, 5, 10, 15, 30].contains(&n) => BarSize::Seconds(n),
-            "min" | "mins" if [1, 2, 3, 4, 5, 10, 15, 20, 30].contains(&n) => {
-                BarSize::Seconds(n * 60)
-            }
+            "min" | "mins" if [1, 2, 3, 4, 5, 10, 15, 20, 30].contains(&n) => BarSize::Seconds(n * 60),
             "hour" | "hours" if [1, 2, 3, 4, 8].contains(&n) => BarSize::Seconds(n * 3600),
             "day" | "days" if n == 1 => BarSize::Day,
             "week" | "weeks" if n == 1 => BarSize::Week,
@@ -157,9 +155,7 @@ impl Duration {
             Unit::D => sessions_back(end, self.n),
             Unit::W => end - chrono::Duration::days(7 * n),
             Unit::M => end.checked_sub_months(Months::new(self.n)).unwrap_or(end),
-            Unit::Y => end
-                .checked_sub_months(Months::new(12 * self.n))
-                .unwrap_or(end),
+            Unit::Y => end.checked_sub_months(Months::new(12 * self.n)).unwrap_or(end),
         }
     }
 }
@@ -177,8 +173,7 @@ fn sessions_back(end: DateTime<Utc>, n: u32) -> DateTime<Utc> {
 }
 
 /// Why IB refuses a bar size for a duration, as IB words it.
-pub const TOO_MANY_BARS: &str =
-    "Historical Market Data Service error message:Time length exceed max.";
+pub const TOO_MANY_BARS: &str = "Historical Market Data Service error message:Time length exceed max.";
 
 /// IB's table: for each duration, the finest bar size it serves. Too fine a bar for the duration
 /// is refused (error 162); too coarse is served (IB returns what fits).
@@ -237,26 +232,18 @@ pub fn parse_end(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let (date, time) = (parts.next()?, parts.next()?);
     let local = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y%m%d %H:%M:%S").ok()?;
     match parts.next().map(str::trim) {
-        None | Some("") => EXCHANGE_TZ
-            .from_local_datetime(&local)
-            .earliest()
-            .map(|t| t.with_timezone(&Utc)),
+        None | Some("") => EXCHANGE_TZ.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc)),
         Some("UTC") | Some("GMT") | Some("Etc/UTC") => Some(local.and_utc()),
         Some(zone) => {
             let tz: chrono_tz::Tz = zone.parse().ok()?;
-            tz.from_local_datetime(&local)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
+            tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc))
         }
     }
 }
 
 /// IB's rendering of an instant in the instrument's zone: `YYYYMMDD HH:MM:SS US/Eastern`.
 pub fn format_eastern(t: DateTime<Utc>) -> String {
-    format!(
-        "{} US/Eastern",
-        t.with_timezone(&EXCHANGE_TZ).format("%Y%m%d %H:%M:%S")
-    )
+    format!("{} US/Eastern", t.with_timezone(&EXCHANGE_TZ).format("%Y%m%d %H:%M:%S"))
 }
 
 #[cfg(test)]
@@ -265,12 +252,7 @@ mod tests {
 
     #[test]
     fn table_refuses_too_fine_bars() {
-        let d = |s| {
-            Duration::parse(s).unwrap_or(Duration {
-                n: 1,
-                unit: Unit::S,
-            })
-        };
+        let d = |s| Duration::parse(s).unwrap_or(Duration { n: 1, unit: Unit::S });
         assert_eq!(finest_bar_for(d("60 S")), 1);
         assert_eq!(finest_bar_for(d("3600 S")), 5);
         assert_eq!(finest_bar_for(d("1 D")), 60);

@@ -21,10 +21,7 @@ pub struct CloseSeries {
 
 /// The market-wide volatility regime of a month (a multiplier around 1).
 pub fn regime(key: Key, date: NaiveDate) -> f64 {
-    let z = key
-        .with_str("regime")
-        .with(date.year() as u64 * 12 + date.month() as u64)
-        .normal();
+    let z = key.with_str("regime").with(date.year() as u64 * 12 + date.month() as u64).normal();
     (0.28 * z).exp().clamp(0.6, 2.4)
 }
 
@@ -85,38 +82,19 @@ pub struct DayBar {
 }
 
 /// The daily bar of `spec` on `date`.
-pub fn day_bar(
-    key: Key,
-    spec: &SymbolSpec,
-    series: &CloseSeries,
-    date: NaiveDate,
-) -> Option<DayBar> {
+pub fn day_bar(key: Key, spec: &SymbolSpec, series: &CloseSeries, date: NaiveDate) -> Option<DayBar> {
     let i = series.index(date)?;
     let close = series.closes[i];
     let prev_close = if i == 0 { close } else { series.closes[i - 1] };
     let sigma = daily_sigma(key, spec, date);
-    let k = key
-        .with_str(&spec.symbol)
-        .with_str("day")
-        .with(day_label(date));
+    let k = key.with_str(&spec.symbol).with_str("day").with(day_label(date));
     let open = cents(prev_close * (0.25 * sigma * k.with(1).normal()).exp()).max(0.02);
     let top = open.max(close);
     let bot = open.min(close);
     let high = cents(top * (0.55 * sigma * k.with(2).normal().abs()).exp()).max(top + 0.01);
-    let low = cents(bot * (-0.55 * sigma * k.with(3).normal().abs()).exp())
-        .min(bot - 0.01)
-        .max(0.01);
-    let volume =
-        (spec.adv * regime(key, date).sqrt() * (0.3 * k.with(4).normal()).exp()).round() as u64;
-    Some(DayBar {
-        date,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        prev_close,
-    })
+    let low = cents(bot * (-0.55 * sigma * k.with(3).normal().abs()).exp()).min(bot - 0.01).max(0.01);
+    let volume = (spec.adv * regime(key, date).sqrt() * (0.3 * k.with(4).normal()).exp()).round() as u64;
+    Some(DayBar { date, open, high, low, close, volume, prev_close })
 }
 
 /// A session at minute resolution: `p[m]` is the price at minute boundary `m` (0 = open,
@@ -150,10 +128,7 @@ impl DayDetail {
     pub fn build(key: Key, spec: &SymbolSpec, bar: DayBar) -> Option<Self> {
         let session = calendar::session(bar.date)?;
         let n = ((session.close - session.open).num_seconds() / 60) as usize;
-        let k = key
-            .with_str(&spec.symbol)
-            .with_str("minutes")
-            .with(day_label(bar.date));
+        let k = key.with_str(&spec.symbol).with_str("minutes").with(day_label(bar.date));
         let sigma_minute = bar.open * daily_sigma(key, spec, bar.date) / (390f64).sqrt();
         let p = bridge_fit(k, n, [bar.open, bar.close, bar.high, bar.low], sigma_minute);
         let mut hi = Vec::with_capacity(n);
@@ -174,23 +149,8 @@ impl DayDetail {
             weights.push((0.5 + 2.5 * (1.0 - x).powi(12) + 1.5 * x.powi(8)) * (0.4 + u));
         }
         let vol = allocate(bar.volume, &weights);
-        let count = vol
-            .iter()
-            .map(|v| (*v as f64 / spec.trade_size).ceil() as u64)
-            .collect();
-        Some(DayDetail {
-            session,
-            bar,
-            p,
-            hi,
-            lo,
-            vol,
-            count,
-            wap,
-            key: k,
-            sigma_minute,
-            trade_size: spec.trade_size,
-        })
+        let count = vol.iter().map(|v| (*v as f64 / spec.trade_size).ceil() as u64).collect();
+        Some(DayDetail { session, bar, p, hi, lo, vol, count, wap, key: k, sigma_minute, trade_size: spec.trade_size })
     }
 
     /// Minutes in the session (390, or 210 on an early close).
@@ -202,18 +162,10 @@ impl DayDetail {
     /// prices reach the minute's high and low exactly and the volumes sum to the minute's.
     pub fn seconds(&self, m: usize) -> Seconds {
         let k = self.key.with(0x5EC0_0000 + m as u64);
-        let q = bridge_fit(
-            k,
-            60,
-            [self.p[m], self.p[m + 1], self.hi[m], self.lo[m]],
-            self.sigma_minute / 60f64.sqrt(),
-        );
+        let q = bridge_fit(k, 60, [self.p[m], self.p[m + 1], self.hi[m], self.lo[m]], self.sigma_minute / 60f64.sqrt());
         let weights: Vec<f64> = (0..60).map(|s| 0.2 + k.with(s).uniform()).collect();
         let vol = allocate(self.vol[m], &weights);
-        let count = vol
-            .iter()
-            .map(|v| (*v as f64 / self.trade_size).ceil() as u64)
-            .collect();
+        let count = vol.iter().map(|v| (*v as f64 / self.trade_size).ceil() as u64).collect();
         Seconds { q, vol, count }
     }
 }
@@ -244,9 +196,8 @@ pub fn bridge_fit(key: Key, n: usize, [open, close, high, low]: [f64; 4], sigma:
         w.push(acc);
     }
     let nf = n.max(1) as f64;
-    let mut p: Vec<f64> = (0..=n)
-        .map(|i| open + (close - open) * i as f64 / nf + sigma * (w[i] - acc * i as f64 / nf))
-        .collect();
+    let mut p: Vec<f64> =
+        (0..=n).map(|i| open + (close - open) * i as f64 / nf + sigma * (w[i] - acc * i as f64 / nf)).collect();
     p[0] = open;
     p[n] = close;
     if n < 3 {
@@ -255,10 +206,7 @@ pub fn bridge_fit(key: Key, n: usize, [open, close, high, low]: [f64; 4], sigma:
     let top = open.max(close);
     let bot = open.min(close);
     let interior = 1..n;
-    let imax = interior
-        .clone()
-        .max_by(|a, b| p[*a].total_cmp(&p[*b]))
-        .unwrap_or(1);
+    let imax = interior.clone().max_by(|a, b| p[*a].total_cmp(&p[*b])).unwrap_or(1);
     let mut imin = interior.min_by(|a, b| p[*a].total_cmp(&p[*b])).unwrap_or(1);
     if imin == imax {
         imin = if imax == 1 { 2 } else { imax - 1 };

@@ -154,12 +154,7 @@ impl Market {
 
     /// The minute-level detail of symbol `i` on `date` (cached).
     pub fn detail(&self, i: usize, date: NaiveDate) -> Option<Arc<DayDetail>> {
-        if let Some(d) = self
-            .details
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(i, date))
-        {
+        if let Some(d) = self.details.lock().unwrap_or_else(|e| e.into_inner()).get(&(i, date)) {
             return Some(d.clone());
         }
         let bar = self.day_bar(i, date)?;
@@ -174,12 +169,7 @@ impl Market {
 
     /// The listed option chain of symbol `i` as of trading date `today` (cached).
     pub fn chain(&self, i: usize, today: NaiveDate) -> Arc<options::Chain> {
-        if let Some(c) = self
-            .chains
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(i, today))
-        {
+        if let Some(c) = self.chains.lock().unwrap_or_else(|e| e.into_inner()).get(&(i, today)) {
             return c.clone();
         }
         let chain = Arc::new(options::Chain::build(self, i, today));

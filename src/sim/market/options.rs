@@ -109,8 +109,7 @@ pub fn strike_step(price: f64) -> f64 {
 impl Chain {
     /// The chain of underlying `i` as listed on `today`.
     pub fn build(market: &Market, i: usize, today: NaiveDate) -> Chain {
-        let mut friday =
-            today - Duration::days(((today.weekday().num_days_from_monday() + 7 - 4) % 7) as i64);
+        let mut friday = today - Duration::days(((today.weekday().num_days_from_monday() + 7 - 4) % 7) as i64);
         let mut expiries = Vec::new();
         while friday <= today + Duration::days(380) {
             let date = friday_expiry(friday);
@@ -118,29 +117,17 @@ impl Chain {
             let listed = listing_date(date);
             if date >= today && listed <= today && date <= super::last_date() {
                 if let Some(strikes) = listed_strikes(market, i, listed, date) {
-                    expiries.push(Expiry {
-                        date,
-                        monthly,
-                        listed,
-                        strikes,
-                    });
+                    expiries.push(Expiry { date, monthly, listed, strikes });
                 }
             }
             friday += Duration::days(7);
         }
-        Chain {
-            date: today,
-            expiries,
-        }
+        Chain { date: today, expiries }
     }
 
     /// All strikes of all expiries, ascending and distinct (what sec-def parameters report).
     pub fn all_strikes(&self) -> Vec<f64> {
-        let mut v: Vec<f64> = self
-            .expiries
-            .iter()
-            .flat_map(|e| e.strikes.iter().copied())
-            .collect();
+        let mut v: Vec<f64> = self.expiries.iter().flat_map(|e| e.strikes.iter().copied()).collect();
         v.sort_by(f64::total_cmp);
         v.dedup();
         v
@@ -167,34 +154,20 @@ fn calendar_on_or_after(d: NaiveDate) -> NaiveDate {
     }
 }
 
-fn listed_strikes(
-    market: &Market,
-    i: usize,
-    listed: NaiveDate,
-    expiry: NaiveDate,
-) -> Option<Vec<f64>> {
+fn listed_strikes(market: &Market, i: usize, listed: NaiveDate, expiry: NaiveDate) -> Option<Vec<f64>> {
     let s0 = market.day_bar(i, listed)?.close;
     let t = (expiry - listed).num_days() as f64 / 365.0;
     let width = s0 * (0.15 + 0.35 * t.sqrt()).min(0.6);
     let step = strike_step(s0);
     let lo = ((s0 - width) / step).ceil().max(1.0) as i64;
     let hi = ((s0 + width) / step).floor() as i64;
-    Some(
-        (lo..=hi)
-            .map(|n| (n as f64 * step * 1000.0).round() / 1000.0)
-            .collect(),
-    )
+    Some((lo..=hi).map(|n| (n as f64 * step * 1000.0).round() / 1000.0).collect())
 }
 
 /// The stable con_id of an option: a hash of what identifies it, in a range no stock uses.
 pub fn con_id(spec: &SymbolSpec, expiry: NaiveDate, strike: f64, right: Right) -> i32 {
-    let label = format!(
-        "{}|{}|{}|{}",
-        spec.symbol,
-        expiry.format("%Y%m%d"),
-        (strike * 1000.0).round() as i64,
-        right.letter()
-    );
+    let label =
+        format!("{}|{}|{}|{}", spec.symbol, expiry.format("%Y%m%d"), (strike * 1000.0).round() as i64, right.letter());
     0x4000_0000 | (mix(hash_str(&label)) & 0x3FFF_FFFF) as i32
 }
 
@@ -299,13 +272,7 @@ pub struct Quote {
 }
 
 /// Prices option `o` at instant `t` with the underlying at `spot`. `None` once expired.
-pub fn quote(
-    key: Key,
-    spec: &SymbolSpec,
-    o: &OptionId,
-    t: DateTime<Utc>,
-    spot: f64,
-) -> Option<Quote> {
+pub fn quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
     let tau = years_to(o.expiry, t);
     if tau <= 0.0 {
         return None;
@@ -360,13 +327,7 @@ pub fn black(right: Right, f: f64, k: f64, t: f64, r: f64, v: f64) -> Black {
     };
     let vega = df * f * pdf * t.sqrt();
     let theta = -df * f * pdf * v / (2.0 * t.sqrt()) + r * price;
-    Black {
-        price,
-        delta_fwd,
-        gamma_fwd: df * pdf / (f * sd),
-        vega,
-        theta: theta.min(f64::MAX),
-    }
+    Black { price, delta_fwd, gamma_fwd: df * pdf / (f * sd), vega, theta: theta.min(f64::MAX) }
 }
 
 /// The implied volatility that reprices `price`, by bisection on Black-76 (robust, monotone).
@@ -410,8 +371,7 @@ fn erfc(x: f64) -> f64 {
                     + t * (0.09678418
                         + t * (-0.18628806
                             + t * (0.27886807
-                                + t * (-1.13520398
-                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+                                + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
             .exp();
     if x >= 0.0 {
         r
@@ -435,14 +395,7 @@ pub fn trade_price(mid: f64) -> f64 {
 
 /// Daily option volume: zero on days it did not trade. Liquidity falls with distance from the
 /// money and with maturity.
-pub fn day_volume(
-    key: Key,
-    spec: &SymbolSpec,
-    o: &OptionId,
-    date: NaiveDate,
-    spot: f64,
-    t: f64,
-) -> u64 {
+pub fn day_volume(key: Key, spec: &SymbolSpec, o: &OptionId, date: NaiveDate, spot: f64, t: f64) -> u64 {
     let k = key
         .with_str(&spec.symbol)
         .with_str("optvol")
@@ -463,11 +416,7 @@ mod tests {
 
     #[test]
     fn implied_vol_inverts_black() {
-        for (right, k) in [
-            (Right::Call, 90.0),
-            (Right::Put, 110.0),
-            (Right::Call, 130.0),
-        ] {
+        for (right, k) in [(Right::Call, 90.0), (Right::Put, 110.0), (Right::Call, 130.0)] {
             let p = black(right, 100.0, k, 0.4, 0.03, 0.27).price;
             let iv = implied_vol(right, 100.0, k, 0.4, 0.03, p).unwrap_or(0.0);
             assert!((iv - 0.27).abs() < 1e-6, "{iv}");
@@ -486,10 +435,7 @@ mod tests {
             let v = atm_vol(Key::new(1), &spec, d, t);
             assert!((theta - v * v * t).abs() < 1e-12);
             let phi = 2.0 * s.b / theta;
-            assert!(
-                theta * phi * (1.0 + s.rho.abs()) <= 4.0
-                    && theta * phi * phi * (1.0 + s.rho.abs()) <= 4.0
-            );
+            assert!(theta * phi * (1.0 + s.rho.abs()) <= 4.0 && theta * phi * phi * (1.0 + s.rho.abs()) <= 4.0);
         }
     }
 }

@@ -111,32 +111,10 @@ impl SymbolSpec {
                 0.006,
                 35e6,
             ),
-            "AAPL" => Self::known(
-                "AAPL",
-                265598,
-                "APPLE INC",
-                "NASDAQ",
-                false,
-                "AAPL",
-                0.29,
-                243.0,
-                0.19,
-                0.005,
-                50e6,
-            ),
-            "MSFT" => Self::known(
-                "MSFT",
-                272093,
-                "MICROSOFT CORP",
-                "NASDAQ",
-                false,
-                "MSFT",
-                0.26,
-                418.0,
-                0.10,
-                0.008,
-                22e6,
-            ),
+            "AAPL" => Self::known("AAPL", 265598, "APPLE INC", "NASDAQ", false, "AAPL", 0.29, 243.0, 0.19, 0.005, 50e6),
+            "MSFT" => {
+                Self::known("MSFT", 272093, "MICROSOFT CORP", "NASDAQ", false, "MSFT", 0.26, 418.0, 0.10, 0.008, 22e6)
+            }
             "BRK B" => Self::known(
                 "BRK B",
                 72063691,
@@ -156,11 +134,7 @@ impl SymbolSpec {
 
     fn generated(symbol: &str) -> Self {
         let k = Key::new(hash_str(symbol));
-        let root: String = symbol
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(6)
-            .collect();
+        let root: String = symbol.chars().filter(|c| c.is_ascii_alphanumeric()).take(6).collect();
         SymbolSpec {
             symbol: symbol.into(),
             // Above every real default, below the option con_id range.
@@ -183,10 +157,7 @@ impl SymbolSpec {
 
     /// The default symbol list.
     pub fn defaults() -> Vec<SymbolSpec> {
-        let mut v: Vec<_> = ["SPY", "QQQ", "AAPL", "MSFT", "BRK B"]
-            .iter()
-            .map(|s| Self::for_symbol(s))
-            .collect();
+        let mut v: Vec<_> = ["SPY", "QQQ", "AAPL", "MSFT", "BRK B"].iter().map(|s| Self::for_symbol(s)).collect();
         // One symbol without a market-data subscription, as accounts usually have (→ 354).
         if let Some(m) = v.iter_mut().find(|s| s.symbol == "MSFT") {
             m.subscribed = false;

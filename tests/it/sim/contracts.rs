@@ -24,41 +24,23 @@ async fn duplicate_client_id_is_refused_and_others_served() {
         other => panic!("expected ClientIdInUse, got {:?}", other.map(|_| ())),
     }
     let second = client(&sim, 6).await;
-    assert_eq!(
-        second
-            .contract_details(&Contract::stock("SPY").build())
-            .await
-            .expect("details")
-            .len(),
-        1
-    );
+    assert_eq!(second.contract_details(&Contract::stock("SPY").build()).await.expect("details").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_details_for_every_default_symbol() {
     let sim = start(AFTER_CLOSE).await;
     let c = client(&sim, 1).await;
-    for (symbol, con_id) in [
-        ("SPY", 756733),
-        ("QQQ", 320227571),
-        ("AAPL", 265598),
-        ("MSFT", 272093),
-        ("BRK B", 72063691),
-    ] {
-        let details = c
-            .contract_details(&Contract::stock(symbol).build())
-            .await
-            .expect("details");
+    for (symbol, con_id) in
+        [("SPY", 756733), ("QQQ", 320227571), ("AAPL", 265598), ("MSFT", 272093), ("BRK B", 72063691)]
+    {
+        let details = c.contract_details(&Contract::stock(symbol).build()).await.expect("details");
         assert_eq!(details.len(), 1, "{symbol}");
         let d = &details[0];
         assert_eq!(d.contract.contract_id, con_id);
         assert_eq!(d.contract.symbol.to_string(), symbol);
         assert_eq!(d.time_zone_id, "US/Eastern");
-        assert!(
-            d.liquid_hours[0].starts_with("20261124:0930-20261124:1600"),
-            "{:?}",
-            d.liquid_hours
-        );
+        assert!(d.liquid_hours[0].starts_with("20261124:0930-20261124:1600"), "{:?}", d.liquid_hours);
     }
 }
 
@@ -66,21 +48,14 @@ async fn stock_details_for_every_default_symbol() {
 async fn unknown_symbol_is_error_200() {
     let sim = start(AFTER_CLOSE).await;
     let c = client(&sim, 1).await;
-    assert_eq!(
-        notice_code(c.contract_details(&Contract::stock("NOPE").build()).await),
-        200
-    );
+    assert_eq!(notice_code(c.contract_details(&Contract::stock("NOPE").build()).await), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn option_chain_lists_weeklies_and_monthlies_on_every_exchange() {
     let sim = start(AFTER_CLOSE).await;
     let c = client(&sim, 1).await;
-    let mut sub = c
-        .option_chain("SPY", SecurityType::Stock, 756733)
-        .subscribe()
-        .await
-        .expect("chain");
+    let mut sub = c.option_chain("SPY", SecurityType::Stock, 756733).subscribe().await.expect("chain");
     let mut chains = Vec::new();
     while let Some(item) = sub.next().await {
         match item.expect("chain item") {
@@ -89,21 +64,12 @@ async fn option_chain_lists_weeklies_and_monthlies_on_every_exchange() {
         }
     }
     assert_eq!(chains.len(), 6);
-    let smart = chains
-        .iter()
-        .find(|c| c.exchange == "SMART")
-        .expect("SMART");
+    let smart = chains.iter().find(|c| c.exchange == "SMART").expect("SMART");
     assert_eq!(smart.underlying_contract_id, 756733);
     assert_eq!(smart.multiplier, "100");
     assert!(smart.expirations.len() >= 15, "{:?}", smart.expirations);
-    assert!(smart
-        .expirations
-        .iter()
-        .all(|e| e.as_str() >= "20261124" && e.as_str() <= "20271231"));
-    assert!(
-        smart.expirations.contains(&"20261218".to_string()),
-        "December monthly"
-    );
+    assert!(smart.expirations.iter().all(|e| e.as_str() >= "20261124" && e.as_str() <= "20271231"));
+    assert!(smart.expirations.contains(&"20261218".to_string()), "December monthly");
     let market = sim.market();
     let spot = market.spot_at(0, super::at(AFTER_CLOSE)).expect("spot");
     assert!(smart.strikes.iter().any(|k| *k < spot) && smart.strikes.iter().any(|k| *k > spot));
@@ -129,23 +95,13 @@ async fn option_contract_details_and_expired_options() {
     assert_eq!(one.contract.security_type, SecurityType::Option);
     assert_eq!(one.contract.multiplier, "100");
     assert_eq!(one.under_contract_id, 756733);
-    assert!(
-        one.contract.local_symbol.starts_with("SPY   261218C"),
-        "{}",
-        one.contract.local_symbol
-    );
+    assert!(one.contract.local_symbol.starts_with("SPY   261218C"), "{}", one.contract.local_symbol);
     let by_id = c
-        .contract_details(&Contract {
-            contract_id: one.contract.contract_id,
-            ..Default::default()
-        })
+        .contract_details(&Contract { contract_id: one.contract.contract_id, ..Default::default() })
         .await
         .expect("by con_id");
     assert_eq!(by_id[0].contract.local_symbol, one.contract.local_symbol);
     // Last Friday's weekly has expired: IB no longer knows it.
-    let expired = Contract::call("SPY")
-        .strike(one.contract.strike)
-        .expires_on(2026, 11, 20)
-        .build();
+    let expired = Contract::call("SPY").strike(one.contract.strike).expires_on(2026, 11, 20).build();
     assert_eq!(notice_code(c.contract_details(&expired).await), 200);
 }

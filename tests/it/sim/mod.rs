@@ -20,17 +20,12 @@ pub const AFTER_CLOSE: &str = "2026-11-24T21:30:00Z";
 pub const MIDDAY: &str = "2026-11-24T17:00:00Z";
 
 pub fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("test instant")
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(s).expect("test instant").with_timezone(&Utc)
 }
 
 /// A builder with the market frozen at `now`, seed 7 and pacing 1000× faster than IB.
 pub fn builder(now: &str) -> SimBuilder {
-    Sim::builder()
-        .seed(7)
-        .pacing_scale(1000.0)
-        .clock(Arc::new(ManualClock::new(at(now))))
+    Sim::builder().seed(7).pacing_scale(1000.0).clock(Arc::new(ManualClock::new(at(now))))
 }
 
 pub async fn start(now: &str) -> SimHandle {

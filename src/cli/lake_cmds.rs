@@ -1,0 +1,248 @@
+//! Commands over an existing lake: status, gaps, validate (and the hidden stress writer).
+
+use crate::datasets::Dataset;
+use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use crate::lake::Lake;
+use crate::query::coverage::SeriesSpec;
+use crate::query::status::last_finished_session;
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Args;
+
+/// `--lake URL`, shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct LakeArg {
+    /// The lake: a folder, file://PATH or s3://BUCKET/PREFIX.
+    #[arg(long, env = "TWSLAKE_LAKE", default_value = "./lake")]
+    pub lake: String,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `gaps`.
+#[derive(Debug, Args)]
+pub struct GapsArgs {
+    /// The symbol (the underlying, for option bars).
+    symbol: String,
+    #[command(flatten)]
+    lake: LakeArg,
+    /// equity_bars or option_bars.
+    #[arg(long, default_value = "equity_bars")]
+    dataset: String,
+    /// IB's bar size, e.g. "1 day" or "1 min".
+    #[arg(long, default_value = "1 day")]
+    bar_size: String,
+    /// TRADES, MIDPOINT, BID, ASK or BID_ASK.
+    #[arg(long, default_value = "TRADES")]
+    what_to_show: String,
+    /// The option contract (option_bars).
+    #[arg(long)]
+    con_id: Option<i64>,
+    /// First date (default: one year before --to).
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// Last date (default: the last finished session).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of the hidden `stress-write`.
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Symbol to write.
+    #[arg(long, default_value = "SPY")]
+    symbol: String,
+    /// Seed of the choice of days.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Requests to record.
+    #[arg(long, default_value_t = 50)]
+    iterations: usize,
+    /// Trading days to choose from (small: writers collide on partitions).
+    #[arg(long, default_value_t = 5)]
+    days: usize,
+}
+
+fn age(secs: i64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let rows = lake.status(Utc::now()).await?;
+    if a.json {
+        let doc = serde_json::json!({ "lake": lake.location().to_string(), "datasets": rows });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    println!("lake {}", lake.location());
+    if rows.is_empty() {
+        println!("(empty: nothing ingested yet)");
+        return Ok(0);
+    }
+    println!(
+        "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9}",
+        "symbol", "dataset", "rows", "first", "last", "requests", "missing", "chain age"
+    );
+    let d = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    for r in rows {
+        let chain = r.latest_snapshot_age_secs.map(age).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9}",
+            r.symbol,
+            r.dataset,
+            r.rows,
+            d(r.first_date),
+            d(r.last_date),
+            r.requests,
+            r.missing_windows,
+            chain
+        );
+    }
+    Ok(0)
+}
+
+pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
+    let symbol = Symbol::new(&a.symbol)?;
+    let dataset: Dataset = a.dataset.parse()?;
+    if !dataset.is_bars() {
+        anyhow::bail!("gaps are computed for bar datasets: use --dataset equity_bars or option_bars");
+    }
+    let series =
+        Series { bar_size: a.bar_size.parse::<BarSize>()?, what_to_show: a.what_to_show.parse::<WhatToShow>()? };
+    let to = a.to.unwrap_or_else(|| last_finished_session(Utc::now()));
+    let from = a.from.unwrap_or(to - chrono::Duration::days(365));
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let spec = SeriesSpec { dataset, symbol, con_id: a.con_id, series };
+    let windows = lake.missing_windows(&spec, from, to).await?;
+    if a.json {
+        let doc = serde_json::json!({
+            "symbol": spec.symbol.as_str(), "dataset": dataset.name(), "bar_size": series.bar_size.ib(),
+            "what_to_show": series.what_to_show.ib(), "con_id": a.con_id, "from": from, "to": to,
+            "missing_trading_days": windows.iter().map(|w| w.trading_days).sum::<usize>(), "windows": windows,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    let days: usize = windows.iter().map(|w| w.trading_days).sum();
+    println!(
+        "{} {} {} {} from {from} to {to}: {} missing windows, {days} trading days",
+        spec.symbol,
+        dataset,
+        series.bar_size,
+        series.what_to_show,
+        windows.len()
+    );
+    for w in &windows {
+        println!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
+    }
+    Ok(0)
+}
+
+pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let report = lake.validate().await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "checked {} partitions ({} rows) and {} manifest entries in {}",
+            report.partitions,
+            report.rows,
+            report.entries,
+            lake.location()
+        );
+        if report.leftover_temp_files > 0 {
+            println!(
+                "note: {} temporary files from interrupted writes under _tmp/ (never read; safe to delete)",
+                report.leftover_temp_files
+            );
+        }
+        if report.abandoned_pending > 0 {
+            println!(
+                "note: {} interrupted requests whose rows never became visible (they will be asked again)",
+                report.abandoned_pending
+            );
+        }
+        for p in &report.problems {
+            println!("{:?}: {}: {}", p.kind, p.path, p.detail);
+        }
+        println!("{}", if report.ok() { "ok".to_string() } else { format!("{} problems", report.problems.len()) });
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+/// Deterministic bars for a day: the same (day, minute) always gets the same prices, so writers
+/// that overlap disagree only in `ingested_at`.
+pub fn synthetic_day(day: NaiveDate, ingested_at: DateTime<Utc>) -> Vec<crate::datasets::equity_bars::Bar> {
+    let Some(session) = crate::calendar::session(day) else { return vec![] };
+    let series = Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Trades };
+    let minutes = (session.close - session.open).num_minutes();
+    (0..minutes)
+        .map(|m| {
+            let p = 100.0 + (chrono::Datelike::ordinal(&day) as f64) + (m as f64 * 0.01).sin();
+            crate::datasets::equity_bars::Bar {
+                ts: session.open + chrono::Duration::minutes(m),
+                date: day,
+                series,
+                open: p,
+                high: p + 0.05,
+                low: p - 0.05,
+                close: p + 0.01,
+                volume: Some(100.0 + m as f64),
+                wap: Some(p),
+                bar_count: Some(10),
+                ingested_at,
+            }
+        })
+        .collect()
+}
+
+pub async fn stress_write(a: StressArgs) -> anyhow::Result<i32> {
+    use crate::lake::manifest::{DateWindow, Outcome, Request};
+    let lake = Lake::open(&a.lake.lake)?;
+    let symbol = Symbol::new(&a.symbol)?;
+    let days = crate::calendar::trading_days("2024-01-02".parse()?, "2024-03-29".parse()?);
+    let days = &days[..a.days.min(days.len())];
+    let mut state = a.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    for i in 0..a.iterations {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let day = days[(state >> 33) as usize % days.len()];
+        let now = Utc::now();
+        let bars = synthetic_day(day, now);
+        let batch = crate::datasets::equity_bars::to_batch(&bars);
+        let series = bars[0].series;
+        let req = Request::equity_bars(&symbol, series, DateWindow::new(day, day)?);
+        let entry =
+            lake.record(req, now, Outcome::Ok { rows: bars.len() as u64 }, Some(&batch)).await.context("record")?;
+        println!("committed {i} {} {day}", entry.id);
+    }
+    Ok(0)
+}

@@ -1,0 +1,41 @@
+//! The command line: `twslake <command>`. Each command is a function over the library.
+
+mod lake_cmds;
+
+use clap::{Parser, Subcommand};
+
+/// Interactive Brokers market data in a partitioned Parquet lake.
+#[derive(Debug, Parser)]
+#[command(name = "twslake", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per symbol and dataset: rows, first/last date, chain snapshot age, missing windows.
+    Status(lake_cmds::StatusArgs),
+    /// The missing windows of one series of a symbol.
+    Gaps(lake_cmds::GapsArgs),
+    /// Checks every file and manifest entry; exits non-zero when anything is wrong.
+    Validate(lake_cmds::ValidateArgs),
+    /// Runs the simulated TWS gateway (or prints the truth of its surface).
+    Sim(crate::sim::cli::SimArgs),
+    /// Internal: writes synthetic rows in a loop (crash and concurrency tests).
+    #[command(hide = true)]
+    StressWrite(lake_cmds::StressArgs),
+}
+
+/// Runs a parsed command line; the exit code is the returned value.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Status(a) => lake_cmds::status(a).await,
+        Command::Gaps(a) => lake_cmds::gaps(a).await,
+        Command::Validate(a) => lake_cmds::validate(a).await,
+        Command::StressWrite(a) => lake_cmds::stress_write(a).await,
+        Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),
+    }
+}

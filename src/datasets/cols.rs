@@ -1,0 +1,127 @@
+//! Column helpers shared by the dataset modules: builders, readers and row checks.
+
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::sync::Arc;
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+
+/// UTC timestamps in microseconds: the one time type of the lake.
+pub(crate) fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+pub(crate) fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+pub(crate) fn ts(v: impl Iterator<Item = DateTime<Utc>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(v.map(|t| t.timestamp_micros())).with_timezone("UTC"))
+}
+
+pub(crate) fn date(v: impl Iterator<Item = NaiveDate>) -> ArrayRef {
+    Arc::new(Date32Array::from_iter_values(v.map(|d| (d - EPOCH).num_days() as i32)))
+}
+
+pub(crate) fn opt_date(v: impl Iterator<Item = Option<NaiveDate>>) -> ArrayRef {
+    Arc::new(v.map(|d| d.map(|d| (d - EPOCH).num_days() as i32)).collect::<Date32Array>())
+}
+
+pub(crate) fn f64s(v: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(v))
+}
+
+pub(crate) fn opt_f64s(v: impl Iterator<Item = Option<f64>>) -> ArrayRef {
+    Arc::new(v.collect::<Float64Array>())
+}
+
+pub(crate) fn i64s(v: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(v))
+}
+
+pub(crate) fn opt_i64s(v: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(v.collect::<Int64Array>())
+}
+
+pub(crate) fn strs<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(v.map(Some).collect::<StringArray>())
+}
+
+pub(crate) fn opt_strs<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(v.collect::<StringArray>())
+}
+
+/// Typed access to a batch's columns by name, for reading rows back.
+pub(crate) struct Cols<'a>(pub &'a RecordBatch);
+
+impl<'a> Cols<'a> {
+    fn col<T: 'static>(&self, name: &str) -> &'a T {
+        self.0
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .unwrap_or_else(|| panic!("column {name} of the dataset schema"))
+    }
+    pub fn ts(&self, name: &str, i: usize) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.col::<TimestampMicrosecondArray>(name).value(i)).unwrap_or_default()
+    }
+    pub fn date(&self, name: &str, i: usize) -> NaiveDate {
+        EPOCH + chrono::Duration::days(self.col::<Date32Array>(name).value(i) as i64)
+    }
+    pub fn opt_date(&self, name: &str, i: usize) -> Option<NaiveDate> {
+        let a = self.col::<Date32Array>(name);
+        a.is_valid(i).then(|| EPOCH + chrono::Duration::days(a.value(i) as i64))
+    }
+    pub fn f64(&self, name: &str, i: usize) -> f64 {
+        self.col::<Float64Array>(name).value(i)
+    }
+    pub fn opt_f64(&self, name: &str, i: usize) -> Option<f64> {
+        let a = self.col::<Float64Array>(name);
+        a.is_valid(i).then(|| a.value(i))
+    }
+    pub fn i64(&self, name: &str, i: usize) -> i64 {
+        self.col::<Int64Array>(name).value(i)
+    }
+    pub fn opt_i64(&self, name: &str, i: usize) -> Option<i64> {
+        let a = self.col::<Int64Array>(name);
+        a.is_valid(i).then(|| a.value(i))
+    }
+    pub fn str(&self, name: &str, i: usize) -> String {
+        self.col::<StringArray>(name).value(i).to_string()
+    }
+    pub fn opt_str(&self, name: &str, i: usize) -> Option<String> {
+        let a = self.col::<StringArray>(name);
+        a.is_valid(i).then(|| a.value(i).to_string())
+    }
+}
+
+fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Float64Array> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+}
+
+/// Prices must be finite and non-negative where present.
+pub(crate) fn check_non_negative(batch: &RecordBatch, names: &[&str]) -> Result<(), String> {
+    for name in names {
+        let Some(a) = floats(batch, name) else { continue };
+        if let Some((i, v)) =
+            a.iter().enumerate().find_map(|(i, v)| v.filter(|v| !v.is_finite() || *v < 0.0).map(|v| (i, v)))
+        {
+            return Err(format!("row {i}: {name} = {v} (prices must be finite and non-negative)"));
+        }
+    }
+    Ok(())
+}
+
+/// Bars: finite non-negative prices and high ≥ low.
+pub(crate) fn check_ohlc(batch: &RecordBatch) -> Result<(), String> {
+    check_non_negative(batch, &["open", "high", "low", "close"])?;
+    let (Some(h), Some(l)) = (floats(batch, "high"), floats(batch, "low")) else { return Ok(()) };
+    for i in 0..batch.num_rows() {
+        if h.is_valid(i) && l.is_valid(i) && h.value(i) < l.value(i) {
+            return Err(format!("row {i}: high {} < low {}", h.value(i), l.value(i)));
+        }
+    }
+    Ok(())
+}

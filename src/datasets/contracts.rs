@@ -1,0 +1,160 @@
+//! Contract descriptions: the latest description of every contract (stock or option) of a symbol.
+
+use super::cols::{self, f, Cols};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::sync::{Arc, LazyLock};
+
+/// One row per contract; a newer `fetched_at` replaces the older description.
+pub const PRIMARY_KEY: &[&str] = &["con_id"];
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        f("con_id", DataType::Int64, false),
+        f("sec_type", DataType::Utf8, false),
+        f("exchange", DataType::Utf8, false),
+        f("primary_exchange", DataType::Utf8, true),
+        f("currency", DataType::Utf8, false),
+        f("local_symbol", DataType::Utf8, true),
+        f("trading_class", DataType::Utf8, true),
+        f("multiplier", DataType::Float64, true),
+        f("min_tick", DataType::Float64, true),
+        f("expiry", DataType::Date32, true),
+        f("strike", DataType::Float64, true),
+        f("right", DataType::Utf8, true),
+        f("time_zone", DataType::Utf8, true),
+        f("trading_hours", DataType::Utf8, true),
+        f("liquid_hours", DataType::Utf8, true),
+        f("fetched_at", cols::ts_type(), false),
+    ]))
+});
+
+/// The file schema (the `symbol` folder is the underlying's symbol).
+pub fn schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// A contract description as IB gives it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Contract {
+    /// IB's contract id.
+    pub con_id: i64,
+    /// `STK`, `OPT`, `IND`…
+    pub sec_type: String,
+    /// Routing exchange (e.g. `SMART`).
+    pub exchange: String,
+    /// Listing exchange.
+    pub primary_exchange: Option<String>,
+    /// Currency.
+    pub currency: String,
+    /// IB's local symbol (OSI-style for options).
+    pub local_symbol: Option<String>,
+    /// Trading class.
+    pub trading_class: Option<String>,
+    /// Multiplier (options).
+    pub multiplier: Option<f64>,
+    /// Minimum tick.
+    pub min_tick: Option<f64>,
+    /// Expiry (options).
+    pub expiry: Option<NaiveDate>,
+    /// Strike (options).
+    pub strike: Option<f64>,
+    /// `C` or `P` (options).
+    pub right: Option<String>,
+    /// IB's time-zone id of the exchange.
+    pub time_zone: Option<String>,
+    /// IB's trading-hours string.
+    pub trading_hours: Option<String>,
+    /// IB's liquid-hours string.
+    pub liquid_hours: Option<String>,
+    /// When the description was fetched.
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// Builds a batch of the file schema.
+pub fn to_batch(rows: &[Contract]) -> RecordBatch {
+    let s = |get: fn(&Contract) -> &Option<String>| cols::opt_strs(rows.iter().map(move |r| get(r).as_deref()));
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            cols::i64s(rows.iter().map(|r| r.con_id)),
+            cols::strs(rows.iter().map(|r| r.sec_type.as_str())),
+            cols::strs(rows.iter().map(|r| r.exchange.as_str())),
+            s(|r| &r.primary_exchange),
+            cols::strs(rows.iter().map(|r| r.currency.as_str())),
+            s(|r| &r.local_symbol),
+            s(|r| &r.trading_class),
+            cols::opt_f64s(rows.iter().map(|r| r.multiplier)),
+            cols::opt_f64s(rows.iter().map(|r| r.min_tick)),
+            cols::opt_date(rows.iter().map(|r| r.expiry)),
+            cols::opt_f64s(rows.iter().map(|r| r.strike)),
+            s(|r| &r.right),
+            s(|r| &r.time_zone),
+            s(|r| &r.trading_hours),
+            s(|r| &r.liquid_hours),
+            cols::ts(rows.iter().map(|r| r.fetched_at)),
+        ],
+    )
+    .expect("columns match the schema")
+}
+
+/// Reads a batch of the file schema back into rows.
+pub fn from_batch(batch: &RecordBatch) -> Vec<Contract> {
+    let c = Cols(batch);
+    (0..batch.num_rows())
+        .map(|i| Contract {
+            con_id: c.i64("con_id", i),
+            sec_type: c.str("sec_type", i),
+            exchange: c.str("exchange", i),
+            primary_exchange: c.opt_str("primary_exchange", i),
+            currency: c.str("currency", i),
+            local_symbol: c.opt_str("local_symbol", i),
+            trading_class: c.opt_str("trading_class", i),
+            multiplier: c.opt_f64("multiplier", i),
+            min_tick: c.opt_f64("min_tick", i),
+            expiry: c.opt_date("expiry", i),
+            strike: c.opt_f64("strike", i),
+            right: c.opt_str("right", i),
+            time_zone: c.opt_str("time_zone", i),
+            trading_hours: c.opt_str("trading_hours", i),
+            liquid_hours: c.opt_str("liquid_hours", i),
+            fetched_at: c.ts("fetched_at", i),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let rows = vec![
+            Contract {
+                con_id: 756733,
+                sec_type: "STK".into(),
+                exchange: "SMART".into(),
+                primary_exchange: Some("ARCA".into()),
+                currency: "USD".into(),
+                local_symbol: Some("SPY".into()),
+                time_zone: Some("US/Eastern".into()),
+                fetched_at: "2024-11-22T12:00:00Z".parse().unwrap(),
+                ..Default::default()
+            },
+            Contract {
+                con_id: 9,
+                sec_type: "OPT".into(),
+                exchange: "SMART".into(),
+                currency: "USD".into(),
+                multiplier: Some(100.0),
+                expiry: Some("2024-12-20".parse().unwrap()),
+                strike: Some(600.0),
+                right: Some("C".into()),
+                fetched_at: "2024-11-22T12:00:00Z".parse().unwrap(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(from_batch(&to_batch(&rows)), rows);
+    }
+}

@@ -1,0 +1,92 @@
+//! The crate's one public error type: every variant is something a user can act on.
+
+use std::path::PathBuf;
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with the context needed to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument from the user (symbol, URL, bar size, date range…) is unusable. Nothing was changed.
+    #[error("invalid {what} {input:?}: {reason}")]
+    BadInput {
+        /// What kind of input (e.g. "symbol", "lake URL").
+        what: &'static str,
+        /// The input as given.
+        input: String,
+        /// Why it was refused and what to do instead.
+        reason: String,
+    },
+    /// The storage backend failed (file system or S3).
+    #[error("storage error at {path}: {source}")]
+    Storage {
+        /// The object path inside the lake.
+        path: String,
+        /// The backend's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A file in the lake cannot be read as what its place in the layout says it is.
+    #[error("corrupt or foreign file {path}: {reason}")]
+    Corrupt {
+        /// The object path inside the lake.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The lake's contents contradict each other (e.g. a manifest entry whose partition is gone).
+    #[error("integrity error: {0}")]
+    Integrity(String),
+    /// Rows refused before writing (e.g. high < low, NaN prices, duplicate keys in one batch).
+    #[error("refused rows for {partition}: {reason}")]
+    BadRows {
+        /// The partition the rows were meant for.
+        partition: String,
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// A polars query failed.
+    #[error("query failed: {0}")]
+    Query(#[from] polars::error::PolarsError),
+    /// Arrow or Parquet encoding failed.
+    #[error("parquet error in {path}: {reason}")]
+    Parquet {
+        /// The object path inside the lake.
+        path: String,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// A local I/O failure outside the object store (lock files, temporary files).
+    #[error("I/O error at {path}: {source}")]
+    Io {
+        /// The local path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another writer kept winning a conditional write for too long.
+    #[error("gave up writing {path} after {attempts} conflicting attempts; retry the run")]
+    Contention {
+        /// The object path inside the lake.
+        path: String,
+        /// How many times the write was tried.
+        attempts: u32,
+    },
+}
+
+impl Error {
+    /// A [`Error::BadInput`] for `what`.
+    pub fn bad_input(what: &'static str, input: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::BadInput { what, input: input.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn storage(path: impl ToString, source: object_store::Error) -> Self {
+        Error::Storage { path: path.to_string(), source }
+    }
+
+    pub(crate) fn parquet(path: impl ToString, e: impl std::fmt::Display) -> Self {
+        Error::Parquet { path: path.to_string(), reason: e.to_string() }
+    }
+}

@@ -1,0 +1,585 @@
+//! The request manifest: one immutable JSON entry per request sent to the gateway.
+//!
+//! Entries live per symbol under `_manifest/symbol=<SYM>/`:
+//! - `log-<UTC time>-<id>.json`: entries, written once with `PutMode::Create` under a unique name,
+//!   so concurrent writers never overwrite each other;
+//! - `pending-<id>.json`: an entry whose rows are being committed (see [`Lake::record`]); it turns
+//!   into a log once its partitions are visible, or is dropped if they never became visible;
+//! - `snapshot-<seq>.json`: a compaction of all earlier snapshots and logs. Sequence numbers are
+//!   claimed with `PutMode::Create`, so of two concurrent compactions one wins and the other
+//!   changes nothing; the winner deletes the logs it absorbed only after its snapshot is visible.
+//!
+//! Readers take the newest snapshot plus every log, deduplicated by entry id, so a crash between
+//! any two steps loses nothing and counts nothing twice.
+
+use super::layout::obj;
+use super::layout::{Partition, Symbol};
+use super::parquet_io::request_ids;
+use super::Lake;
+use crate::calendar;
+use crate::datasets::Dataset;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{stream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::file::metadata::ParquetMetaDataReader;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// The `format` field of every manifest file.
+pub const FORMAT: &str = "twslake.manifest/1";
+/// Logs past this count are compacted into a snapshot by writers.
+pub const COMPACT_AFTER_LOGS: usize = 512;
+
+/// An inclusive range of trading dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DateWindow {
+    /// First date.
+    pub start: NaiveDate,
+    /// Last date (inclusive).
+    pub end: NaiveDate,
+}
+
+impl DateWindow {
+    /// A window; `start` must not be after `end`.
+    pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Self> {
+        if start > end {
+            return Err(Error::bad_input("date window", format!("{start}..{end}"), "start is after end"));
+        }
+        Ok(DateWindow { start, end })
+    }
+
+    /// The trading days in the window.
+    pub fn trading_days(&self) -> Vec<NaiveDate> {
+        calendar::trading_days(self.start, self.end)
+    }
+}
+
+/// What was asked of the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The dataset the answer goes to.
+    pub dataset: Dataset,
+    /// The symbol (the underlying, for options).
+    pub symbol: String,
+    /// The contract id, when the request was for one contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub con_id: Option<i64>,
+    /// `STK`, `OPT`…
+    pub sec_type: String,
+    /// Option expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<NaiveDate>,
+    /// Option strike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strike: Option<f64>,
+    /// Option right (`C`/`P`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub right: Option<String>,
+    /// IB's bar size, for historical bars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bar_size: Option<String>,
+    /// IB's what-to-show, for historical bars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what_to_show: Option<String>,
+    /// Regular trading hours only.
+    #[serde(default)]
+    pub use_rth: bool,
+    /// The trading dates the request covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<DateWindow>,
+    /// The end date-time as sent to IB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date_time: Option<String>,
+    /// The duration as sent to IB (e.g. `"1 Y"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+impl Request {
+    /// A historical-bars request for a symbol's equity series over `window`.
+    pub fn equity_bars(symbol: &Symbol, series: super::layout::Series, window: DateWindow) -> Self {
+        Request {
+            dataset: Dataset::EquityBars,
+            symbol: symbol.to_string(),
+            con_id: None,
+            sec_type: "STK".into(),
+            expiry: None,
+            strike: None,
+            right: None,
+            bar_size: Some(series.bar_size.ib().into()),
+            what_to_show: Some(series.what_to_show.ib().into()),
+            use_rth: true,
+            window: Some(window),
+            end_date_time: None,
+            duration: None,
+        }
+    }
+
+    /// The key under which coverage is counted.
+    pub fn series_key(&self) -> SeriesKey {
+        SeriesKey {
+            dataset: self.dataset,
+            con_id: self.con_id,
+            bar_size: self.bar_size.clone(),
+            what_to_show: self.what_to_show.clone(),
+        }
+    }
+}
+
+/// Identifies one series whose coverage is tracked (symbol aside: manifests are per symbol).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SeriesKey {
+    /// Dataset.
+    pub dataset: Dataset,
+    /// Contract id (option bars), or `None` for the symbol's own series.
+    pub con_id: Option<i64>,
+    /// Bar size, IB's spelling.
+    pub bar_size: Option<String>,
+    /// What-to-show.
+    pub what_to_show: Option<String>,
+}
+
+/// How the gateway answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Rows came back.
+    Ok {
+        /// How many.
+        rows: u64,
+    },
+    /// A final answer with no rows (a holiday, a contract that did not trade).
+    Empty,
+    /// An error; the window is not covered and may be asked again.
+    Error {
+        /// IB's error code.
+        code: i32,
+        /// IB's text.
+        message: String,
+    },
+}
+
+/// One request, as remembered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Unique id (also stored in the footer of every partition holding the entry's rows).
+    pub id: String,
+    /// What was asked.
+    #[serde(flatten)]
+    pub request: Request,
+    /// When the request was sent.
+    pub requested_at: DateTime<Utc>,
+    /// When the answer was complete.
+    pub completed_at: DateTime<Utc>,
+    /// The last date of the window whose session was over when asked: later dates stay missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_through: Option<NaiveDate>,
+    /// The answer.
+    pub outcome: Outcome,
+    /// The partitions (object paths under the lake root) the rows went to.
+    #[serde(default)]
+    pub partitions: Vec<String>,
+}
+
+impl Entry {
+    /// A new entry with a fresh id; `final_through` is derived from the window and the request time.
+    pub fn new(request: Request, requested_at: DateTime<Utc>, completed_at: DateTime<Utc>, outcome: Outcome) -> Self {
+        let final_through = request.window.and_then(|w| final_through(w, requested_at));
+        Entry {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            request,
+            requested_at,
+            completed_at,
+            final_through,
+            outcome,
+            partitions: Vec::new(),
+        }
+    }
+
+    /// The trading dates this entry covers with a final answer, if any.
+    pub fn covered(&self) -> Option<DateWindow> {
+        if matches!(self.outcome, Outcome::Error { .. }) {
+            return None;
+        }
+        let w = self.request.window?;
+        let end = self.final_through?.min(w.end);
+        (end >= w.start).then_some(DateWindow { start: w.start, end })
+    }
+}
+
+/// The last date of `w` whose session was over at `at`.
+pub fn final_through(w: DateWindow, at: DateTime<Utc>) -> Option<NaiveDate> {
+    let mut d = w.end.min(calendar::trading_date(at));
+    while d >= w.start {
+        if calendar::session_over(d, at) {
+            return Some(d);
+        }
+        d = d.pred_opt()?;
+    }
+    None
+}
+
+/// The JSON document of a log, pending or snapshot file.
+#[derive(Debug, Serialize, Deserialize)]
+struct ManifestFile {
+    format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    entries: Vec<Entry>,
+}
+
+/// The manifest of one symbol, as loaded.
+#[derive(Debug, Clone, Default)]
+pub struct SymbolManifest {
+    /// Every entry, deduplicated by id, ordered by request time.
+    pub entries: Vec<Entry>,
+    /// Pending entries whose rows turned out to be visible (counted in `entries`).
+    pub pending_visible: Vec<String>,
+    /// Pending entries whose rows never became visible (not counted).
+    pub pending_lost: Vec<String>,
+    /// Number of log files read.
+    pub logs: usize,
+}
+
+impl SymbolManifest {
+    /// The dates of `key` covered by final answers, as sorted disjoint windows.
+    pub fn covered(&self, key: &SeriesKey) -> Vec<DateWindow> {
+        let spans = self.entries.iter().filter(|e| e.request.series_key() == *key).filter_map(Entry::covered);
+        union(spans.collect())
+    }
+
+    /// Every series that has at least one entry.
+    pub fn series(&self) -> Vec<SeriesKey> {
+        let set: std::collections::BTreeSet<SeriesKey> = self.entries.iter().map(|e| e.request.series_key()).collect();
+        set.into_iter().collect()
+    }
+}
+
+/// Sorted, disjoint, merged windows (calendar-adjacent windows merge too).
+pub fn union(mut spans: Vec<DateWindow>) -> Vec<DateWindow> {
+    spans.sort();
+    let mut out: Vec<DateWindow> = Vec::with_capacity(spans.len());
+    for s in spans {
+        match out.last_mut() {
+            Some(last) if s.start <= last.end.succ_opt().unwrap_or(last.end) => last.end = last.end.max(s.end),
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+fn manifest_dir(symbol: &Symbol) -> Path {
+    obj(&format!("_manifest/symbol={}", symbol.encoded()))
+}
+
+fn to_json(file: &ManifestFile) -> PutPayload {
+    PutPayload::from(serde_json::to_vec_pretty(file).expect("manifest serializes"))
+}
+
+enum Kind {
+    Log,
+    Pending,
+    Snapshot(u64),
+    Other,
+}
+
+fn kind_of(path: &Path) -> Kind {
+    let name = path.filename().unwrap_or_default();
+    if name.starts_with("log-") && name.ends_with(".json") {
+        Kind::Log
+    } else if name.starts_with("pending-") && name.ends_with(".json") {
+        Kind::Pending
+    } else if let Some(seq) = name.strip_prefix("snapshot-").and_then(|s| s.strip_suffix(".json")) {
+        seq.parse().map(Kind::Snapshot).unwrap_or(Kind::Other)
+    } else {
+        Kind::Other
+    }
+}
+
+/// What a load found in one symbol's folder.
+struct Listing {
+    logs: Vec<Path>,
+    pending: Vec<Path>,
+    snapshot: Option<(u64, Path)>,
+}
+
+impl Lake {
+    async fn read_manifest_file(&self, path: &Path) -> Result<ManifestFile> {
+        let bytes = self.store().get(path).await.map_err(|e| Error::storage(path, e))?.bytes().await;
+        let bytes = bytes.map_err(|e| Error::storage(path, e))?;
+        let file: ManifestFile = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt { path: path.to_string(), reason: format!("not a manifest file: {e}") })?;
+        if file.format != FORMAT {
+            let reason = format!("format {:?}, expected {FORMAT:?}", file.format);
+            return Err(Error::Corrupt { path: path.to_string(), reason });
+        }
+        Ok(file)
+    }
+
+    async fn list_manifest(&self, symbol: &Symbol) -> Result<Listing> {
+        let mut l = Listing { logs: vec![], pending: vec![], snapshot: None };
+        for meta in self.list(Some(&manifest_dir(symbol))).await? {
+            match kind_of(&meta.location) {
+                Kind::Log => l.logs.push(meta.location),
+                Kind::Pending => l.pending.push(meta.location),
+                Kind::Snapshot(seq) if l.snapshot.as_ref().is_none_or(|(s, _)| seq > *s) => {
+                    l.snapshot = Some((seq, meta.location))
+                }
+                _ => {}
+            }
+        }
+        Ok(l)
+    }
+
+    async fn read_all(&self, paths: &[Path]) -> Result<Vec<ManifestFile>> {
+        stream::iter(paths.iter().map(|p| self.read_manifest_file(p))).buffer_unordered(32).try_collect().await
+    }
+
+    /// True when some partition of `entry` carries its id in the footer (its rows are visible).
+    async fn rows_visible(&self, entry: &Entry) -> Result<bool> {
+        for p in &entry.partitions {
+            let path = obj(p);
+            if let Some(ids) = self.footer_request_ids(&path).await? {
+                if ids.contains(&entry.id) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The request ids in a partition's footer, read with two ranged GETs; `None` if absent.
+    pub async fn footer_request_ids(&self, path: &Path) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let corrupt = |reason: String| Error::Corrupt { path: path.to_string(), reason };
+        let size = match self.store().head(path).await {
+            Ok(m) => m.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::storage(path, e)),
+        };
+        if size < 12 {
+            return Err(corrupt("too short for Parquet".into()));
+        }
+        let tail = self.store().get_range(path, size - 8..size).await.map_err(|e| Error::storage(path, e))?;
+        if &tail[4..] != b"PAR1" {
+            return Err(corrupt("no Parquet footer magic".into()));
+        }
+        let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if len + 12 > size {
+            return Err(corrupt("footer length beyond the file".into()));
+        }
+        let footer =
+            self.store().get_range(path, size - 8 - len..size - 8).await.map_err(|e| Error::storage(path, e))?;
+        let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(request_ids(meta.file_metadata().key_value_metadata())))
+    }
+
+    /// Loads a symbol's manifest (read-only: pending entries are judged, not resolved).
+    pub async fn manifest(&self, symbol: &Symbol) -> Result<SymbolManifest> {
+        // A concurrent compaction may delete a log between our listing and our read: list again.
+        let mut attempt = 0;
+        loop {
+            match self.try_load_manifest(symbol).await {
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) if attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_load_manifest(&self, symbol: &Symbol) -> Result<SymbolManifest> {
+        let listing = self.list_manifest(symbol).await?;
+        let mut files = self.read_all(&listing.logs).await?;
+        if let Some((_, snap)) = &listing.snapshot {
+            files.push(self.read_manifest_file(snap).await?);
+        }
+        let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
+        for e in files.into_iter().flat_map(|f| f.entries) {
+            by_id.insert(e.id.clone(), e);
+        }
+        let mut m = SymbolManifest { logs: listing.logs.len(), ..Default::default() };
+        for file in self.read_all(&listing.pending).await? {
+            for e in file.entries {
+                if by_id.contains_key(&e.id) {
+                    continue;
+                }
+                if self.rows_visible(&e).await? {
+                    m.pending_visible.push(e.id.clone());
+                    by_id.insert(e.id.clone(), e);
+                } else {
+                    m.pending_lost.push(e.id.clone());
+                }
+            }
+        }
+        m.entries = by_id.into_values().collect();
+        m.entries.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
+        Ok(m)
+    }
+
+    pub(crate) async fn put_pending(&self, symbol: &Symbol, entry: &Entry) -> Result<Path> {
+        let path = manifest_dir(symbol).clone().join(format!("pending-{}.json", entry.id).as_str());
+        let file = ManifestFile { format: FORMAT.into(), seq: None, entries: vec![entry.clone()] };
+        let opts = PutOptions::from(PutMode::Create);
+        self.store().put_opts(&path, to_json(&file), opts).await.map_err(|e| Error::storage(&path, e))?;
+        Ok(path)
+    }
+
+    /// Writes entries as one immutable log file.
+    pub async fn put_log(&self, symbol: &Symbol, entries: Vec<Entry>) -> Result<Path> {
+        let first = entries.first().map(|e| e.id.clone()).unwrap_or_default();
+        let stamp = Utc::now().format("%Y%m%dT%H%M%S%6fZ");
+        let path = manifest_dir(symbol).clone().join(format!("log-{stamp}-{first}.json").as_str());
+        let file = ManifestFile { format: FORMAT.into(), seq: None, entries };
+        let opts = PutOptions::from(PutMode::Create);
+        self.store().put_opts(&path, to_json(&file), opts).await.map_err(|e| Error::storage(&path, e))?;
+        Ok(path)
+    }
+
+    /// Settles pending entries left by a crashed writer: visible rows get their log, the rest are
+    /// dropped (their window stays missing and will be asked again). Returns (promoted, dropped).
+    pub async fn recover_manifest(&self, symbol: &Symbol) -> Result<(usize, usize)> {
+        let listing = self.list_manifest(symbol).await?;
+        if listing.pending.is_empty() {
+            return Ok((0, 0));
+        }
+        let loaded = self.manifest(symbol).await?;
+        let known: HashSet<&str> = loaded.entries.iter().map(|e| e.id.as_str()).collect();
+        let (mut promoted, mut dropped) = (0, 0);
+        for path in &listing.pending {
+            let file = match self.read_manifest_file(path).await {
+                Ok(f) => f,
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let visible: Vec<Entry> =
+                file.entries.iter().filter(|e| loaded.pending_visible.contains(&e.id)).cloned().collect();
+            let already: bool = file.entries.iter().all(|e| known.contains(e.id.as_str()));
+            if !visible.is_empty() && !already {
+                self.put_log(symbol, visible).await?;
+                promoted += 1;
+            } else if visible.is_empty() {
+                dropped += 1;
+            }
+            // Deleting after the log is visible: a crash here leaves a pending file that the next
+            // load dedups by id.
+            match self.store().delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(path, e)),
+            }
+        }
+        Ok((promoted, dropped))
+    }
+
+    /// Folds a symbol's logs into a new snapshot; returns its sequence number, or `None` when
+    /// another process compacted first (nothing is changed then).
+    pub async fn compact_manifest(&self, symbol: &Symbol) -> Result<Option<u64>> {
+        let listing = self.list_manifest(symbol).await?;
+        if listing.logs.is_empty() {
+            return Ok(listing.snapshot.map(|(s, _)| s));
+        }
+        let mut files = self.read_all(&listing.logs).await?;
+        let next = listing.snapshot.as_ref().map_or(1, |(s, _)| s + 1);
+        if let Some((_, snap)) = &listing.snapshot {
+            files.push(self.read_manifest_file(snap).await?);
+        }
+        let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
+        for e in files.into_iter().flat_map(|f| f.entries) {
+            by_id.insert(e.id.clone(), e);
+        }
+        let mut entries: Vec<Entry> = by_id.into_values().collect();
+        entries.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
+        let path = manifest_dir(symbol).clone().join(format!("snapshot-{next:010}.json").as_str());
+        let file = ManifestFile { format: FORMAT.into(), seq: Some(next), entries };
+        match self.store().put_opts(&path, to_json(&file), PutOptions::from(PutMode::Create)).await {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(None),
+            Err(e) => return Err(Error::storage(&path, e)),
+        }
+        let mut obsolete = listing.logs.clone();
+        obsolete.extend(listing.snapshot.map(|(_, p)| p));
+        for p in obsolete {
+            match self.store().delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(&p, e)),
+            }
+        }
+        Ok(Some(next))
+    }
+
+    /// Every symbol that has a manifest folder.
+    pub async fn manifest_symbols(&self) -> Result<Vec<Symbol>> {
+        let root = obj("_manifest");
+        let listing = self.store().list_with_delimiter(Some(&root)).await.map_err(|e| Error::storage(&root, e))?;
+        let mut out: Vec<Symbol> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("symbol=").map(Symbol::decode))
+            .filter_map(|s| s.ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Object paths of the partitions a symbol's manifest names.
+    pub fn partitions_of(m: &SymbolManifest) -> Vec<Result<Partition>> {
+        let set: std::collections::BTreeSet<&String> = m.entries.iter().flat_map(|e| &e.partitions).collect();
+        set.into_iter().map(|p| Partition::from_path(&obj(p))).collect()
+    }
+
+    /// Reads raw bytes of an object, `None` when absent.
+    pub(crate) async fn get_opt(&self, path: &Path) -> Result<Option<(Bytes, Option<String>, Option<String>)>> {
+        match self.store().get(path).await {
+            Ok(r) => {
+                let (etag, version) = (r.meta.e_tag.clone(), r.meta.version.clone());
+                let bytes = r.bytes().await.map_err(|e| Error::storage(path, e))?;
+                Ok(Some((bytes, etag, version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn union_merges_overlapping_and_adjacent() {
+        let w = |a: &str, b: &str| DateWindow::new(d(a), d(b)).unwrap();
+        let u =
+            union(vec![w("2024-01-10", "2024-01-12"), w("2024-01-01", "2024-01-05"), w("2024-01-06", "2024-01-08")]);
+        assert_eq!(u, vec![w("2024-01-01", "2024-01-08"), w("2024-01-10", "2024-01-12")]);
+    }
+
+    #[test]
+    fn unfinished_session_is_not_final() {
+        let w = DateWindow::new(d("2024-11-18"), d("2024-11-22")).unwrap();
+        let during = "2024-11-22T18:00:00Z".parse().unwrap(); // 13:00 New York, session open
+        assert_eq!(final_through(w, during), Some(d("2024-11-21")));
+        let after = "2024-11-22T21:01:00Z".parse().unwrap();
+        assert_eq!(final_through(w, after), Some(d("2024-11-22")));
+        let before = "2024-11-18T10:00:00Z".parse().unwrap();
+        assert_eq!(final_through(w, before), None);
+    }
+
+    #[test]
+    fn errors_cover_nothing() {
+        let sym = Symbol::new("SPY").unwrap();
+        let series = crate::lake::layout::Series {
+            bar_size: crate::lake::layout::BarSize::Day1,
+            what_to_show: crate::lake::layout::WhatToShow::Trades,
+        };
+        let w = DateWindow::new(d("2024-01-02"), d("2024-01-31")).unwrap();
+        let at = "2024-03-01T00:00:00Z".parse().unwrap();
+        let req = Request::equity_bars(&sym, series, w);
+        let err = Entry::new(req.clone(), at, at, Outcome::Error { code: 162, message: "x".into() });
+        assert_eq!(err.covered(), None);
+        assert_eq!(Entry::new(req, at, at, Outcome::Empty).covered(), Some(w));
+    }
+}

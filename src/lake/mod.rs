@@ -1,0 +1,211 @@
+//! The storage of a lake: where it lives, how partitions are written, and the request manifest.
+//!
+//! A lake is opened from a URL ([`Lake::open`]): a plain path or `file://…` for the local file
+//! system, `s3://bucket/prefix` for S3 and S3-compatible servers. Both go through one
+//! [`ObjectStore`]; they differ only in how a partition write is guarded against a concurrent
+//! writer (see [`write`]).
+
+pub mod layout;
+pub mod manifest;
+pub mod parquet_io;
+pub mod validate;
+pub mod write;
+
+use crate::error::{Error, Result};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectMeta, ObjectStore};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The lake used when none is named: `TWSLAKE_LAKE`, else `./lake`.
+pub fn default_url() -> String {
+    std::env::var("TWSLAKE_LAKE").unwrap_or_else(|_| "./lake".to_string())
+}
+
+/// Where a lake lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A folder on the local file system (absolute).
+    Local(PathBuf),
+    /// A bucket and key prefix on S3 (no leading or trailing `/` in the prefix).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix of the lake root, possibly empty.
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Parses a lake URL: a path, `file://PATH` or `s3://BUCKET[/PREFIX]`.
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::bad_input("lake URL", url, reason);
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(bad("empty; give a folder, file://PATH or s3://BUCKET/PREFIX"));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket; write s3://BUCKET/PREFIX"));
+            }
+            let prefix = prefix.trim_matches('/').to_string();
+            if prefix.split('/').any(|s| s == ".." || s == ".") {
+                return Err(bad("'.' and '..' are not allowed in an S3 prefix"));
+            }
+            return Ok(Location::S3 { bucket: bucket.to_string(), prefix });
+        }
+        let path = match url.strip_prefix("file://") {
+            Some(p) => p,
+            None if url.contains("://") => return Err(bad("unsupported scheme; use a path, file:// or s3://")),
+            None => url,
+        };
+        let path = PathBuf::from(path);
+        let abs = if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir().map_err(|e| Error::Io { path: path.clone(), source: e })?.join(path)
+        };
+        Ok(Location::Local(normalize(&abs)))
+    }
+
+    /// The URL polars and other engines use for an object of the lake.
+    pub fn url_of(&self, rel: &str) -> String {
+        match self {
+            Location::Local(root) => format!("{}/{rel}", root.display()),
+            Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{rel}"),
+            Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{rel}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(root) => write!(f, "{}", root.display()),
+            Location::S3 { .. } => f.write_str(self.url_of("").trim_end_matches('/')),
+        }
+    }
+}
+
+/// Removes `.` and resolves `..` lexically, so the lake root is one stable absolute path.
+fn normalize(p: &std::path::Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// An open lake.
+#[derive(Clone, Debug)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    location: Location,
+    s3_config: Vec<(String, String)>,
+}
+
+/// The standard AWS settings read from the environment, for object_store and polars alike.
+fn s3_env_config() -> Vec<(String, String)> {
+    let mut cfg = Vec::new();
+    let mut set = |key: &str, vars: &[&str]| {
+        if let Some(v) = vars.iter().find_map(|v| std::env::var(v).ok()).filter(|v| !v.is_empty()) {
+            cfg.push((key.to_string(), v));
+        }
+    };
+    set("aws_region", &["AWS_REGION", "AWS_DEFAULT_REGION"]);
+    set("aws_access_key_id", &["AWS_ACCESS_KEY_ID"]);
+    set("aws_secret_access_key", &["AWS_SECRET_ACCESS_KEY"]);
+    set("aws_session_token", &["AWS_SESSION_TOKEN"]);
+    set("aws_endpoint_url", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
+    set("aws_allow_http", &["AWS_ALLOW_HTTP"]);
+    let http_endpoint = cfg.iter().any(|(k, v)| k == "aws_endpoint_url" && v.starts_with("http://"));
+    if http_endpoint && !cfg.iter().any(|(k, _)| k == "aws_allow_http") {
+        // An http:// endpoint is a deliberate choice (a loopback or LAN server): allow it.
+        cfg.push(("aws_allow_http".into(), "true".into()));
+    }
+    cfg
+}
+
+impl Lake {
+    /// Opens (creating if needed) the lake at `url`; see [`Location::parse`] for the forms.
+    ///
+    /// S3 is configured from the standard AWS environment: `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL` (an `http://` endpoint
+    /// implies `AWS_ALLOW_HTTP=true`).
+    pub fn open(url: &str) -> Result<Self> {
+        Self::open_location(Location::parse(url)?, true)
+    }
+
+    /// Opens an existing lake without creating anything; a missing local folder is an error.
+    pub fn open_existing(url: &str) -> Result<Self> {
+        Self::open_location(Location::parse(url)?, false)
+    }
+
+    fn open_location(location: Location, create: bool) -> Result<Self> {
+        let s3_config = match &location {
+            Location::S3 { .. } => s3_env_config(),
+            Location::Local(_) => Vec::new(),
+        };
+        let store: Arc<dyn ObjectStore> = match &location {
+            Location::Local(root) => {
+                if !root.is_dir() {
+                    if !create {
+                        let msg = "no lake there: check the path, or create one with `twslake demo` or `twslake setup`";
+                        return Err(Error::bad_input("lake URL", root.display().to_string(), msg));
+                    }
+                    std::fs::create_dir_all(root).map_err(|e| Error::Io { path: root.clone(), source: e })?;
+                }
+                let fs = LocalFileSystem::new_with_prefix(root)
+                    .map_err(|e| Error::storage(root.display(), e))?
+                    .with_automatic_cleanup(true);
+                Arc::new(fs)
+            }
+            Location::S3 { bucket, prefix } => {
+                let mut b = AmazonS3Builder::new().with_bucket_name(bucket);
+                for (k, v) in &s3_config {
+                    let key = k.parse().map_err(|e| Error::storage(k, e))?;
+                    b = b.with_config(key, v);
+                }
+                let s3 = b.build().map_err(|e| Error::storage(format!("s3://{bucket}"), e))?;
+                if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, prefix.as_str()))
+                }
+            }
+        };
+        Ok(Lake { store, location, s3_config })
+    }
+
+    /// Where the lake lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The object store rooted at the lake root.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The AWS settings (polars' untyped cloud config keys) for S3 lakes; empty for local ones.
+    pub fn s3_config(&self) -> &[(String, String)] {
+        &self.s3_config
+    }
+
+    /// Every object under `prefix` (the whole lake when `None`).
+    pub async fn list(&self, prefix: Option<&Path>) -> Result<Vec<ObjectMeta>> {
+        let at = prefix.map(|p| p.to_string()).unwrap_or_default();
+        self.store.list(prefix).try_collect().await.map_err(|e| Error::storage(at, e))
+    }
+}

@@ -1,0 +1,240 @@
+//! Writing rows: split by partition, merge with what is there, make visible atomically.
+//!
+//! The one guarantee every write relies on: **an object becomes visible whole or not at all**.
+//! - Local file system: the file is written under `_tmp/` and renamed into place (`rename(2)` is
+//!   atomic within a file system). A per-partition `flock` under `_locks/` serialises concurrent
+//!   writers of one partition; the OS releases it when a process dies, so a crash never leaves
+//!   the partition locked. Killed writers leave only unreferenced files in `_tmp/`.
+//! - S3: a single PUT (or completed multipart upload) is atomic. Concurrent writers of one
+//!   partition are serialised optimistically: `PutMode::Update` with the ETag that was read (or
+//!   `PutMode::Create` for a new partition); the loser re-reads, re-merges and tries again.
+
+use super::layout::obj;
+use super::layout::{BarSize, Partition, Series, Symbol, WhatToShow};
+use super::manifest::{Entry, Outcome, Request};
+use super::parquet_io::{decode, encode, merge, PartitionData};
+use super::{Lake, Location};
+use crate::datasets::Dataset;
+use crate::error::{Error, Result};
+use arrow::array::{Array, Date32Array, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::take_record_batch;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Conditional-write attempts before giving up on a contended S3 partition.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// What one partition write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The partition.
+    pub partition: Partition,
+    /// Rows in the partition after the write.
+    pub rows: usize,
+    /// Rows the write added (new keys).
+    pub added: usize,
+}
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+
+/// Splits a batch of `dataset` rows by partition.
+pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<BTreeMap<Partition, RecordBatch>> {
+    let n = batch.num_rows();
+    let dates = batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>());
+    let strs = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+    let (bar, what) = (strs("bar_size"), strs("what_to_show"));
+    let mut groups: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
+    for i in 0..n {
+        let date = dates.map_or(EPOCH, |d| EPOCH + chrono::Duration::days(d.value(i) as i64));
+        let series = match (&bar, &what) {
+            (Some(b), Some(w)) => {
+                let bar_size: BarSize = b.value(i).parse()?;
+                let what_to_show: WhatToShow = w.value(i).parse()?;
+                Some(Series { bar_size, what_to_show })
+            }
+            _ => None,
+        };
+        groups.entry(Partition::for_date(dataset, symbol, series, date)?).or_default().push(i as u32);
+    }
+    groups
+        .into_iter()
+        .map(|(p, idx)| {
+            let part = take_record_batch(batch, &UInt32Array::from(idx)).map_err(|e| Error::parquet(&p, e))?;
+            Ok((p, part))
+        })
+        .collect()
+}
+
+fn check(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<()> {
+    if batch.schema().fields() != dataset.schema().fields() {
+        let reason = format!("rows do not have the {dataset} schema");
+        return Err(Error::BadRows { partition: format!("{dataset}/{symbol}"), reason });
+    }
+    dataset.check_rows(batch).map_err(|reason| Error::BadRows { partition: format!("{dataset}/{symbol}"), reason })?;
+    if let Some(d) = batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>()) {
+        let bad = d.iter().flatten().find(|v| !(0..=40_000).contains(v));
+        if let Some(v) = bad {
+            let reason = format!("date {} is outside 1970–2079", EPOCH + chrono::Duration::days(v as i64));
+            return Err(Error::BadRows { partition: format!("{dataset}/{symbol}"), reason });
+        }
+    }
+    Ok(())
+}
+
+impl Lake {
+    /// Reads one partition, `None` when it does not exist.
+    pub async fn read_partition(&self, p: &Partition) -> Result<Option<PartitionData>> {
+        let path = p.path();
+        match self.get_opt(&path).await? {
+            Some((bytes, _, _)) => Ok(Some(decode(p.dataset, path.as_ref(), bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes rows of one symbol: each partition is merged on the primary key and replaced
+    /// atomically. Rows are checked first; a refused batch changes nothing.
+    pub async fn write(
+        &self,
+        dataset: Dataset,
+        symbol: &Symbol,
+        batch: &RecordBatch,
+        request: Option<&str>,
+    ) -> Result<Vec<Committed>> {
+        check(dataset, symbol, batch)?;
+        let ids: BTreeSet<String> = request.map(|r| r.to_string()).into_iter().collect();
+        let mut out = Vec::new();
+        for (p, rows) in split(dataset, symbol, batch)? {
+            out.push(self.commit(&p, &rows, &ids).await?);
+        }
+        Ok(out)
+    }
+
+    /// Records one answered request: its rows (if any) and its manifest entry, such that a crash
+    /// at any point leaves either both visible or a state the next load settles (see
+    /// [`super::manifest`]): pending entry → partitions → log entry → pending removed.
+    pub async fn record(
+        &self,
+        request: Request,
+        requested_at: DateTime<Utc>,
+        outcome: Outcome,
+        rows: Option<&RecordBatch>,
+    ) -> Result<Entry> {
+        let symbol = Symbol::new(&request.symbol)?;
+        let mut entry = Entry::new(request, requested_at, Utc::now(), outcome);
+        let Some(batch) = rows.filter(|b| b.num_rows() > 0) else {
+            self.put_log(&symbol, vec![entry.clone()]).await?;
+            return Ok(entry);
+        };
+        let dataset = entry.request.dataset;
+        check(dataset, &symbol, batch)?;
+        let parts = split(dataset, &symbol, batch)?;
+        entry.partitions = parts.keys().map(|p| p.path().to_string()).collect();
+        let pending = self.put_pending(&symbol, &entry).await?;
+        let ids: BTreeSet<String> = [entry.id.clone()].into();
+        for (p, rows) in &parts {
+            self.commit(p, rows, &ids).await?;
+        }
+        entry.completed_at = Utc::now();
+        self.put_log(&symbol, vec![entry.clone()]).await?;
+        match self.store().delete(&pending).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(entry),
+            Err(e) => Err(Error::storage(&pending, e)),
+        }
+    }
+
+    /// Merges `rows` into partition `p` and makes the result visible atomically.
+    pub async fn commit(&self, p: &Partition, rows: &RecordBatch, ids: &BTreeSet<String>) -> Result<Committed> {
+        match self.location() {
+            Location::Local(root) => self.commit_local(root.clone(), p, rows, ids).await,
+            Location::S3 { .. } => self.commit_conditional(p, rows, ids).await,
+        }
+    }
+
+    fn merged(
+        p: &Partition,
+        old: Option<PartitionData>,
+        rows: &RecordBatch,
+        ids: &BTreeSet<String>,
+    ) -> Result<(Vec<u8>, Committed)> {
+        let (mut batches, mut all_ids, before) = match old {
+            Some(d) => {
+                let n = d.batch.num_rows();
+                (vec![d.batch], d.requests, n)
+            }
+            None => (vec![], BTreeSet::new(), 0),
+        };
+        batches.push(rows.clone());
+        all_ids.extend(ids.iter().cloned());
+        let merged = merge(p.dataset, &batches)?;
+        let bytes = encode(p.dataset, &merged, &all_ids)?;
+        let rows = merged.num_rows();
+        Ok((bytes, Committed { partition: p.clone(), rows, added: rows.saturating_sub(before) }))
+    }
+
+    async fn commit_local(
+        &self,
+        root: std::path::PathBuf,
+        p: &Partition,
+        rows: &RecordBatch,
+        ids: &BTreeSet<String>,
+    ) -> Result<Committed> {
+        let lock_path = root.join("_locks").join(format!("{:03}.lock", lock_stripe(p.path().as_ref())));
+        let _lock = tokio::task::spawn_blocking(move || lock_file(&lock_path))
+            .await
+            .map_err(|e| Error::Integrity(format!("lock task failed: {e}")))??;
+        let (bytes, done) = Self::merged(p, self.read_partition(p).await?, rows, ids)?;
+        let tmp = obj(&format!("_tmp/{}.parquet", uuid::Uuid::new_v4().simple()));
+        self.store().put(&tmp, PutPayload::from(bytes)).await.map_err(|e| Error::storage(&tmp, e))?;
+        let dest = p.path();
+        self.store().rename(&tmp, &dest).await.map_err(|e| Error::storage(&dest, e))?;
+        Ok(done)
+    }
+
+    async fn commit_conditional(&self, p: &Partition, rows: &RecordBatch, ids: &BTreeSet<String>) -> Result<Committed> {
+        let path = p.path();
+        for attempt in 0..MAX_ATTEMPTS {
+            let (old, mode) = match self.get_opt(&path).await? {
+                Some((bytes, e_tag, version)) => {
+                    (Some(decode(p.dataset, path.as_ref(), bytes)?), PutMode::Update(UpdateVersion { e_tag, version }))
+                }
+                None => (None, PutMode::Create),
+            };
+            let (bytes, done) = Self::merged(p, old, rows, ids)?;
+            match self.store().put_opts(&path, PutPayload::from(bytes), PutOptions::from(mode)).await {
+                Ok(_) => return Ok(done),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                    // Another writer won this round; back off a little, with jitter, and re-merge.
+                    let ms = 5 * (attempt as u64 + 1) + rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                Err(e) => return Err(Error::storage(&path, e)),
+            }
+        }
+        Err(Error::Contention { path: path.to_string(), attempts: MAX_ATTEMPTS })
+    }
+}
+
+/// Partitions share 256 lock files (FNV-1a of the path): a bounded `_locks/` folder, at the cost
+/// of rare waits between unrelated partitions whose short merge-and-rename happens at one instant.
+fn lock_stripe(path: &str) -> u8 {
+    let h = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    (h % 256) as u8
+}
+
+fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io)?;
+    f.lock().map_err(io)?;
+    Ok(f)
+}
+
+/// The year of a trading date, for callers that pick partitions.
+pub fn year_of(d: NaiveDate) -> i32 {
+    d.year()
+}

@@ -1,0 +1,162 @@
+//! What the lake holds and what it still lacks: present dates, coverage, missing windows.
+//!
+//! Coverage comes from the manifest, not from the rows: a window answered empty (a holiday, an
+//! option that never traded) is covered, a session that was not over when asked is not, and an
+//! error covers nothing. Missing windows are the trading days of the range left uncovered, with
+//! consecutive trading days (Friday and the next Monday included) merged into one window.
+
+use super::{collect, ScanFilter};
+use crate::calendar;
+use crate::datasets::Dataset;
+use crate::error::{Error, Result};
+use crate::lake::layout::{Series, Symbol};
+use crate::lake::manifest::{DateWindow, SeriesKey};
+use crate::lake::Lake;
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+/// A series of one symbol whose coverage is asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesSpec {
+    /// Dataset (a bar dataset).
+    pub dataset: Dataset,
+    /// The symbol (the underlying, for options).
+    pub symbol: Symbol,
+    /// The option contract, for option bars.
+    pub con_id: Option<i64>,
+    /// Bar size and what-to-show.
+    pub series: Series,
+}
+
+impl SeriesSpec {
+    /// The manifest key of this series.
+    pub fn key(&self) -> SeriesKey {
+        SeriesKey {
+            dataset: self.dataset,
+            con_id: self.con_id,
+            bar_size: Some(self.series.bar_size.ib().to_string()),
+            what_to_show: Some(self.series.what_to_show.ib().to_string()),
+        }
+    }
+}
+
+/// A run of consecutive trading days that no final answer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MissingWindow {
+    /// First missing trading day.
+    pub start: NaiveDate,
+    /// Last missing trading day (inclusive).
+    pub end: NaiveDate,
+    /// Trading days in the window.
+    pub trading_days: usize,
+}
+
+/// The trading days of `[from, to]` outside `covered`, merged into windows.
+pub fn missing_windows_from(covered: &[DateWindow], from: NaiveDate, to: NaiveDate) -> Vec<MissingWindow> {
+    let mut out: Vec<MissingWindow> = Vec::new();
+    let mut cov = covered.iter().peekable();
+    let mut prev_missing: Option<NaiveDate> = None;
+    for d in calendar::trading_days(from, to) {
+        while cov.peek().is_some_and(|w| w.end < d) {
+            cov.next();
+        }
+        let is_covered = cov.peek().is_some_and(|w| w.start <= d && d <= w.end);
+        if is_covered {
+            prev_missing = None;
+            continue;
+        }
+        match (out.last_mut(), prev_missing) {
+            (Some(w), Some(_)) => {
+                w.end = d;
+                w.trading_days += 1;
+            }
+            _ => out.push(MissingWindow { start: d, end: d, trading_days: 1 }),
+        }
+        prev_missing = Some(d);
+    }
+    out
+}
+
+fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
+    if from > to {
+        return Err(Error::bad_input("date range", format!("{from}..{to}"), "--from is after --to"));
+    }
+    Ok(())
+}
+
+impl Lake {
+    /// Covered windows of a series (from the manifest), clipped to `[from, to]`.
+    pub async fn coverage(&self, spec: &SeriesSpec, from: NaiveDate, to: NaiveDate) -> Result<Vec<DateWindow>> {
+        check_range(from, to)?;
+        let m = self.manifest(&spec.symbol).await?;
+        Ok(m.covered(&spec.key())
+            .into_iter()
+            .filter(|w| w.end >= from && w.start <= to)
+            .map(|w| DateWindow { start: w.start.max(from), end: w.end.min(to) })
+            .collect())
+    }
+
+    /// The trading days of `[from, to]` not covered by a final answer, as merged windows.
+    pub async fn missing_windows(
+        &self,
+        spec: &SeriesSpec,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MissingWindow>> {
+        let covered = self.coverage(spec, from, to).await?;
+        Ok(missing_windows_from(&covered, from, to))
+    }
+
+    /// The trading dates in `[from, to]` that have at least one row of the series (from the data).
+    pub async fn present_dates(&self, spec: &SeriesSpec, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
+        check_range(from, to)?;
+        let filter = ScanFilter {
+            symbols: Some(vec![spec.symbol.clone()]),
+            series: Some(spec.series),
+            from: Some(from),
+            to: Some(to),
+        };
+        let mut lf = self.scan(spec.dataset, &filter).await?;
+        if let Some(c) = spec.con_id {
+            lf = lf.filter(col("con_id").eq(lit(c)));
+        }
+        let df =
+            collect(lf.select([col("date")]).unique(None, UniqueKeepStrategy::Any).sort(["date"], Default::default()))
+                .await?;
+        dates_of(&df, "date")
+    }
+}
+
+/// The values of a Date column.
+pub fn dates_of(df: &DataFrame, name: &str) -> Result<Vec<NaiveDate>> {
+    let ca = df.column(name)?.date()?.clone();
+    Ok(ca
+        .physical()
+        .iter()
+        .flatten()
+        .map(|days| NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap_or_default())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn weekends_and_holidays_do_not_split_windows() {
+        let covered = [DateWindow::new(d("2024-12-02"), d("2024-12-20")).unwrap()];
+        let miss = missing_windows_from(&covered, d("2024-11-25"), d("2025-01-03"));
+        assert_eq!(
+            miss,
+            vec![
+                MissingWindow { start: d("2024-11-25"), end: d("2024-11-29"), trading_days: 4 },
+                MissingWindow { start: d("2024-12-23"), end: d("2025-01-03"), trading_days: 8 },
+            ]
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The polars reader: dataset scans with partition pruning, and coverage / missing windows.
+
+pub mod coverage;
+pub mod status;
+
+use crate::datasets::Dataset;
+use crate::error::{Error, Result};
+use crate::lake::layout::{Partition, Period, Series, Symbol};
+use crate::lake::{Lake, Location};
+use arrow::datatypes::{DataType as ArrowType, TimeUnit as ArrowUnit};
+use chrono::{Datelike, NaiveDate};
+use object_store::path::Path;
+use polars::prelude::*;
+
+/// Which partitions a scan reads. Empty fields mean "all".
+#[derive(Debug, Clone, Default)]
+pub struct ScanFilter {
+    /// Only these symbols.
+    pub symbols: Option<Vec<Symbol>>,
+    /// Only these bar series (bar datasets).
+    pub series: Option<Series>,
+    /// First trading date.
+    pub from: Option<NaiveDate>,
+    /// Last trading date (inclusive).
+    pub to: Option<NaiveDate>,
+}
+
+impl ScanFilter {
+    /// One symbol.
+    pub fn symbol(symbol: &Symbol) -> Self {
+        ScanFilter { symbols: Some(vec![symbol.clone()]), ..Default::default() }
+    }
+
+    fn keeps(&self, p: &Partition) -> bool {
+        let series_ok = self.series.is_none() || p.series == self.series;
+        let (lo, hi) = (self.from.unwrap_or(NaiveDate::MIN), self.to.unwrap_or(NaiveDate::MAX));
+        let period_ok = match p.period {
+            Period::All => true,
+            Period::Year(y) => y >= lo.year() && y <= hi.year(),
+            Period::Day(d) => d >= lo && d <= hi,
+        };
+        series_ok && period_ok
+    }
+}
+
+/// The polars type of a lake column.
+fn polars_type(t: &ArrowType) -> DataType {
+    match t {
+        ArrowType::Int64 => DataType::Int64,
+        ArrowType::Float64 => DataType::Float64,
+        ArrowType::Date32 => DataType::Date,
+        ArrowType::Timestamp(ArrowUnit::Microsecond, _) => {
+            DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        }
+        _ => DataType::String,
+    }
+}
+
+/// The columns a scan returns: `symbol`, then the file's columns.
+pub fn polars_schema(dataset: Dataset) -> Schema {
+    let mut s = Schema::with_capacity(dataset.schema().fields().len() + 1);
+    s.insert("symbol".into(), DataType::String);
+    for f in dataset.schema().fields() {
+        s.insert(f.name().as_str().into(), polars_type(f.data_type()));
+    }
+    s
+}
+
+fn hive_schema(dataset: Dataset) -> SchemaRef {
+    let mut s = Schema::with_capacity(2);
+    s.insert("symbol".into(), DataType::String);
+    if dataset != Dataset::Contracts {
+        s.insert("year".into(), DataType::Int32);
+    }
+    Arc::new(s)
+}
+
+impl Lake {
+    /// The partitions of a dataset (all symbols, or one), skipping anything not in the layout.
+    pub async fn partitions(&self, dataset: Dataset, symbol: Option<&Symbol>) -> Result<Vec<Partition>> {
+        let prefix = match symbol {
+            Some(s) => Partition::symbol_dir(dataset, s),
+            None => crate::lake::layout::obj(dataset.name()),
+        };
+        let mut out: Vec<Partition> = self
+            .list(Some(&prefix))
+            .await?
+            .iter()
+            .filter_map(|m| Partition::from_path(&m.location).ok())
+            .filter(|p| p.dataset == dataset)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// A lazy scan of a dataset: `symbol` plus the file columns, with `date` a Date and every
+    /// timestamp a UTC Datetime. Partitions outside the filter are never opened; the date range
+    /// is also pushed down to row groups through the files' statistics.
+    pub async fn scan(&self, dataset: Dataset, filter: &ScanFilter) -> Result<LazyFrame> {
+        let mut parts = Vec::new();
+        match &filter.symbols {
+            Some(symbols) => {
+                for s in symbols {
+                    parts.extend(self.partitions(dataset, Some(s)).await?);
+                }
+            }
+            None => parts = self.partitions(dataset, None).await?,
+        }
+        parts.retain(|p| filter.keeps(p));
+        let lf = self.scan_partitions(dataset, &parts)?;
+        let mut pred: Option<Expr> = None;
+        if let (Some(from), true) = (filter.from, dataset != Dataset::Contracts) {
+            pred = Some(col("date").gt_eq(lit(from)));
+        }
+        if let (Some(to), true) = (filter.to, dataset != Dataset::Contracts) {
+            let e = col("date").lt_eq(lit(to));
+            pred = Some(pred.map_or(e.clone(), |p| p.and(e)));
+        }
+        if let Some(s) = filter.series {
+            let e = col("bar_size").eq(lit(s.bar_size.ib())).and(col("what_to_show").eq(lit(s.what_to_show.ib())));
+            pred = Some(pred.map_or(e.clone(), |p| p.and(e)));
+        }
+        Ok(match pred {
+            Some(p) => lf.filter(p),
+            None => lf,
+        })
+    }
+
+    /// A lazy scan of exactly these partitions of one dataset.
+    pub fn scan_partitions(&self, dataset: Dataset, parts: &[Partition]) -> Result<LazyFrame> {
+        let schema = polars_schema(dataset);
+        if parts.is_empty() {
+            return Ok(DataFrame::empty_with_schema(&schema).lazy());
+        }
+        let root = self.location().url_of("");
+        let paths: Vec<PlRefPath> =
+            parts.iter().map(|p| PlRefPath::new(self.location().url_of(p.path().as_ref()))).collect();
+        let hive_options = HiveOptions {
+            enabled: Some(true),
+            hive_start_idx: root.len(),
+            schema: Some(hive_schema(dataset)),
+            try_parse_dates: true,
+        };
+        let mut args = ScanArgsParquet { hive_options, ..Default::default() };
+        if let Location::S3 { .. } = self.location() {
+            let opts = polars::io::cloud::CloudOptions::from_untyped_config(
+                Some(CloudScheme::S3),
+                self.s3_config().iter().cloned(),
+            )?;
+            args.cloud_options = Some(opts);
+        }
+        let lf = LazyFrame::scan_parquet_files(paths.into(), args)?;
+        let cols: Vec<Expr> = schema.iter_names().map(|n| col(n.clone())).collect();
+        Ok(lf.select(cols))
+    }
+}
+
+/// Runs a polars collect off the async runtime (polars' cloud reader blocks on its own runtime).
+pub async fn collect(lf: LazyFrame) -> Result<DataFrame> {
+    tokio::task::spawn_blocking(move || lf.collect())
+        .await
+        .map_err(|e| Error::Integrity(format!("query task failed: {e}")))?
+        .map_err(Error::from)
+}
