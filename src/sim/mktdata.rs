@@ -254,8 +254,7 @@ fn option_frames(
         return;
     };
     let (bid, ask) = options::bid_ask(q.price);
-    let date = calendar::trading_date(now);
-    let volume = options::day_volume(market.key(), spec, &o, date, spot, q.t);
+    let volume = traded_so_far(market, &o, now);
     out.push(price(id, t.bid, bid, Some(10)));
     out.push(price(id, t.ask, ask, Some(10)));
     if volume > 0 {
@@ -268,6 +267,22 @@ fn option_frames(
     let last = (volume > 0).then(|| options::trade_price(q.price));
     out.push(computation(id, t.comp[2], last.and_then(|p| iv_of(p).map(|iv| (iv, p))), &q));
     out.push(computation(id, t.comp[3], Some((q.iv, q.price)), &q));
+}
+
+/// Contracts traded in the session at `now` so far (the last session's total outside hours).
+fn traded_so_far(market: &Market, o: &super::market::OptionId, now: DateTime<Utc>) -> u64 {
+    let mut date = calendar::trading_date(now);
+    if calendar::session(date).is_none_or(|s| now < s.open) {
+        date = calendar::prev_trading_day(date);
+    }
+    let Some(s) = calendar::session(date) else { return 0 };
+    let total = market.option_day_volume(o, date).unwrap_or(0);
+    let elapsed = (now - s.open).num_seconds() as f64 / (s.close - s.open).num_seconds() as f64;
+    if elapsed >= 1.0 {
+        total
+    } else {
+        (total as f64 * elapsed).ceil() as u64
+    }
 }
 
 /// An option computation tick. When no implied volatility exists (no trade, a bid of zero) TWS

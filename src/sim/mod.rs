@@ -24,6 +24,23 @@
 //! - [`record`]: the request journal and `--request-log`.
 //! - [`truth`], [`cli`]: the ground truth and `twslake sim`.
 
+//! # Behaviour, as a client sees it
+//! - Handshake: server version 226 (or the client's highest in 215–226), the gateway time as
+//!   `YYYYMMDD HH:MM:SS US/Eastern`, then NextValidId, ManagedAccounts (`DU1234567`) and the farm
+//!   notices 2104/2106/2158. A client id already connected gets 326 and the socket closes.
+//! - Historical bars: exactly one bars message then the end message, whose start/end read
+//!   `YYYYMMDD HH:MM:SS US/Eastern`; daily and longer bars dated `YYYYMMDD`, intraday bars in
+//!   epoch seconds; only completed minutes up to the market clock; regular hours only (`useRTH`
+//!   is accepted either way). Volume/WAP/count are `-1` except for TRADES, as TWS sends.
+//! - Refusals: 200 unknown or expired contract; 162 pacing, too fine a bar for the duration
+//!   (IB's table), no data (no session in the window, bars ≤ 30 s older than six months);
+//!   321 malformed bar size, duration, end or what-to-show; 354 market data for the
+//!   unsubscribed symbol (MSFT by default) unless the client asked for delayed data; an option
+//!   that did not trade answers TRADES with an empty bars message.
+//! - Not simulated: `keepUpToDate` streaming updates (the request is answered once), extended
+//!   hours, real-time bars, tick-by-tick, orders. For sub-minute option bars the VWAP does not
+//!   aggregate exactly to the minute (prices, volumes and counts do).
+
 pub mod cli;
 pub mod contracts;
 pub mod faults;

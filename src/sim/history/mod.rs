@@ -124,6 +124,9 @@ fn serve(conn: &Conn, id: i32, p: &Parsed) -> Result<usize, Refusal> {
     let market = &conn.shared.market;
     let now = market.now();
     let end = p.end.min(now);
+    if calendar::trading_date(end) < super::market::first_date() {
+        return Err(no_data(market, p.inst, p.what));
+    }
     let start = p.duration.start(end);
     if matches!(p.size, BarSize::Seconds(s) if s <= 30) && start < now - Duration::days(SMALL_BAR_HISTORY_DAYS) {
         return Err(no_data(market, p.inst, p.what));

@@ -125,9 +125,7 @@ fn minute_fine(market: &Market, inst: Instrument, date: NaiveDate) -> Option<(Fi
 }
 
 fn option_fine(market: &Market, o: OptionId, d: &DayDetail, p: Vec<f64>) -> Option<Fine> {
-    let spec = market.spec(o.underlying);
-    let t = options::years_to(o.expiry, d.session.close);
-    let volume = options::day_volume(market.key(), spec, &o, d.bar.date, d.bar.close, t);
+    let volume = market.option_day_volume(&o, d.bar.date)?;
     let n = p.len() - 1;
     let hi: Vec<f64> = (0..n).map(|m| p[m].max(p[m + 1])).collect();
     let lo: Vec<f64> = (0..n).map(|m| p[m].min(p[m + 1])).collect();

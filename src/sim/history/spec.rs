@@ -124,15 +124,17 @@ impl Duration {
     pub fn parse(s: &str) -> Option<Duration> {
         let (n, unit) = s.trim().split_once(' ')?;
         let n: u32 = n.trim().parse().ok().filter(|n| *n > 0)?;
-        let unit = match unit.trim().to_ascii_uppercase().as_str() {
-            "S" => Unit::S,
-            "D" => Unit::D,
-            "W" => Unit::W,
-            "M" => Unit::M,
-            "Y" => Unit::Y,
+        // IB's limits: S up to one day, D up to 365; W, M and Y kept within the simulated
+        // history (2000 onwards), which also bounds the work a request can ask for.
+        let (unit, max) = match unit.trim().to_ascii_uppercase().as_str() {
+            "S" => (Unit::S, 86_400),
+            "D" => (Unit::D, 365),
+            "W" => (Unit::W, 52 * 40),
+            "M" => (Unit::M, 12 * 40),
+            "Y" => (Unit::Y, 40),
             _ => return None,
         };
-        Some(Duration { n, unit })
+        (n <= max).then_some(Duration { n, unit })
     }
 
     /// Wall-clock seconds it spans, for the bar-size table.
@@ -151,9 +153,9 @@ impl Duration {
     pub fn start(self, end: DateTime<Utc>) -> DateTime<Utc> {
         let n = self.n as i64;
         match self.unit {
-            Unit::S => end - chrono::Duration::seconds(n),
+            Unit::S => end.checked_sub_signed(chrono::Duration::seconds(n)).unwrap_or(end),
             Unit::D => sessions_back(end, self.n),
-            Unit::W => end - chrono::Duration::days(7 * n),
+            Unit::W => end.checked_sub_signed(chrono::Duration::days(7 * n)).unwrap_or(end),
             Unit::M => end.checked_sub_months(Months::new(self.n)).unwrap_or(end),
             Unit::Y => end.checked_sub_months(Months::new(12 * self.n)).unwrap_or(end),
         }
@@ -263,6 +265,9 @@ mod tests {
         assert_eq!(BarSize::parse("5 mins"), Some(BarSize::Seconds(300)));
         assert_eq!(BarSize::parse("7 mins"), None);
         assert_eq!(Duration::parse("0 D"), None);
+        assert_eq!(Duration::parse("366 D"), None);
+        assert_eq!(Duration::parse("86401 S"), None);
+        assert_eq!(Duration::parse("4294967295 W"), None);
     }
 
     #[test]

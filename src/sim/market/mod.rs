@@ -181,6 +181,15 @@ impl Market {
         chain
     }
 
+    /// Contracts of option `o` traded on session `date` (0 on days it did not trade), decided
+    /// from that session's close so bars and quotes agree on it.
+    pub fn option_day_volume(&self, o: &OptionId, date: NaiveDate) -> Option<u64> {
+        let close = crate::calendar::session(date)?.close;
+        let spot = self.day_bar(o.underlying, date)?.close;
+        let t = options::years_to(o.expiry, close);
+        Some(options::day_volume(self.key, self.spec(o.underlying), o, date, spot, t))
+    }
+
     /// The root key (for sub-models).
     pub(crate) fn key(&self) -> Key {
         self.key

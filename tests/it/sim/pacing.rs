@@ -8,7 +8,30 @@ use ibapi::Client;
 use time::OffsetDateTime;
 
 use super::{at, builder, client, notice_code, AFTER_CLOSE};
-use twslake::sim::Fault;
+use twslake::sim::pacing::Ticker;
+use twslake::sim::{Fault, SimHandle};
+
+/// A pacing clock that moves only when told, so no test depends on how fast the machine is.
+#[derive(Debug)]
+struct Frozen(std::sync::Mutex<std::time::Instant>);
+
+impl Ticker for Frozen {
+    fn now(&self) -> std::time::Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Frozen {
+    fn advance(&self, d: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += d;
+    }
+}
+
+async fn paced(scale: f64) -> (SimHandle, std::sync::Arc<Frozen>) {
+    let ticker = std::sync::Arc::new(Frozen(std::sync::Mutex::new(std::time::Instant::now())));
+    let sim = builder(AFTER_CLOSE).pacing_scale(scale).ticker(ticker.clone()).start().await.expect("sim");
+    (sim, ticker)
+}
 
 const SYMBOLS: [&str; 5] = ["SPY", "QQQ", "AAPL", "MSFT", "BRK B"];
 const WHATS: [WhatToShow; 4] = [WhatToShow::Trades, WhatToShow::MidPoint, WhatToShow::Bid, WhatToShow::Ask];
@@ -36,17 +59,27 @@ fn is_pacing(r: Result<usize, ibapi::Error>) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_request_waits_fifteen_seconds_scaled() {
     // Scale 10: IB's 15 s becomes 1.5 s.
-    let sim = builder(AFTER_CLOSE).pacing_scale(10.0).start().await.expect("sim");
+    let (sim, ticker) = paced(10.0).await;
     let c = client(&sim, 1).await;
     assert!(daily(&c, "SPY", WhatToShow::Trades, 0).await.is_ok());
     assert!(is_pacing(daily(&c, "SPY", WhatToShow::Trades, 0).await));
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    ticker.advance(Duration::from_millis(1490));
+    assert!(is_pacing(daily(&c, "SPY", WhatToShow::Trades, 0).await));
+    ticker.advance(Duration::from_millis(10));
+    assert!(daily(&c, "SPY", WhatToShow::Trades, 0).await.is_ok());
+    // Faithful pacing keeps the full 15 s.
+    let (sim, ticker) = paced(1.0).await;
+    let c = client(&sim, 1).await;
+    assert!(daily(&c, "SPY", WhatToShow::Trades, 0).await.is_ok());
+    ticker.advance(Duration::from_secs(14));
+    assert!(is_pacing(daily(&c, "SPY", WhatToShow::Trades, 0).await));
+    ticker.advance(Duration::from_secs(1));
     assert!(daily(&c, "SPY", WhatToShow::Trades, 0).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_requests_for_one_contract_within_two_seconds() {
-    let sim = builder(AFTER_CLOSE).pacing_scale(1.0).start().await.expect("sim");
+    let (sim, ticker) = paced(1.0).await;
     let c = client(&sim, 1).await;
     for back in 0..5 {
         assert!(daily(&c, "SPY", WhatToShow::Trades, back).await.is_ok());
@@ -55,11 +88,13 @@ async fn six_requests_for_one_contract_within_two_seconds() {
     // Another tick type, or another contract, is another budget.
     assert!(daily(&c, "SPY", WhatToShow::MidPoint, 9).await.is_ok());
     assert!(daily(&c, "QQQ", WhatToShow::Trades, 9).await.is_ok());
+    ticker.advance(Duration::from_secs(2));
+    assert!(daily(&c, "SPY", WhatToShow::Trades, 9).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_per_ten_minutes_with_bid_ask_counting_twice() {
-    let sim = builder(AFTER_CLOSE).pacing_scale(1.0).start().await.expect("sim");
+    let (sim, ticker) = paced(1.0).await;
     let c = client(&sim, 1).await;
     // 15 BID_ASK requests (weight 30) and 30 others (weight 30) fill IB's 60.
     for s in SYMBOLS {
@@ -71,6 +106,10 @@ async fn sixty_per_ten_minutes_with_bid_ask_counting_twice() {
         }
     }
     assert!(is_pacing(daily(&c, "SPY", WhatToShow::Bid, 20).await), "45 requests weigh 60");
+    ticker.advance(Duration::from_secs(599));
+    assert!(is_pacing(daily(&c, "SPY", WhatToShow::Bid, 20).await));
+    ticker.advance(Duration::from_secs(1));
+    assert!(daily(&c, "SPY", WhatToShow::Bid, 20).await.is_ok(), "the window has passed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +143,7 @@ async fn at_most_fifty_open_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacing_text_and_code_are_ibs() {
-    let sim = builder(AFTER_CLOSE).pacing_scale(1.0).start().await.expect("sim");
+    let (sim, _ticker) = paced(1.0).await;
     let c = client(&sim, 1).await;
     assert!(daily(&c, "AAPL", WhatToShow::Trades, 0).await.is_ok());
     let r = daily(&c, "AAPL", WhatToShow::Trades, 0).await;
