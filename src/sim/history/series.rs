@@ -343,11 +343,22 @@ fn sub_minute(
 fn group(days: Vec<Bar>, what: What, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar> {
     let mut out: Vec<Bar> = Vec::new();
     let mut last_key = None;
+    let mut members = 0usize;
     for bar in days {
         let BarTime::Date(d) = bar.time else { continue };
         let k = key(d);
         match out.last_mut() {
             Some(acc) if last_key == Some(k) => {
+                if what == What::BidAsk {
+                    // Time averages: weight each session by how many it follows (equal sessions).
+                    let n = members as f64;
+                    acc.open = (acc.open * n + bar.open) / (n + 1.0);
+                    acc.close = (acc.close * n + bar.close) / (n + 1.0);
+                    acc.high = acc.high.max(bar.high);
+                    acc.low = acc.low.min(bar.low);
+                    members += 1;
+                    continue;
+                }
                 acc.high = acc.high.max(bar.high);
                 acc.low = acc.low.min(bar.low);
                 acc.close = bar.close;
@@ -359,7 +370,10 @@ fn group(days: Vec<Bar>, what: What, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar>
                     acc.count = Some(acc.count.unwrap_or(0) + bar.count.unwrap_or(0));
                 }
             }
-            _ => out.push(bar),
+            _ => {
+                out.push(bar);
+                members = 1;
+            }
         }
         last_key = Some(k);
     }

@@ -105,3 +105,24 @@ async fn option_contract_details_and_expired_options() {
     let expired = Contract::call("SPY").strike(one.contract.strike).expires_on(2026, 11, 20).build();
     assert_eq!(notice_code(c.contract_details(&expired).await), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_clients_are_served_at_once() {
+    let sim = start(AFTER_CLOSE).await;
+    let mut tasks = Vec::new();
+    for id in 1..=4 {
+        let c = client(&sim, id).await;
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for symbol in ["SPY", "QQQ", "AAPL", "MSFT", "BRK B"] {
+                n += c.contract_details(&Contract::stock(symbol).build()).await.expect("details").len();
+            }
+            n
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 5);
+    }
+    let ids: std::collections::BTreeSet<i32> = sim.requests().iter().map(|r| r.client_id).collect();
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+}

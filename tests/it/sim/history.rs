@@ -1,6 +1,6 @@
 //! Historical bars and head timestamps, checked against the market model.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use ibapi::contracts::{Contract, OptionRight, SecurityType};
 use ibapi::market_data::historical::{Bar, BarSize, BarTimestamp, Duration, HistoricalData, WhatToShow};
 use ibapi::Client;
@@ -288,4 +288,52 @@ async fn head_timestamps() {
         .head_timestamp(&Contract::stock("NOPE").build(), WhatToShow::Trades, ibapi::market_data::TradingHours::Regular)
         .await;
     assert_eq!(notice_code(unknown), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weekly_and_monthly_bars_aggregate_daily_bars() {
+    let sim = start(AFTER_CLOSE).await;
+    let c = client(&sim, 1).await;
+    let days =
+        fetch(&c, &spy(), BarSize::Day, Duration::years(1), WhatToShow::Trades, AFTER_CLOSE).await.expect("days").bars;
+    let weeks = fetch(&c, &spy(), BarSize::Week, Duration::years(1), WhatToShow::Trades, AFTER_CLOSE)
+        .await
+        .expect("weeks")
+        .bars;
+    let months = fetch(&c, &spy(), BarSize::Month, Duration::years(1), WhatToShow::Trades, AFTER_CLOSE)
+        .await
+        .expect("months")
+        .bars;
+    assert!((52..=54).contains(&weeks.len()), "{}", weeks.len());
+    assert!((12..=13).contains(&months.len()), "{}", months.len());
+    for (bars, key) in [(&weeks, 0u8), (&months, 1u8)] {
+        let group = |d: NaiveDate| {
+            if key == 0 {
+                d.iso_week().week() + 100 * d.iso_week().year() as u32
+            } else {
+                d.month() + 100 * d.year() as u32
+            }
+        };
+        for b in bars.iter() {
+            let members: Vec<&Bar> = days.iter().filter(|d| group(date_of(d)) == group(date_of(b))).collect();
+            assert_eq!(date_of(members[0]), date_of(b), "dated by the first session");
+            assert_eq!(b.open, members[0].open);
+            assert_eq!(b.close, members[members.len() - 1].close);
+            assert_eq!(b.high, members.iter().map(|d| d.high).fold(f64::MIN, f64::max));
+            assert_eq!(b.volume, members.iter().map(|d| d.volume).sum::<f64>());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_market_is_a_function_of_the_seed() {
+    let bars = |seed: u64| async move {
+        let sim = super::builder(AFTER_CLOSE).seed(seed).start().await.expect("sim");
+        let c = client(&sim, 1).await;
+        fetch(&c, &spy(), BarSize::Min15, Duration::days(2), WhatToShow::Trades, AFTER_CLOSE).await.expect("bars").bars
+    };
+    let (a, b, other) = (bars(7).await, bars(7).await, bars(8).await);
+    assert_eq!(a.len(), 52);
+    assert_eq!(a, b);
+    assert_ne!(a, other);
 }
