@@ -17,6 +17,13 @@ pub struct LakeArg {
     pub lake: String,
 }
 
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+}
+
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -92,6 +99,18 @@ fn age(secs: i64) -> String {
         s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
         s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
     }
+}
+
+pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
+    let lake = Lake::open(&a.lake.lake)?;
+    if !lake.list(None).await?.is_empty() {
+        anyhow::bail!("{} is not empty: give an empty or new folder with --lake", lake.location());
+    }
+    crate::lake::example::write_example(&lake).await?;
+    println!("wrote the example lake to {}\n", lake.location());
+    status(StatusArgs { lake: a.lake.clone(), json: false }).await?;
+    println!();
+    validate(ValidateArgs { lake: a.lake, json: false }).await
 }
 
 pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {

@@ -16,6 +16,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Writes the small example lake (every dataset, two symbols) and shows its status.
+    Demo(lake_cmds::DemoArgs),
     /// Per symbol and dataset: rows, first/last date, chain snapshot age, missing windows.
     Status(lake_cmds::StatusArgs),
     /// The missing windows of one series of a symbol.
@@ -32,6 +34,7 @@ pub enum Command {
 /// Runs a parsed command line; the exit code is the returned value.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Demo(a) => lake_cmds::demo(a).await,
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,

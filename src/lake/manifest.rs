@@ -258,13 +258,13 @@ impl SymbolManifest {
     }
 }
 
-/// Sorted, disjoint, merged windows (calendar-adjacent windows merge too).
+/// Sorted, disjoint, merged windows: windows with no trading day between them merge.
 pub fn union(mut spans: Vec<DateWindow>) -> Vec<DateWindow> {
     spans.sort();
     let mut out: Vec<DateWindow> = Vec::with_capacity(spans.len());
     for s in spans {
         match out.last_mut() {
-            Some(last) if s.start <= last.end.succ_opt().unwrap_or(last.end) => last.end = last.end.max(s.end),
+            Some(last) if s.start <= calendar::next_trading_day(last.end) => last.end = last.end.max(s.end),
             _ => out.push(s),
         }
     }
@@ -417,7 +417,8 @@ impl Lake {
         Ok(m)
     }
 
-    pub(crate) async fn put_pending(&self, symbol: &Symbol, entry: &Entry) -> Result<Path> {
+    /// Writes a pending entry: the first step of [`Lake::record`] (public for crash tests).
+    pub async fn put_pending(&self, symbol: &Symbol, entry: &Entry) -> Result<Path> {
         let path = manifest_dir(symbol).clone().join(format!("pending-{}.json", entry.id).as_str());
         let file = ManifestFile { format: FORMAT.into(), seq: None, entries: vec![entry.clone()] };
         let opts = PutOptions::from(PutMode::Create);
@@ -428,7 +429,8 @@ impl Lake {
     /// Writes entries as one immutable log file.
     pub async fn put_log(&self, symbol: &Symbol, entries: Vec<Entry>) -> Result<Path> {
         let first = entries.first().map(|e| e.id.clone()).unwrap_or_default();
-        let stamp = Utc::now().format("%Y%m%dT%H%M%S%6fZ");
+        let at = entries.iter().map(|e| e.completed_at).max().unwrap_or_else(Utc::now);
+        let stamp = at.format("%Y%m%dT%H%M%S%6fZ");
         let path = manifest_dir(symbol).clone().join(format!("log-{stamp}-{first}.json").as_str());
         let file = ManifestFile { format: FORMAT.into(), seq: None, entries };
         let opts = PutOptions::from(PutMode::Create);
@@ -444,7 +446,13 @@ impl Lake {
             return Ok((0, 0));
         }
         let loaded = self.manifest(symbol).await?;
-        let known: HashSet<&str> = loaded.entries.iter().map(|e| e.id.as_str()).collect();
+        // Entries already in logs or snapshots (pending ones judged visible are not yet).
+        let known: HashSet<&str> = loaded
+            .entries
+            .iter()
+            .map(|e| e.id.as_str())
+            .filter(|id| !loaded.pending_visible.iter().any(|p| p == id))
+            .collect();
         let (mut promoted, mut dropped) = (0, 0);
         for path in &listing.pending {
             let file = match self.read_manifest_file(path).await {
@@ -478,11 +486,15 @@ impl Lake {
         if listing.logs.is_empty() {
             return Ok(listing.snapshot.map(|(s, _)| s));
         }
-        let mut files = self.read_all(&listing.logs).await?;
         let next = listing.snapshot.as_ref().map_or(1, |(s, _)| s + 1);
-        if let Some((_, snap)) = &listing.snapshot {
-            files.push(self.read_manifest_file(snap).await?);
-        }
+        let mut paths = listing.logs.clone();
+        paths.extend(listing.snapshot.as_ref().map(|(_, p)| p.clone()));
+        let files = match self.read_all(&paths).await {
+            Ok(files) => files,
+            // A concurrent compaction absorbed and deleted what we listed: it has done our work.
+            Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
         for e in files.into_iter().flat_map(|f| f.entries) {
             by_id.insert(e.id.clone(), e);

@@ -5,6 +5,7 @@
 //! [`ObjectStore`]; they differ only in how a partition write is guarded against a concurrent
 //! writer (see [`write`]).
 
+pub mod example;
 pub mod layout;
 pub mod manifest;
 pub mod parquet_io;
@@ -129,11 +130,6 @@ fn s3_env_config() -> Vec<(String, String)> {
     set("aws_session_token", &["AWS_SESSION_TOKEN"]);
     set("aws_endpoint_url", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
     set("aws_allow_http", &["AWS_ALLOW_HTTP"]);
-    let http_endpoint = cfg.iter().any(|(k, v)| k == "aws_endpoint_url" && v.starts_with("http://"));
-    if http_endpoint && !cfg.iter().any(|(k, _)| k == "aws_allow_http") {
-        // An http:// endpoint is a deliberate choice (a loopback or LAN server): allow it.
-        cfg.push(("aws_allow_http".into(), "true".into()));
-    }
     cfg
 }
 
@@ -147,16 +143,35 @@ impl Lake {
         Self::open_location(Location::parse(url)?, true)
     }
 
+    /// Opens (creating if needed) the lake at `url` with S3 settings that override the
+    /// environment's (polars' untyped keys: `aws_endpoint_url`, `aws_region`, …).
+    pub fn open_with(url: &str, s3: &[(&str, &str)]) -> Result<Self> {
+        Self::open_location_with(Location::parse(url)?, true, s3)
+    }
+
     /// Opens an existing lake without creating anything; a missing local folder is an error.
     pub fn open_existing(url: &str) -> Result<Self> {
         Self::open_location(Location::parse(url)?, false)
     }
 
     fn open_location(location: Location, create: bool) -> Result<Self> {
-        let s3_config = match &location {
+        Self::open_location_with(location, create, &[])
+    }
+
+    fn open_location_with(location: Location, create: bool, extra: &[(&str, &str)]) -> Result<Self> {
+        let mut s3_config = match &location {
             Location::S3 { .. } => s3_env_config(),
             Location::Local(_) => Vec::new(),
         };
+        if let Location::S3 { .. } = &location {
+            s3_config.retain(|(k, _)| !extra.iter().any(|(o, _)| o == k));
+            s3_config.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            // An http:// endpoint is a deliberate choice (a loopback or LAN server): allow it.
+            let http = s3_config.iter().any(|(k, v)| k == "aws_endpoint_url" && v.starts_with("http://"));
+            if http && !s3_config.iter().any(|(k, _)| k == "aws_allow_http") {
+                s3_config.push(("aws_allow_http".into(), "true".into()));
+            }
+        }
         let store: Arc<dyn ObjectStore> = match &location {
             Location::Local(root) => {
                 if !root.is_dir() {

@@ -6,7 +6,6 @@ use super::parquet_io::{decode, merge};
 use super::Lake;
 use crate::error::{Error, Result};
 use futures::{stream, StreamExt};
-use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 

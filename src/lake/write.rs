@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use arrow::array::{Array, Date32Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -122,9 +121,15 @@ impl Lake {
         outcome: Outcome,
         rows: Option<&RecordBatch>,
     ) -> Result<Entry> {
-        let symbol = Symbol::new(&request.symbol)?;
-        let mut entry = Entry::new(request, requested_at, Utc::now(), outcome);
+        let entry = Entry::new(request, requested_at, Utc::now(), outcome);
+        self.record_entry(entry, rows).await
+    }
+
+    /// [`Lake::record`] for an entry built by the caller (its id and times are kept as given).
+    pub async fn record_entry(&self, mut entry: Entry, rows: Option<&RecordBatch>) -> Result<Entry> {
+        let symbol = Symbol::new(&entry.request.symbol)?;
         let Some(batch) = rows.filter(|b| b.num_rows() > 0) else {
+            entry.partitions.clear();
             self.put_log(&symbol, vec![entry.clone()]).await?;
             return Ok(entry);
         };
@@ -137,7 +142,6 @@ impl Lake {
         for (p, rows) in &parts {
             self.commit(p, rows, &ids).await?;
         }
-        entry.completed_at = Utc::now();
         self.put_log(&symbol, vec![entry.clone()]).await?;
         match self.store().delete(&pending).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(entry),

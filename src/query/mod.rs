@@ -9,7 +9,6 @@ use crate::lake::layout::{Partition, Period, Series, Symbol};
 use crate::lake::{Lake, Location};
 use arrow::datatypes::{DataType as ArrowType, TimeUnit as ArrowUnit};
 use chrono::{Datelike, NaiveDate};
-use object_store::path::Path;
 use polars::prelude::*;
 
 /// Which partitions a scan reads. Empty fields mean "all".

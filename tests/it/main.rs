@@ -1,3 +1,5 @@
-//! The integration tests: one binary, one module per part.
+//! twslake's integration tests: one binary, one module per part.
 
+mod lake;
 mod sim;
+mod support;

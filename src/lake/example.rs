@@ -1,0 +1,234 @@
+//! The small example lake of `lake-layout/example/`: every dataset, two symbols (one with a
+//! space), daily bars across a year boundary, intraday equity and option bars, a chain snapshot
+//! and quotes. Fully deterministic (fixed ids and times), so the committed copy is byte-for-byte
+//! what this code writes; a test holds the two together.
+
+use super::layout::{BarSize, Series, Symbol, WhatToShow};
+use super::manifest::{DateWindow, Entry, Outcome, Request};
+use super::Lake;
+use crate::calendar;
+use crate::datasets::{chains, contracts, equity_bars, option_bars, quotes, Dataset};
+use crate::error::Result;
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().expect("literal date")
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("literal time")
+}
+
+fn request(
+    dataset: Dataset,
+    symbol: &Symbol,
+    sec_type: &str,
+    series: Option<Series>,
+    window: Option<DateWindow>,
+) -> Request {
+    Request {
+        dataset,
+        symbol: symbol.to_string(),
+        con_id: None,
+        sec_type: sec_type.into(),
+        expiry: None,
+        strike: None,
+        right: None,
+        bar_size: series.map(|s| s.bar_size.ib().to_string()),
+        what_to_show: series.map(|s| s.what_to_show.ib().to_string()),
+        use_rth: series.is_some(),
+        window,
+        end_date_time: None,
+        duration: None,
+    }
+}
+
+struct Ids(u32);
+
+impl Ids {
+    fn entry(&mut self, request: Request, at: DateTime<Utc>, rows: usize) -> Entry {
+        self.0 += 1;
+        let outcome = if rows == 0 { Outcome::Empty } else { Outcome::Ok { rows: rows as u64 } };
+        let mut e = Entry::new(request, at, at + Duration::seconds(2), outcome);
+        e.id = format!("example{:04}", self.0);
+        e
+    }
+}
+
+fn daily_bars(days: &[NaiveDate], base: f64, at: DateTime<Utc>) -> Vec<equity_bars::Bar> {
+    let series = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
+    days.iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let p = base + i as f64;
+            let open = calendar::session(*day).expect("trading day").open;
+            equity_bars::Bar {
+                ts: open,
+                date: *day,
+                series,
+                open: p,
+                high: p + 2.0,
+                low: p - 1.5,
+                close: p + 0.5,
+                volume: Some(1_000_000.0 + i as f64),
+                wap: Some(p + 0.2),
+                bar_count: Some(5000 + i as i64),
+                ingested_at: at,
+            }
+        })
+        .collect()
+}
+
+fn minute_bars(day: NaiveDate, series: Series, n: i64, base: f64, at: DateTime<Utc>) -> Vec<equity_bars::Bar> {
+    let open = calendar::session(day).expect("trading day").open;
+    (0..n)
+        .map(|m| {
+            let p = base + m as f64 * 0.05;
+            equity_bars::Bar {
+                ts: open + Duration::minutes(m),
+                date: day,
+                series,
+                open: p,
+                high: p + 0.1,
+                low: p - 0.1,
+                close: p + 0.02,
+                volume: (series.what_to_show == WhatToShow::Trades).then_some(100.0 * (m + 1) as f64),
+                wap: (series.what_to_show == WhatToShow::Trades).then_some(p),
+                bar_count: (series.what_to_show == WhatToShow::Trades).then_some(m + 1),
+                ingested_at: at,
+            }
+        })
+        .collect()
+}
+
+/// Writes the example lake into `lake` (which should be empty).
+pub async fn write_example(lake: &Lake) -> Result<()> {
+    let mut ids = Ids(0);
+    let at = t("2024-01-05T22:00:00Z");
+    for (sym, con_id, base) in [("SPY", 756733, 470.0), ("BRK B", 72063691, 360.0)] {
+        let symbol = Symbol::new(sym)?;
+        let stock = contracts::Contract {
+            con_id,
+            sec_type: "STK".into(),
+            exchange: "SMART".into(),
+            primary_exchange: Some(if sym == "SPY" { "ARCA" } else { "NYSE" }.into()),
+            currency: "USD".into(),
+            local_symbol: Some(sym.into()),
+            trading_class: Some(sym.replace(' ', "")),
+            min_tick: Some(0.01),
+            time_zone: Some("US/Eastern".into()),
+            trading_hours: Some("20240105:0930-20240105:1600".into()),
+            liquid_hours: Some("20240105:0930-20240105:1600".into()),
+            fetched_at: at,
+            ..Default::default()
+        };
+        let mut all = vec![stock];
+        let expiry = d("2024-01-19");
+        let option_contracts: Vec<option_bars::OptionContract> = [("C", base), ("P", base)]
+            .iter()
+            .enumerate()
+            .map(|(i, (right, strike))| option_bars::OptionContract {
+                con_id: con_id * 10 + i as i64,
+                expiry,
+                strike: *strike,
+                right: right.to_string(),
+                multiplier: 100.0,
+            })
+            .collect();
+        for c in &option_contracts {
+            all.push(contracts::Contract {
+                con_id: c.con_id,
+                sec_type: "OPT".into(),
+                exchange: "SMART".into(),
+                currency: "USD".into(),
+                multiplier: Some(100.0),
+                expiry: Some(c.expiry),
+                strike: Some(c.strike),
+                right: Some(c.right.clone()),
+                fetched_at: at,
+                ..Default::default()
+            });
+        }
+        let rec = |ds, sec: &str, series, window| request(ds, &symbol, sec, series, window);
+        let batch = contracts::to_batch(&all);
+        lake.record_entry(ids.entry(rec(Dataset::Contracts, "STK", None, None), at, all.len()), Some(&batch)).await?;
+
+        let snap = t("2024-01-05T15:00:00Z");
+        let chain: Vec<chains::ChainRow> = [expiry, d("2024-02-16")]
+            .into_iter()
+            .flat_map(|e| [base - 5.0, base, base + 5.0].map(|k| (e, k)))
+            .map(|(expiration, strike)| chains::ChainRow {
+                snapshot_at: snap,
+                date: d("2024-01-05"),
+                underlying_con_id: con_id,
+                exchange: "SMART".into(),
+                trading_class: sym.replace(' ', ""),
+                multiplier: 100.0,
+                expiration,
+                strike,
+                ingested_at: snap,
+            })
+            .collect();
+        let batch = chains::to_batch(&chain);
+        lake.record_entry(ids.entry(rec(Dataset::Chains, "OPT", None, None), snap, chain.len()), Some(&batch)).await?;
+
+        let daily = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
+        let window = DateWindow::new(d("2023-12-27"), d("2024-01-05"))?;
+        let bars = daily_bars(&window.trading_days(), base, at);
+        let batch = equity_bars::to_batch(&bars);
+        let e = ids.entry(rec(Dataset::EquityBars, "STK", Some(daily), Some(window)), at, bars.len());
+        lake.record_entry(e, Some(&batch)).await?;
+        // A holiday asked on its own: answered empty, remembered, never asked again.
+        let holiday = DateWindow::new(d("2024-01-01"), d("2024-01-01"))?;
+        let e = ids.entry(rec(Dataset::EquityBars, "STK", Some(daily), Some(holiday)), at, 0);
+        lake.record_entry(e, None).await?;
+
+        let minute = Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Trades };
+        let day = d("2024-01-05");
+        let bars = minute_bars(day, minute, 30, base, at);
+        let batch = equity_bars::to_batch(&bars);
+        let w = Some(DateWindow::new(day, day)?);
+        lake.record_entry(ids.entry(rec(Dataset::EquityBars, "STK", Some(minute), w), at, bars.len()), Some(&batch))
+            .await?;
+
+        let mid = Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Midpoint };
+        for c in &option_contracts {
+            let rows: Vec<option_bars::OptionBar> = minute_bars(day, mid, 10, 4.0, at)
+                .into_iter()
+                .map(|bar| option_bars::OptionBar { contract: c.clone(), bar })
+                .collect();
+            let mut r = rec(Dataset::OptionBars, "OPT", Some(mid), w);
+            (r.con_id, r.expiry, r.strike, r.right) =
+                (Some(c.con_id), Some(c.expiry), Some(c.strike), Some(c.right.clone()));
+            let batch = option_bars::to_batch(&rows);
+            lake.record_entry(ids.entry(r, at, rows.len()), Some(&batch)).await?;
+        }
+
+        let q: Vec<quotes::Quote> = (0..5)
+            .map(|i| quotes::Quote {
+                ts: snap + Duration::seconds(i),
+                date: day,
+                con_id: option_contracts[0].con_id,
+                seq: i,
+                sec_type: "OPT".into(),
+                expiry: Some(expiry),
+                strike: Some(base),
+                right: Some("C".into()),
+                bid: Some(4.0 + i as f64 * 0.01),
+                ask: Some(4.1 + i as f64 * 0.01),
+                implied_vol: Some(0.14),
+                delta: Some(0.52),
+                gamma: Some(0.03),
+                vega: Some(0.25),
+                theta: Some(-0.2),
+                underlying_price: Some(base + 0.3),
+                ingested_at: snap + Duration::seconds(i),
+                ..Default::default()
+            })
+            .collect();
+        let batch: RecordBatch = quotes::to_batch(&q);
+        lake.write(Dataset::Quotes, &symbol, &batch, None).await?;
+    }
+    Ok(())
+}
