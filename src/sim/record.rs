@@ -104,10 +104,15 @@ impl RequestRecord {
     }
 }
 
+/// Records kept in memory; older ones remain only in the `--request-log` file, so a gateway
+/// left running for days does not grow without bound.
+pub const MEMORY_RECORDS: usize = 100_000;
+
 /// The request journal.
 #[derive(Debug, Default)]
 pub struct Journal {
-    records: Mutex<Vec<RequestRecord>>,
+    records: Mutex<std::collections::VecDeque<RequestRecord>>,
+    total: std::sync::atomic::AtomicUsize,
     file: Mutex<Option<std::fs::File>>,
 }
 
@@ -115,7 +120,7 @@ impl Journal {
     /// A journal that also appends to `path`.
     pub fn with_file(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal { records: Mutex::default(), file: Mutex::new(Some(file)) })
+        Ok(Journal { file: Mutex::new(Some(file)), ..Journal::default() })
     }
 
     /// Appends one record.
@@ -126,12 +131,17 @@ impl Journal {
                 let _ = writeln!(f, "{line}");
             }
         }
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() == MEMORY_RECORDS {
+            records.pop_front();
+        }
+        records.push_back(record);
+        self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Number of requests received.
+    /// Number of requests received since start.
     pub fn len(&self) -> usize {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether no request was received.
@@ -139,8 +149,8 @@ impl Journal {
         self.len() == 0
     }
 
-    /// A copy of every record.
+    /// A copy of the records in memory (the last [`MEMORY_RECORDS`]).
     pub fn all(&self) -> Vec<RequestRecord> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 }

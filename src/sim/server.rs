@@ -218,7 +218,7 @@ impl SimHandle {
     pub fn request_count(&self) -> usize {
         self.shared.journal.len()
     }
-    /// Every request received so far.
+    /// The requests received so far (the last 100,000; the request log keeps them all).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.journal.all()
     }

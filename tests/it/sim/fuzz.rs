@@ -122,3 +122,142 @@ async fn garbage_never_crashes_and_others_keep_being_served() {
     assert!(sim.requests().iter().any(|r| r.kind.starts_with("cancel_")));
     assert!(sim.requests().iter().any(|r| r.kind == "text_frame"));
 }
+
+/// Reads frames until one answers request `id` finally: an Error, a HistoricalDataEnd, a
+/// ContractDataEnd, a HeadTimestamp or a TickSnapshotEnd with that id.
+async fn answer_of(s: &mut TcpStream, id: i32) -> Option<i32> {
+    use prost::Message;
+    loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).await.ok()?;
+        let (Some(kind), payload) = wire::split_id(&body)? else { continue };
+        let rid = match kind {
+            proto::in_id::ERROR => proto::ErrorMessage::decode(payload).ok()?.id,
+            proto::in_id::HISTORICAL_DATA_END
+            | proto::in_id::CONTRACT_DATA_END
+            | proto::in_id::TICK_SNAPSHOT_END
+            | proto::in_id::HEAD_TIMESTAMP => proto::ReqIdOnly::decode(payload).ok()?.req_id,
+            _ => None,
+        };
+        if rid == Some(id) {
+            return Some(kind);
+        }
+    }
+}
+
+fn random_contract(rng: &mut StdRng) -> proto::Contract {
+    let symbols = ["SPY", "QQQ", "AAPL", "MSFT", "BRK B", "NOPE", "", "spy"];
+    let opt = rng.random_bool(0.4);
+    let expiry = if opt {
+        let d =
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("d") + chrono::Duration::days(rng.random_range(0..420));
+        Some(d.format(if rng.random_bool(0.1) { "%Y%m" } else { "%Y%m%d" }).to_string())
+    } else {
+        None
+    };
+    proto::Contract {
+        con_id: rng.random_bool(0.1).then(|| rng.random()),
+        symbol: Some(symbols[rng.random_range(0..symbols.len())].into()),
+        sec_type: Some(
+            if opt {
+                "OPT"
+            } else if rng.random_bool(0.9) {
+                "STK"
+            } else {
+                "FUT"
+            }
+            .into(),
+        ),
+        last_trade_date_or_contract_month: expiry,
+        strike: opt.then(|| (rng.random_range(100..1400) as f64) / 2.0),
+        right: opt.then(|| if rng.random_bool(0.5) { "C" } else { "P" }.into()),
+        exchange: Some("SMART".into()),
+        currency: Some(if rng.random_bool(0.95) { "USD" } else { "EUR" }.into()),
+        ..Default::default()
+    }
+}
+
+fn random_historical(rng: &mut StdRng, id: i32) -> Vec<u8> {
+    let sizes = [
+        "1 secs", "5 secs", "30 secs", "1 min", "3 mins", "20 mins", "1 hour", "4 hours", "8 hours", "1 day", "1 week",
+        "1 month", "7 mins", "",
+    ];
+    let durations = [
+        "60 S",
+        "1800 S",
+        "3600 S",
+        "28800 S",
+        "86400 S",
+        "1 D",
+        "2 D",
+        "1 W",
+        "1 M",
+        "1 Y",
+        "3 Y",
+        "0 D",
+        "9999999 W",
+        "x",
+    ];
+    let whats = ["TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"];
+    let end = match rng.random_range(0..5) {
+        0 => String::new(),
+        1 => "garbage".into(),
+        _ => {
+            let t = chrono::DateTime::from_timestamp(rng.random_range(0..2_200_000_000i64), 0).expect("t");
+            let zone = ["UTC", "US/Eastern", "Mars/Olympus", ""][rng.random_range(0..4)];
+            format!("{} {zone}", t.format("%Y%m%d %H:%M:%S"))
+        }
+    };
+    let req = proto::HistoricalDataRequest {
+        req_id: Some(id),
+        contract: Some(random_contract(rng)),
+        end_date_time: Some(end),
+        bar_size_setting: Some(sizes[rng.random_range(0..sizes.len())].into()),
+        duration: Some(durations[rng.random_range(0..durations.len())].into()),
+        use_rth: Some(rng.random_bool(0.5)),
+        what_to_show: Some(whats[rng.random_range(0..whats.len())].into()),
+        format_date: Some(2),
+        keep_up_to_date: Some(false),
+    };
+    wire::frame(out_id::REQ_HISTORICAL_DATA, &req)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_well_formed_but_random_request_is_answered() {
+    let sim = super::builder(AFTER_CLOSE).pacing_scale(1e9).start().await.expect("sim");
+    let mut s = logged_in(&sim.address(), 77).await.expect("login");
+    let mut rng = StdRng::seed_from_u64(7);
+    for id in 1..=400 {
+        let frame = match id % 4 {
+            0 => wire::frame(
+                out_id::REQ_CONTRACT_DATA,
+                &proto::ContractDataRequest { req_id: Some(id), contract: Some(random_contract(&mut rng)) },
+            ),
+            1 => wire::frame(
+                out_id::REQ_MKT_DATA,
+                &proto::MarketDataRequest {
+                    req_id: Some(id),
+                    contract: Some(random_contract(&mut rng)),
+                    snapshot: Some(true),
+                    ..Default::default()
+                },
+            ),
+            2 => wire::frame(
+                out_id::REQ_HEAD_TIMESTAMP,
+                &proto::HeadTimestampRequest {
+                    req_id: Some(id),
+                    contract: Some(random_contract(&mut rng)),
+                    format_date: Some(1 + id % 2),
+                    ..Default::default()
+                },
+            ),
+            _ => random_historical(&mut rng, id),
+        };
+        s.write_all(&frame).await.expect("send");
+        let answered =
+            tokio::time::timeout(Duration::from_secs(20), answer_of(&mut s, id)).await.expect("answered in time");
+        assert!(answered.is_some(), "request {id} got a final answer");
+    }
+}
