@@ -37,8 +37,9 @@
 //!   321 malformed bar size, duration, end or what-to-show; 354 market data for the
 //!   unsubscribed symbol (MSFT by default) unless the client asked for delayed data; an option
 //!   that did not trade answers TRADES with an empty bars message.
-//! - Not simulated: `keepUpToDate` streaming updates (the request is answered once), extended
-//!   hours, real-time bars, tick-by-tick, orders. For sub-minute option bars the VWAP does not
+//! - `keepUpToDate`: after the bars and the end message, the latest bar at the market clock is
+//!   sent again every second until the request is cancelled.
+//! - Not simulated: extended hours, real-time bars, tick-by-tick, orders. For sub-minute option bars the VWAP does not
 //!   aggregate exactly to the minute (prices, volumes and counts do).
 
 pub mod cli;

@@ -30,6 +30,7 @@ pub mod in_id {
     pub const CONTRACT_DATA: i32 = 10;
     pub const MANAGED_ACCOUNTS: i32 = 15;
     pub const HISTORICAL_DATA: i32 = 17;
+    pub const HISTORICAL_DATA_UPDATE: i32 = 90;
     pub const TICK_OPTION_COMPUTATION: i32 = 21;
     pub const TICK_STRING: i32 = 46;
     pub const CURRENT_TIME: i32 = 49;
@@ -301,6 +302,14 @@ pub struct HistoricalData {
     pub req_id: Option<i32>,
     #[prost(message, repeated, tag = "2")]
     pub bars: Vec<HistoricalDataBar>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HistoricalDataUpdate {
+    #[prost(int32, optional, tag = "1")]
+    pub req_id: Option<i32>,
+    #[prost(message, optional, tag = "2")]
+    pub bar: Option<HistoricalDataBar>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -111,7 +111,41 @@ pub fn historical(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeEr
         Ok(rows) => conn.record(rec, if rows == 0 { Outcome::Empty } else { Outcome::Ok { rows } }),
         Err((code, text)) => return refuse(conn, rec, id, code, &text),
     }
+    if req.keep_up_to_date == Some(true) {
+        keep_up_to_date(conn, id, &p);
+    }
     Ok(())
+}
+
+/// How often a `keepUpToDate` request gets its in-progress bar again (IB: every few seconds).
+const UPDATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Streams the latest bar at the market clock until the request is cancelled.
+fn keep_up_to_date(conn: &mut Conn, id: i32, p: &Parsed) {
+    let (shared, tx, inst, what, size) = (conn.shared.clone(), conn.sender(), p.inst, p.what, p.size);
+    let lookback = match size {
+        BarSize::Seconds(s) => Duration::seconds(2 * s as i64),
+        BarSize::Day => Duration::days(7),
+        BarSize::Week => Duration::days(21),
+        BarSize::Month => Duration::days(70),
+    };
+    let handle = tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPDATE_PERIOD);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let now = shared.market.now();
+            let bars = series::bars(&shared.market, inst, what, size, now - lookback, now);
+            if let Some(b) = bars.last() {
+                let msg = proto::HistoricalDataUpdate { req_id: Some(id), bar: Some(encode_bar(b)) };
+                if tx.send(super::wire::frame(in_id::HISTORICAL_DATA_UPDATE, &msg)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    conn.close(id);
+    conn.open.insert(id, OpenReq::Stream(handle));
 }
 
 fn refuse(conn: &Conn, rec: RequestRecord, id: i32, code: i32, text: &str) -> Result<(), prost::DecodeError> {

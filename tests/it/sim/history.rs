@@ -337,3 +337,44 @@ async fn the_market_is_a_function_of_the_seed() {
     assert_eq!(a, b);
     assert_ne!(a, other);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_up_to_date_streams_the_latest_bar_until_cancelled() {
+    use futures::StreamExt;
+    use ibapi::market_data::historical::HistoricalBarUpdate;
+    use ibapi::subscriptions::SubscriptionItem;
+    let sim = start(super::MIDDAY).await;
+    let c = client(&sim, 1).await;
+    let contract = spy();
+    let mut sub = c
+        .historical_data(&contract, BarSize::Min5)
+        .what_to_show(WhatToShow::Trades)
+        .duration(Duration::days(1))
+        .stream()
+        .await
+        .expect("stream");
+    let (mut initial, mut ended, mut update) = (None, false, None);
+    while update.is_none() {
+        let item =
+            tokio::time::timeout(std::time::Duration::from_secs(10), sub.next()).await.expect("in time").expect("open");
+        match item.expect("item") {
+            SubscriptionItem::Data(HistoricalBarUpdate::Historical(d)) => initial = Some(d.bars),
+            SubscriptionItem::Data(HistoricalBarUpdate::End { .. }) => ended = true,
+            SubscriptionItem::Data(HistoricalBarUpdate::Update(b)) => update = Some(b),
+            _ => {}
+        }
+    }
+    let initial = initial.expect("the bars came first");
+    assert!(ended, "then the end message");
+    // At 12:00 New York the last completed 5-minute bar starts at 11:55.
+    assert_eq!(initial.len(), 30);
+    assert_eq!(update.expect("update"), *initial.last().expect("bar"));
+    drop(sub);
+    for _ in 0..100 {
+        if sim.requests().iter().any(|r| r.kind == "cancel_historical_data") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("dropping the stream cancels it");
+}
