@@ -261,3 +261,58 @@ async fn every_well_formed_but_random_request_is_answered() {
         assert!(answered.is_some(), "request {id} got a final answer");
     }
 }
+
+/// The first Error frame for request `id`, as (code, text).
+async fn error_of(s: &mut TcpStream, id: i32) -> Option<(i32, String)> {
+    use prost::Message;
+    loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).await.ok()?;
+        if let Some((Some(proto::in_id::ERROR), payload)) = wire::split_id(&body) {
+            let e = proto::ErrorMessage::decode(payload).ok()?;
+            if e.id == Some(id) {
+                return Some((e.error_code?, e.error_msg?));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_fields_are_refused_with_321() {
+    let sim = start(AFTER_CLOSE).await;
+    let mut s = logged_in(&sim.address(), 78).await.expect("login");
+    let spy = proto::Contract {
+        symbol: Some("SPY".into()),
+        sec_type: Some("STK".into()),
+        exchange: Some("SMART".into()),
+        ..Default::default()
+    };
+    let cases = [
+        ("7 mins", "1 D", "TRADES", ""),
+        ("1 min", "5 X", "TRADES", ""),
+        ("1 min", "1 D", "COLOURS", ""),
+        ("1 min", "1 D", "TRADES", "yesterday"),
+    ];
+    for (id, (size, duration, what, end)) in (1..).zip(cases) {
+        let req = proto::HistoricalDataRequest {
+            req_id: Some(id),
+            contract: Some(spy.clone()),
+            end_date_time: Some(end.into()),
+            bar_size_setting: Some(size.into()),
+            duration: Some(duration.into()),
+            use_rth: Some(true),
+            what_to_show: Some(what.into()),
+            format_date: Some(2),
+            keep_up_to_date: None,
+        };
+        s.write_all(&wire::frame(out_id::REQ_HISTORICAL_DATA, &req)).await.expect("send");
+        let (code, text) = tokio::time::timeout(Duration::from_secs(10), error_of(&mut s, id))
+            .await
+            .expect("in time")
+            .expect("an error");
+        assert_eq!(code, 321, "{size} {duration} {what} {end}: {text}");
+        assert!(text.starts_with("Error validating request"), "{text}");
+    }
+}
