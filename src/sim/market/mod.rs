@@ -97,7 +97,7 @@ pub struct Market {
 }
 
 /// Cached day details kept before the cache is emptied (each is a few tens of KiB).
-const DETAIL_CACHE: usize = 4096;
+const DETAIL_CACHE: usize = 2048;
 
 impl Market {
     /// A market over `symbols`, seeded by `seed`, whose present is `clock`.
