@@ -71,22 +71,7 @@ fn options_matching(market: &Market, i: usize, today: NaiveDate, c: &proto::Cont
 }
 
 fn find_option_by_con_id(market: &Market, today: NaiveDate, id: i32) -> Option<OptionId> {
-    (0..market.symbols().len()).find_map(|i| {
-        let spec = market.spec(i);
-        let chain = market.chain(i, today);
-        chain.expiries.iter().filter(|e| expiry_alive(market, e.date)).find_map(|e| {
-            e.strikes.iter().find_map(|k| {
-                [Right::Call, Right::Put].into_iter().find_map(|r| {
-                    (options::con_id(spec, e.date, *k, r) == id).then_some(OptionId {
-                        underlying: i,
-                        expiry: e.date,
-                        strike: *k,
-                        right: r,
-                    })
-                })
-            })
-        })
-    })
+    market.option_by_con_id(today, id).filter(|o| expiry_alive(market, o.expiry))
 }
 
 /// The contract message for an instrument.

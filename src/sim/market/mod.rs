@@ -94,6 +94,7 @@ pub struct Market {
     closes: Vec<OnceLock<equity::CloseSeries>>,
     details: Mutex<HashMap<(usize, NaiveDate), Arc<DayDetail>>>,
     chains: Mutex<HashMap<(usize, NaiveDate), Arc<options::Chain>>>,
+    option_ids: Mutex<HashMap<NaiveDate, Arc<HashMap<i32, OptionId>>>>,
 }
 
 /// Cached day details kept before the cache is emptied (each is a few tens of KiB).
@@ -110,6 +111,7 @@ impl Market {
             closes,
             details: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
+            option_ids: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,6 +190,32 @@ impl Market {
         let spot = self.day_bar(o.underlying, date)?.close;
         let t = options::years_to(o.expiry, close);
         Some(options::day_volume(self.key, self.spec(o.underlying), o, date, spot, t))
+    }
+
+    /// The option listed on `today` with this con_id (an index built once per trading date).
+    pub fn option_by_con_id(&self, today: NaiveDate, con_id: i32) -> Option<OptionId> {
+        if let Some(index) = self.option_ids.lock().unwrap_or_else(|e| e.into_inner()).get(&today) {
+            return index.get(&con_id).copied();
+        }
+        let mut index = HashMap::new();
+        for i in 0..self.symbols.len() {
+            let spec = self.spec(i);
+            for e in &self.chain(i, today).expiries {
+                for k in &e.strikes {
+                    for right in [Right::Call, Right::Put] {
+                        let o = OptionId { underlying: i, expiry: e.date, strike: *k, right };
+                        index.insert(options::con_id(spec, e.date, *k, right), o);
+                    }
+                }
+            }
+        }
+        let found = index.get(&con_id).copied();
+        let mut cache = self.option_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 8 {
+            cache.clear();
+        }
+        cache.insert(today, Arc::new(index));
+        found
     }
 
     /// The root key (for sub-models).

@@ -193,6 +193,11 @@ async fn option_bars_price_off_the_known_surface() {
         .await
         .expect("option bars");
     assert_eq!(mid.bars.len(), 5);
+    let con_id = c.contract_details(&contract).await.expect("details")[0].contract.contract_id;
+    let by_id = Contract { contract_id: con_id, exchange: "SMART".into(), ..Default::default() };
+    let same =
+        fetch(&c, &by_id, BarSize::Day, Duration::days(5), WhatToShow::MidPoint, AFTER_CLOSE).await.expect("by con_id");
+    assert_eq!(same.bars, mid.bars, "a con_id alone names the option");
     let minutes = fetch(&c, &contract, BarSize::Min, Duration::days(1), WhatToShow::MidPoint, AFTER_CLOSE)
         .await
         .expect("minutes");
