@@ -74,6 +74,27 @@ pub struct ValidateArgs {
     json: bool,
 }
 
+/// Arguments of the hidden `synth-lake`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Symbols.
+    #[arg(long, default_value_t = 500)]
+    symbols: usize,
+    /// Years of daily bars per symbol, ending with 2024.
+    #[arg(long, default_value_t = 10)]
+    years: i32,
+}
+
+pub async fn synth_lake(a: SynthArgs) -> anyhow::Result<i32> {
+    let lake = Lake::open(&a.lake.lake)?;
+    let t0 = std::time::Instant::now();
+    crate::lake::example::write_synthetic(&lake, a.symbols, a.years).await?;
+    println!("wrote {} symbols x {} years to {} in {:.1?}", a.symbols, a.years, lake.location(), t0.elapsed());
+    Ok(0)
+}
+
 /// Arguments of the hidden `stress-write`.
 #[derive(Debug, Args)]
 pub struct StressArgs {

@@ -26,6 +26,9 @@ pub enum Command {
     Validate(lake_cmds::ValidateArgs),
     /// Runs the simulated TWS gateway (or prints the truth of its surface).
     Sim(crate::sim::cli::SimArgs),
+    /// Internal: writes a synthetic lake of daily bars (benchmarks).
+    #[command(hide = true)]
+    SynthLake(lake_cmds::SynthArgs),
     /// Internal: writes synthetic rows in a loop (crash and concurrency tests).
     #[command(hide = true)]
     StressWrite(lake_cmds::StressArgs),
@@ -40,5 +43,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(a) => lake_cmds::validate(a).await,
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
         Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),
+        Command::SynthLake(a) => lake_cmds::synth_lake(a).await,
     }
 }

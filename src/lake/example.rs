@@ -232,3 +232,30 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
     }
     Ok(())
 }
+
+/// The name of synthetic symbol `i`: `S0000`, `S0001`, …
+pub fn synthetic_symbol(i: usize) -> Symbol {
+    Symbol::new(&format!("S{i:04}")).expect("valid synthetic symbol")
+}
+
+/// A synthetic lake for benchmarks: `symbols` symbols with daily bars for the `years` calendar
+/// years ending with 2024, one request per symbol and year, as an ingest would leave it.
+pub async fn write_synthetic(lake: &Lake, symbols: usize, years: i32) -> Result<()> {
+    use futures::{stream, StreamExt, TryStreamExt};
+    let daily = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
+    let at = t("2025-01-02T00:00:00Z");
+    let jobs = (0..symbols).flat_map(|i| (2025 - years..2025).map(move |y| (i, y)));
+    stream::iter(jobs)
+        .map(|(i, year)| async move {
+            let symbol = synthetic_symbol(i);
+            let window = DateWindow::new(d(&format!("{year}-01-01")), d(&format!("{year}-12-31")))?;
+            let bars = daily_bars(&window.trading_days(), 20.0 + (i % 300) as f64, at);
+            let req = request(Dataset::EquityBars, &symbol, "STK", Some(daily), Some(window));
+            let outcome = Outcome::Ok { rows: bars.len() as u64 };
+            lake.record(req, at, outcome, Some(&equity_bars::to_batch(&bars))).await.map(|_| ())
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}

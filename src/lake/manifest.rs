@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashSet};
 
 /// The `format` field of every manifest file.
 pub const FORMAT: &str = "twslake.manifest/1";
-/// Logs past this count are compacted into a snapshot by writers.
+/// A writer compacts a symbol's manifest after writing this many logs for it.
 pub const COMPACT_AFTER_LOGS: usize = 512;
 
 /// An inclusive range of trading dates.
@@ -163,12 +163,16 @@ pub enum Outcome {
 }
 
 /// One request, as remembered.
+///
+/// In JSON the request's fields sit beside the entry's own (one flat object); the conversion goes
+/// through [`EntryWire`] because serde's `flatten` buffers every field and made loading a
+/// 100,000-entry snapshot several times slower.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EntryWire", into = "EntryWire")]
 pub struct Entry {
     /// Unique id (also stored in the footer of every partition holding the entry's rows).
     pub id: String,
     /// What was asked.
-    #[serde(flatten)]
     pub request: Request,
     /// When the request was sent.
     pub requested_at: DateTime<Utc>,
@@ -182,6 +186,98 @@ pub struct Entry {
     /// The partitions (object paths under the lake root) the rows went to.
     #[serde(default)]
     pub partitions: Vec<String>,
+}
+
+/// The flat JSON form of an [`Entry`].
+#[derive(Serialize, Deserialize)]
+struct EntryWire {
+    id: String,
+    dataset: Dataset,
+    symbol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    con_id: Option<i64>,
+    sec_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expiry: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    strike: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    right: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bar_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    what_to_show: Option<String>,
+    #[serde(default)]
+    use_rth: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<DateWindow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_date_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    duration: Option<String>,
+    requested_at: DateTime<Utc>,
+    completed_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    final_through: Option<NaiveDate>,
+    outcome: Outcome,
+    #[serde(default)]
+    partitions: Vec<String>,
+}
+
+impl From<EntryWire> for Entry {
+    fn from(w: EntryWire) -> Self {
+        let request = Request {
+            dataset: w.dataset,
+            symbol: w.symbol,
+            con_id: w.con_id,
+            sec_type: w.sec_type,
+            expiry: w.expiry,
+            strike: w.strike,
+            right: w.right,
+            bar_size: w.bar_size,
+            what_to_show: w.what_to_show,
+            use_rth: w.use_rth,
+            window: w.window,
+            end_date_time: w.end_date_time,
+            duration: w.duration,
+        };
+        Entry {
+            id: w.id,
+            request,
+            requested_at: w.requested_at,
+            completed_at: w.completed_at,
+            final_through: w.final_through,
+            outcome: w.outcome,
+            partitions: w.partitions,
+        }
+    }
+}
+
+impl From<Entry> for EntryWire {
+    fn from(e: Entry) -> Self {
+        let r = e.request;
+        EntryWire {
+            id: e.id,
+            dataset: r.dataset,
+            symbol: r.symbol,
+            con_id: r.con_id,
+            sec_type: r.sec_type,
+            expiry: r.expiry,
+            strike: r.strike,
+            right: r.right,
+            bar_size: r.bar_size,
+            what_to_show: r.what_to_show,
+            use_rth: r.use_rth,
+            window: r.window,
+            end_date_time: r.end_date_time,
+            duration: r.duration,
+            requested_at: e.requested_at,
+            completed_at: e.completed_at,
+            final_through: e.final_through,
+            outcome: e.outcome,
+            partitions: e.partitions,
+        }
+    }
 }
 
 impl Entry {
@@ -275,8 +371,10 @@ fn manifest_dir(symbol: &Symbol) -> Path {
     obj(&format!("_manifest/symbol={}", symbol.encoded()))
 }
 
+/// Logs are pretty-printed for people; snapshots (up to 100,000s of entries) are compact.
 fn to_json(file: &ManifestFile) -> PutPayload {
-    PutPayload::from(serde_json::to_vec_pretty(file).expect("manifest serializes"))
+    let bytes = if file.seq.is_some() { serde_json::to_vec(file) } else { serde_json::to_vec_pretty(file) };
+    PutPayload::from(bytes.expect("manifest serializes"))
 }
 
 enum Kind {
@@ -435,6 +533,13 @@ impl Lake {
         let file = ManifestFile { format: FORMAT.into(), seq: None, entries };
         let opts = PutOptions::from(PutMode::Create);
         self.store().put_opts(&path, to_json(&file), opts).await.map_err(|e| Error::storage(&path, e))?;
+        if self.count_log(symbol.as_str()) {
+            // Keeps opening a symbol's manifest cheap however many requests it remembers; a
+            // failure here loses nothing (the logs stay) and is retried at the next threshold.
+            if let Err(e) = self.compact_manifest(symbol).await {
+                tracing::warn!("compacting the manifest of {symbol} failed: {e}");
+            }
+        }
         Ok(path)
     }
 

@@ -114,6 +114,8 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     location: Location,
     s3_config: Vec<(String, String)>,
+    /// Logs this handle wrote per symbol since its last compaction of that symbol.
+    logs_written: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// The standard AWS settings read from the environment, for object_store and polars alike.
@@ -200,7 +202,7 @@ impl Lake {
                 }
             }
         };
-        Ok(Lake { store, location, s3_config })
+        Ok(Lake { store, location, s3_config, logs_written: Default::default() })
     }
 
     /// Where the lake lives.
@@ -216,6 +218,18 @@ impl Lake {
     /// The AWS settings (polars' untyped cloud config keys) for S3 lakes; empty for local ones.
     pub fn s3_config(&self) -> &[(String, String)] {
         &self.s3_config
+    }
+
+    /// Counts a log written for `symbol`; true when it is time to compact that symbol's manifest.
+    pub(crate) fn count_log(&self, symbol: &str) -> bool {
+        let mut counts = self.logs_written.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(symbol.to_string()).or_default();
+        *n += 1;
+        if *n >= manifest::COMPACT_AFTER_LOGS {
+            *n = 0;
+            return true;
+        }
+        false
     }
 
     /// Every object under `prefix` (the whole lake when `None`).

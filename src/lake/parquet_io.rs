@@ -2,7 +2,8 @@
 
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::make_comparator;
+use arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::SortOptions;
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::row::{RowConverter, SortField};
@@ -88,16 +89,21 @@ pub fn request_ids(kv: Option<&Vec<KeyValue>>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn converter(batch: &RecordBatch, cols: &[(usize, bool)]) -> Result<(RowConverter, Vec<ArrayRef>)> {
+fn row_converter(batch: &RecordBatch, cols: &[usize]) -> Result<(RowConverter, Vec<ArrayRef>)> {
     let fields = cols
         .iter()
-        .map(|&(i, desc)| {
-            let opts = SortOptions { descending: desc, nulls_first: false };
+        .map(|&i| {
+            let opts = SortOptions { descending: false, nulls_first: false };
             SortField::new_with_options(batch.schema().field(i).data_type().clone(), opts)
         })
         .collect();
     let conv = RowConverter::new(fields).map_err(|e| Error::parquet("merge", e))?;
-    Ok((conv, cols.iter().map(|&(i, _)| batch.column(i).clone()).collect()))
+    Ok((conv, cols.iter().map(|&i| batch.column(i).clone()).collect()))
+}
+
+fn rows_of(batch: &RecordBatch, cols: &[usize]) -> Result<arrow::row::Rows> {
+    let (conv, arrays) = row_converter(batch, cols)?;
+    conv.convert_columns(&arrays).map_err(|e| Error::parquet("merge", e))
 }
 
 /// Merges batches of one partition: one row per primary key, sorted by key.
@@ -107,29 +113,64 @@ fn converter(batch: &RecordBatch, cols: &[(usize, bool)]) -> Result<(RowConverte
 /// the set of rows given — merging is idempotent and independent of order.
 pub fn merge(dataset: Dataset, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = dataset.schema();
-    let all = concat_batches(&schema, batches).map_err(|e| Error::parquet(dataset, e))?;
-    if all.num_rows() == 0 {
+    let all = match batches {
+        [one] => one.clone(),
+        _ => concat_batches(&schema, batches).map_err(|e| Error::parquet(dataset, e))?,
+    };
+    let n = all.num_rows();
+    if n == 0 {
         return Ok(all);
     }
     let pk: Vec<usize> = dataset.primary_key().iter().map(|k| schema.index_of(k).expect("key in schema")).collect();
-    let version = schema.index_of(dataset.version_column()).expect("version in schema");
-    let mut order: Vec<(usize, bool)> = pk.iter().map(|&i| (i, false)).collect();
-    order.push((version, true));
-    order.extend((0..schema.fields().len()).filter(|i| !pk.contains(i) && *i != version).map(|i| (i, true)));
-
-    let (full_conv, full_cols) = converter(&all, &order)?;
-    let full = full_conv.convert_columns(&full_cols).map_err(|e| Error::parquet(dataset, e))?;
-    let pk_order: Vec<(usize, bool)> = pk.iter().map(|&i| (i, false)).collect();
-    let (key_conv, key_cols) = converter(&all, &pk_order)?;
-    let keys = key_conv.convert_columns(&key_cols).map_err(|e| Error::parquet(dataset, e))?;
-
-    let mut idx: Vec<u32> = (0..all.num_rows() as u32).collect();
-    idx.sort_unstable_by(|&a, &b| full.row(a as usize).cmp(&full.row(b as usize)));
-    let mut keep: Vec<u32> = Vec::with_capacity(idx.len());
-    for i in idx {
-        if keep.last().is_none_or(|&k| keys.row(k as usize) != keys.row(i as usize)) {
-            keep.push(i);
+    // Rows that arrive sorted and unique (the common case for a new partition) need no work;
+    // typed comparators check that without building row keys.
+    let comparators = pk
+        .iter()
+        .map(|&i| make_comparator(all.column(i), all.column(i), SortOptions::default()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::parquet(dataset, e))?;
+    let less =
+        |a: usize, b: usize| comparators.iter().map(|c| c(a, b)).find(|o| o.is_ne()) == Some(std::cmp::Ordering::Less);
+    if (1..n).all(|i| less(i - 1, i)) {
+        return Ok(all);
+    }
+    let keys = rows_of(&all, &pk)?;
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    idx.sort_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
+    let version = all
+        .column(schema.index_of(dataset.version_column()).expect("version in schema"))
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("version columns are UTC timestamps")
+        .clone();
+    let mut full: Option<arrow::row::Rows> = None;
+    let mut keep: Vec<u32> = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let mut j = i + 1;
+        while j < n && keys.row(idx[j] as usize) == keys.row(idx[i] as usize) {
+            j += 1;
         }
+        let mut best = idx[i];
+        for &c in &idx[i + 1..j] {
+            let (vb, vc) = (version.value(best as usize), version.value(c as usize));
+            let better = match vc.cmp(&vb) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => {
+                    if full.is_none() {
+                        full = Some(rows_of(&all, &(0..schema.fields().len()).collect::<Vec<_>>())?);
+                    }
+                    let f = full.as_ref().expect("computed above");
+                    f.row(c as usize) > f.row(best as usize)
+                }
+            };
+            if better {
+                best = c;
+            }
+        }
+        keep.push(best);
+        i = j;
     }
     take_record_batch(&all, &UInt32Array::from(keep)).map_err(|e| Error::parquet(dataset, e))
 }

@@ -20,7 +20,7 @@ use arrow::array::{Array, Date32Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Conditional-write attempts before giving up on a contended S3 partition.
@@ -43,24 +43,37 @@ const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
 pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<BTreeMap<Partition, RecordBatch>> {
     let n = batch.num_rows();
     let dates = batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>());
-    let strs = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+    let strs = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>());
     let (bar, what) = (strs("bar_size"), strs("what_to_show"));
-    let mut groups: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
-    for i in 0..n {
-        let date = dates.map_or(EPOCH, |d| EPOCH + chrono::Duration::days(d.value(i) as i64));
-        let series = match (&bar, &what) {
-            (Some(b), Some(w)) => {
-                let bar_size: BarSize = b.value(i).parse()?;
-                let what_to_show: WhatToShow = w.value(i).parse()?;
-                Some(Series { bar_size, what_to_show })
+    let key =
+        |i: usize| (dates.map_or(0, |d| d.value(i)), bar.map_or("", |b| b.value(i)), what.map_or("", |w| w.value(i)));
+    // Grouped on borrowed values: no allocation or parsing per row; one pass when (as usual) the
+    // whole batch is one day of one series.
+    let mut groups: HashMap<(i32, &str, &str), Vec<u32>> = HashMap::new();
+    if n > 0 && (1..n).all(|i| key(i) == key(0)) {
+        groups.insert(key(0), (0..n as u32).collect());
+    } else {
+        for i in 0..n {
+            groups.entry(key(i)).or_default().push(i as u32);
+        }
+    }
+    let mut out: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
+    for ((date, b, w), idx) in groups {
+        let series = match (bar, what) {
+            (Some(_), Some(_)) => {
+                Some(Series { bar_size: b.parse::<BarSize>()?, what_to_show: w.parse::<WhatToShow>()? })
             }
             _ => None,
         };
-        groups.entry(Partition::for_date(dataset, symbol, series, date)?).or_default().push(i as u32);
+        let day = EPOCH + chrono::Duration::days(date as i64);
+        out.entry(Partition::for_date(dataset, symbol, series, day)?).or_default().extend(idx);
     }
-    groups
-        .into_iter()
-        .map(|(p, idx)| {
+    if out.len() == 1 {
+        return Ok(out.into_keys().map(|p| (p, batch.clone())).collect());
+    }
+    out.into_iter()
+        .map(|(p, mut idx)| {
+            idx.sort_unstable();
             let part = take_record_batch(batch, &UInt32Array::from(idx)).map_err(|e| Error::parquet(&p, e))?;
             Ok((p, part))
         })

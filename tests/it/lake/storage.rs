@@ -317,4 +317,24 @@ async fn status_summarises_the_lake(f: Fixture) {
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["datasets"].as_array().unwrap().len(), 10, "{out}");
+
+    let args = ["gaps", "BRK B", "--lake", &f.url, "--from", "2023-12-20", "--to", "2024-01-10", "--json"];
+    let (code, out, err) = twslake(&args, &f.env());
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let windows: Vec<(String, String, u64)> = doc["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["start"].as_str().unwrap().into(),
+                w["end"].as_str().unwrap().into(),
+                w["trading_days"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [("2023-12-20", "2023-12-26", 4), ("2024-01-08", "2024-01-10", 3)];
+    assert_eq!(windows, want.map(|(a, b, n)| (a.to_string(), b.to_string(), n)));
+    assert_eq!(doc["missing_trading_days"], 7);
 }
