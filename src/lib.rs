@@ -10,6 +10,10 @@
 //!   manifest ([`lake::manifest`]), validation ([`lake::validate`]).
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
 //!   status.
+//! - [`sim`]: the simulated TWS gateway: the server side of the TWS API on loopback, a
+//!   deterministic market with a known volatility surface, IB's pacing, refusals and faults.
+//! - [`source`]: the market-data source: IB's TWS API through `ibapi` (converted at the edge),
+//!   IB's error codes classified, the request planner and the pacing scheduler.
 //! - [`cli`]: the `twslake` command line.
 //! - [`error`]: the one public error type.
 //!
@@ -63,6 +67,7 @@ pub mod datasets;
 pub mod error;
 pub mod lake;
 pub mod query;
+pub mod sim;
 pub mod source;
 
 pub use error::{Error, Result};

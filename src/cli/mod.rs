@@ -24,6 +24,8 @@ pub enum Command {
     Gaps(lake_cmds::GapsArgs),
     /// Checks every file and manifest entry; exits non-zero when anything is wrong.
     Validate(lake_cmds::ValidateArgs),
+    /// Runs the simulated TWS gateway (or prints the truth of its surface).
+    Sim(crate::sim::cli::SimArgs),
     /// Internal: writes a synthetic lake of daily bars (benchmarks).
     #[command(hide = true)]
     SynthLake(lake_cmds::SynthArgs),
@@ -40,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
+        Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),
         Command::SynthLake(a) => lake_cmds::synth_lake(a).await,
     }
 }

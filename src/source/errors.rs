@@ -51,16 +51,32 @@ mod tests {
     #[test]
     fn ib_codes_table() {
         let cases = [
-            (162, "Historical Market Data Service error message:Historical data request pacing violation", ErrorClass::Pacing),
-            (162, "Historical Market Data Service error message:HMDS query returned no data: SPY@SMART Trades", ErrorClass::NoData),
+            (
+                162,
+                "Historical Market Data Service error message:Historical data request pacing violation",
+                ErrorClass::Pacing,
+            ),
+            (
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data: SPY@SMART Trades",
+                ErrorClass::NoData,
+            ),
             (162, "Historical Market Data Service error message:Time length exceed max.", ErrorClass::Fatal),
-            (162, "Historical Market Data Service error message:API historical data query cancelled: 1", ErrorClass::Retry),
+            (
+                162,
+                "Historical Market Data Service error message:API historical data query cancelled: 1",
+                ErrorClass::Retry,
+            ),
             (200, "No security definition has been found for the request", ErrorClass::NoSecurityDefinition),
             (354, "Requested market data is not subscribed.", ErrorClass::NotSubscribed),
             (1100, "Connectivity between IB and the TWS has been lost.", ErrorClass::Connectivity),
             (504, "Not connected", ErrorClass::Connectivity),
             (1102, "Connectivity between IB and TWS has been restored - data maintained.", ErrorClass::Retry),
-            (321, "Error validating request.-'bW' : cause - Historical data bar size setting is invalid.", ErrorClass::Fatal),
+            (
+                321,
+                "Error validating request.-'bW' : cause - Historical data bar size setting is invalid.",
+                ErrorClass::Fatal,
+            ),
             (366, "No historical data query found for ticker id", ErrorClass::Retry),
             (10090, "Part of requested market data is not subscribed.", ErrorClass::NotSubscribed),
             (9999, "something new", ErrorClass::Fatal),

@@ -2,7 +2,9 @@
 //! this file: requests go in as twslake's types and answers come out as twslake's types.
 
 use super::errors::ErrorClass;
-use super::{ChainParams, ContractQuery, HistRequest, IbDuration, Instrument, MarketData, RawBar, SecType, SourceError};
+use super::{
+    ChainParams, ContractQuery, HistRequest, IbDuration, Instrument, MarketData, RawBar, SecType, SourceError,
+};
 use crate::calendar;
 use crate::datasets::contracts::Contract;
 use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
@@ -36,7 +38,10 @@ fn to_source_error(e: ibapi::Error) -> SourceError {
     match e {
         ibapi::Error::Notice(n) => SourceError::ib(n.code, n.message),
         ibapi::Error::Timeout => SourceError::client(ErrorClass::Retry, "the gateway did not answer in time"),
-        ibapi::Error::ConnectionReset | ibapi::Error::ConnectionFailed | ibapi::Error::Shutdown | ibapi::Error::Io(_) => {
+        ibapi::Error::ConnectionReset
+        | ibapi::Error::ConnectionFailed
+        | ibapi::Error::Shutdown
+        | ibapi::Error::Io(_) => {
             SourceError::client(ErrorClass::Connectivity, format!("connection to the gateway lost: {e}"))
         }
         ibapi::Error::ClientIdInUse { client_id } => SourceError::client(
@@ -215,8 +220,11 @@ impl MarketData for IbSource {
 
     async fn option_chain(&self, symbol: &Symbol, underlying_con_id: i64) -> Result<Vec<ChainParams>, SourceError> {
         let fetch = async {
-            let mut sub =
-                self.client.option_chain(symbol.as_str(), SecurityType::Stock, underlying_con_id as i32).subscribe().await?;
+            let mut sub = self
+                .client
+                .option_chain(symbol.as_str(), SecurityType::Stock, underlying_con_id as i32)
+                .subscribe()
+                .await?;
             let mut out = Vec::new();
             while let Some(item) = sub.next().await {
                 match item? {

@@ -36,7 +36,8 @@ pub fn max_sessions(bar: BarSize) -> Result<Option<u32>> {
     };
     Ok(Some(match secs {
         0..=59 => {
-            let why = "bars under 1 minute are not backfilled: IB serves them only 6 months back, a few hours per request";
+            let why =
+                "bars under 1 minute are not backfilled: IB serves them only 6 months back, a few hours per request";
             return Err(Error::bad_input("bar size", bar.ib(), why));
         }
         60 => 1,
@@ -74,7 +75,8 @@ fn span_request(first: NaiveDate, last: NaiveDate) -> Planned {
         return Planned { window, duration: IbDuration::Days(sessions.max(1)), end };
     }
     let open = open_of(first);
-    let years = (1..=40u32).find(|y| end.checked_sub_months(Months::new(12 * y)).is_some_and(|t| t <= open)).unwrap_or(40);
+    let years =
+        (1..=40u32).find(|y| end.checked_sub_months(Months::new(12 * y)).is_some_and(|t| t <= open)).unwrap_or(40);
     Planned { window, duration: IbDuration::Years(years), end }
 }
 
