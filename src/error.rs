@@ -66,6 +66,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Option data was asked for before what it depends on exists (contracts, a fresh chain
+    /// snapshot, a recent spot). Counted as a dependency violation and alerted as CRITICAL.
+    #[error("prerequisites missing for option bars of {symbol}: {}; run `twslake setup {symbol}` (it fulfils them in order)", missing.join("; "))]
+    Prerequisite {
+        /// The underlying.
+        symbol: String,
+        /// What is missing, one item each.
+        missing: Vec<String>,
+    },
+    /// The gateway failed a request in a way retries did not fix.
+    #[error("the gateway failed {what}: {message}")]
+    Gateway {
+        /// What was asked.
+        what: String,
+        /// IB's code and text, or the client's description.
+        message: String,
+    },
     /// Another writer kept winning a conditional write for too long.
     #[error("gave up writing {path} after {attempts} conflicting attempts; retry the run")]
     Contention {

@@ -15,6 +15,7 @@
 //! - [`source`]: the market-data source: IB's TWS API through `ibapi` (converted at the edge),
 //!   IB's error codes classified, the request planner and the pacing scheduler.
 //! - [`cli`]: the `twslake` command line.
+//! - [`clock`]: the clock passed in to the simulator and the jobs.
 //! - [`error`]: the one public error type.
 //!
 //! # Open a lake, record a request, ask what is missing
@@ -63,9 +64,12 @@
 
 pub mod calendar;
 pub mod cli;
+pub mod clock;
 pub mod datasets;
 pub mod error;
+pub mod jobs;
 pub mod lake;
+pub mod monitor;
 pub mod query;
 pub mod sim;
 pub mod source;

@@ -17,13 +17,6 @@ pub struct LakeArg {
     pub lake: String,
 }
 
-/// Arguments of `demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    #[command(flatten)]
-    lake: LakeArg,
-}
-
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -122,26 +115,20 @@ fn age(secs: i64) -> String {
     }
 }
 
-pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
-    let lake = Lake::open(&a.lake.lake)?;
-    if !lake.list(None).await?.is_empty() {
-        anyhow::bail!("{} is not empty: give an empty or new folder with --lake", lake.location());
-    }
-    crate::lake::example::write_example(&lake).await?;
-    println!("wrote the example lake to {}\n", lake.location());
-    status(StatusArgs { lake: a.lake.clone(), json: false }).await?;
-    println!();
-    validate(ValidateArgs { lake: a.lake, json: false }).await
-}
-
 pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
     let lake = Lake::open_existing(&a.lake.lake)?;
-    let rows = lake.status(Utc::now()).await?;
     if a.json {
+        let rows = lake.status(Utc::now()).await?;
         let doc = serde_json::json!({ "lake": lake.location().to_string(), "datasets": rows });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
+    status_of(&lake).await
+}
+
+/// Prints the status table of a lake.
+pub async fn status_of(lake: &Lake) -> anyhow::Result<i32> {
+    let rows = lake.status(Utc::now()).await?;
     println!("lake {}", lake.location());
     if rows.is_empty() {
         println!("(empty: nothing ingested yet)");
@@ -204,6 +191,20 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
         println!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
     }
     Ok(0)
+}
+
+/// Prints the daily-bar gaps of a symbol over the last year.
+pub async fn gaps_of(lake: &Lake, symbol: &Symbol) -> anyhow::Result<()> {
+    let series = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
+    let to = last_finished_session(Utc::now());
+    let from = to - chrono::Duration::days(365);
+    let spec = SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series };
+    let windows = lake.missing_windows(&spec, from, to).await?;
+    println!("gaps {symbol} 1 day TRADES {from}..{to}: {} missing windows", windows.len());
+    for w in &windows {
+        println!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
+    }
+    Ok(())
 }
 
 pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {

@@ -1,5 +1,6 @@
 //! The command line: `twslake <command>`. Each command is a function over the library.
 
+mod ingest_cmds;
 mod lake_cmds;
 
 use clap::{Parser, Subcommand};
@@ -16,8 +17,12 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Writes the small example lake (every dataset, two symbols) and shows its status.
-    Demo(lake_cmds::DemoArgs),
+    /// Runs the whole pipeline on the built-in simulated gateway into ./lake (no account needed).
+    Demo(ingest_cmds::DemoArgs),
+    /// Cold start: contracts, chain snapshot, equity bars, option bars, each only if needed.
+    Setup(ingest_cmds::RunArgs),
+    /// Warm start: check the lake, then refresh what is due (every known symbol by default).
+    Update(ingest_cmds::RunArgs),
     /// Per symbol and dataset: rows, first/last date, chain snapshot age, missing windows.
     Status(lake_cmds::StatusArgs),
     /// The missing windows of one series of a symbol.
@@ -37,7 +42,9 @@ pub enum Command {
 /// Runs a parsed command line; the exit code is the returned value.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Demo(a) => lake_cmds::demo(a).await,
+        Command::Demo(a) => ingest_cmds::demo(a).await,
+        Command::Setup(a) => ingest_cmds::setup(a).await,
+        Command::Update(a) => ingest_cmds::update(a).await,
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,

@@ -160,6 +160,14 @@ pub enum Outcome {
         /// IB's text.
         message: String,
     },
+    /// Not an answer: earlier entries found untrue (their partitions are gone) are void, so
+    /// their windows count as missing again. Entries are never edited; they are revoked.
+    Revoked {
+        /// The ids of the void entries.
+        ids: Vec<String>,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One request, as remembered.
@@ -297,7 +305,7 @@ impl Entry {
 
     /// The trading dates this entry covers with a final answer, if any.
     pub fn covered(&self) -> Option<DateWindow> {
-        if matches!(self.outcome, Outcome::Error { .. }) {
+        if matches!(self.outcome, Outcome::Error { .. } | Outcome::Revoked { .. }) {
             return None;
         }
         let w = self.request.window?;
@@ -436,17 +444,15 @@ impl Lake {
         stream::iter(paths.iter().map(|p| self.read_manifest_file(p))).buffer_unordered(32).try_collect().await
     }
 
-    /// True when some partition of `entry` carries its id in the footer (its rows are visible).
-    async fn rows_visible(&self, entry: &Entry) -> Result<bool> {
+    /// How many of `entry`'s partitions carry its id in the footer (hold its rows).
+    async fn visible_partitions(&self, entry: &Entry) -> Result<usize> {
+        let mut n = 0;
         for p in &entry.partitions {
-            let path = obj(p);
-            if let Some(ids) = self.footer_request_ids(&path).await? {
-                if ids.contains(&entry.id) {
-                    return Ok(true);
-                }
+            if self.footer_request_ids(&obj(p)).await?.is_some_and(|ids| ids.contains(&entry.id)) {
+                n += 1;
             }
         }
-        Ok(false)
+        Ok(n)
     }
 
     /// The request ids in a partition's footer, read with two ranged GETs; `None` if absent.
@@ -502,23 +508,40 @@ impl Lake {
                 if by_id.contains_key(&e.id) {
                     continue;
                 }
-                if self.rows_visible(&e).await? {
-                    m.pending_visible.push(e.id.clone());
-                    by_id.insert(e.id.clone(), e);
-                } else {
-                    m.pending_lost.push(e.id.clone());
+                match self.visible_partitions(&e).await? {
+                    0 => m.pending_lost.push(e.id.clone()),
+                    n if n == e.partitions.len() => {
+                        m.pending_visible.push(e.id.clone());
+                        by_id.insert(e.id.clone(), e);
+                    }
+                    _ => {
+                        // Some rows are visible, some never made it: remembered (nothing visible
+                        // is unaccounted for) but as an error, so the window is asked again.
+                        m.pending_visible.push(e.id.clone());
+                        let message = "interrupted before all its partitions were written; asked again".to_string();
+                        by_id.insert(e.id.clone(), Entry { outcome: Outcome::Error { code: 0, message }, ..e });
+                    }
                 }
             }
         }
-        m.entries = by_id.into_values().collect();
+        let revoked: HashSet<String> = by_id
+            .values()
+            .filter_map(|e| match &e.outcome {
+                Outcome::Revoked { ids, .. } => Some(ids.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        m.entries = by_id.into_values().filter(|e| !revoked.contains(&e.id)).collect();
         m.entries.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
         Ok(m)
     }
 
-    /// Writes a pending entry: the first step of [`Lake::record`] (public for crash tests).
-    pub async fn put_pending(&self, symbol: &Symbol, entry: &Entry) -> Result<Path> {
-        let path = manifest_dir(symbol).clone().join(format!("pending-{}.json", entry.id).as_str());
-        let file = ManifestFile { format: FORMAT.into(), seq: None, entries: vec![entry.clone()] };
+    /// Writes pending entries: the first step of [`Lake::record`] (public for crash tests).
+    pub async fn put_pending(&self, symbol: &Symbol, entries: &[Entry]) -> Result<Path> {
+        let first = entries.first().map(|e| e.id.as_str()).unwrap_or("none");
+        let path = manifest_dir(symbol).clone().join(format!("pending-{first}.json").as_str());
+        let file = ManifestFile { format: FORMAT.into(), seq: None, entries: entries.to_vec() };
         let opts = PutOptions::from(PutMode::Create);
         self.store().put_opts(&path, to_json(&file), opts).await.map_err(|e| Error::storage(&path, e))?;
         Ok(path)
@@ -543,6 +566,29 @@ impl Lake {
         Ok(path)
     }
 
+    /// Revokes entries (see [`Outcome::Revoked`]): their windows count as missing again.
+    pub async fn revoke(&self, symbol: &Symbol, ids: Vec<String>, reason: &str) -> Result<Entry> {
+        let at = Utc::now();
+        let request = Request {
+            dataset: Dataset::Contracts,
+            symbol: symbol.to_string(),
+            con_id: None,
+            sec_type: String::new(),
+            expiry: None,
+            strike: None,
+            right: None,
+            bar_size: None,
+            what_to_show: None,
+            use_rth: false,
+            window: None,
+            end_date_time: None,
+            duration: None,
+        };
+        let entry = Entry::new(request, at, at, Outcome::Revoked { ids, reason: reason.to_string() });
+        self.put_log(symbol, vec![entry.clone()]).await?;
+        Ok(entry)
+    }
+
     /// Settles pending entries left by a crashed writer: visible rows get their log, the rest are
     /// dropped (their window stays missing and will be asked again). Returns (promoted, dropped).
     pub async fn recover_manifest(&self, symbol: &Symbol) -> Result<(usize, usize)> {
@@ -565,8 +611,13 @@ impl Lake {
                 Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let visible: Vec<Entry> =
-                file.entries.iter().filter(|e| loaded.pending_visible.contains(&e.id)).cloned().collect();
+            let judged: BTreeMap<&str, &Entry> = loaded.entries.iter().map(|e| (e.id.as_str(), e)).collect();
+            let visible: Vec<Entry> = file
+                .entries
+                .iter()
+                .filter(|e| loaded.pending_visible.contains(&e.id))
+                .filter_map(|e| judged.get(e.id.as_str()).map(|j| (*j).clone()))
+                .collect();
             let already: bool = file.entries.iter().all(|e| known.contains(e.id.as_str()));
             if !visible.is_empty() && !already {
                 self.put_log(symbol, visible).await?;

@@ -139,25 +139,56 @@ impl Lake {
     }
 
     /// [`Lake::record`] for an entry built by the caller (its id and times are kept as given).
-    pub async fn record_entry(&self, mut entry: Entry, rows: Option<&RecordBatch>) -> Result<Entry> {
+    pub async fn record_entry(&self, entry: Entry, rows: Option<&RecordBatch>) -> Result<Entry> {
         let symbol = Symbol::new(&entry.request.symbol)?;
-        let Some(batch) = rows.filter(|b| b.num_rows() > 0) else {
+        let mut out = self.record_many(&symbol, vec![(entry, rows.cloned())]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Records several answered requests of one symbol at once: one pending file, each touched
+    /// partition merged and replaced once (with every entry's id in its footer), one log. The
+    /// crash guarantees of [`Lake::record`] hold for the whole batch; writing many requests'
+    /// rows to a shared day partition costs one rewrite instead of one per request.
+    pub async fn record_many(&self, symbol: &Symbol, items: Vec<(Entry, Option<RecordBatch>)>) -> Result<Vec<Entry>> {
+        let mut entries = Vec::with_capacity(items.len());
+        let mut parts: BTreeMap<Partition, (Vec<RecordBatch>, BTreeSet<String>)> = BTreeMap::new();
+        for (mut entry, rows) in items {
+            if entry.request.symbol != symbol.as_str() {
+                let why = format!("entries of one batch must share the symbol {symbol}");
+                return Err(Error::bad_input("manifest entry", entry.request.symbol.clone(), why));
+            }
             entry.partitions.clear();
-            self.put_log(&symbol, vec![entry.clone()]).await?;
-            return Ok(entry);
-        };
-        let dataset = entry.request.dataset;
-        check(dataset, &symbol, batch)?;
-        let parts = split(dataset, &symbol, batch)?;
-        entry.partitions = parts.keys().map(|p| p.path().to_string()).collect();
-        let pending = self.put_pending(&symbol, &entry).await?;
-        let ids: BTreeSet<String> = [entry.id.clone()].into();
-        for (p, rows) in &parts {
-            self.commit(p, rows, &ids).await?;
+            if let Some(batch) = rows.filter(|b| b.num_rows() > 0) {
+                let dataset = entry.request.dataset;
+                check(dataset, symbol, &batch)?;
+                for (p, part) in split(dataset, symbol, &batch)? {
+                    entry.partitions.push(p.path().to_string());
+                    let slot = parts.entry(p).or_default();
+                    slot.0.push(part);
+                    slot.1.insert(entry.id.clone());
+                }
+            }
+            entries.push(entry);
         }
-        self.put_log(&symbol, vec![entry.clone()]).await?;
+        if parts.is_empty() {
+            if !entries.is_empty() {
+                self.put_log(symbol, entries.clone()).await?;
+            }
+            return Ok(entries);
+        }
+        let with_rows: Vec<Entry> = entries.iter().filter(|e| !e.partitions.is_empty()).cloned().collect();
+        let pending = self.put_pending(symbol, &with_rows).await?;
+        for (p, (batches, ids)) in &parts {
+            let rows = if batches.len() == 1 {
+                batches[0].clone()
+            } else {
+                arrow::compute::concat_batches(&p.dataset.schema(), batches).map_err(|e| Error::parquet(p, e))?
+            };
+            self.commit(p, &rows, ids).await?;
+        }
+        self.put_log(symbol, entries.clone()).await?;
         match self.store().delete(&pending).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(entry),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(entries),
             Err(e) => Err(Error::storage(&pending, e)),
         }
     }

@@ -277,7 +277,7 @@ async fn interrupted_record_is_settled(f: Fixture) {
         twslake::lake::manifest::Entry::new(Request::equity_bars(&sym, DAILY, w1), at, at, Outcome::Ok { rows: 4 });
     let parts = twslake::lake::write::split(Dataset::EquityBars, &sym, &batch).unwrap();
     e1.partitions = parts.keys().map(|p| p.path().to_string()).collect();
-    lake.put_pending(&sym, &e1).await.unwrap();
+    lake.put_pending(&sym, std::slice::from_ref(&e1)).await.unwrap();
     for (p, rows) in &parts {
         lake.commit(p, rows, &[e1.id.clone()].into()).await.unwrap();
     }
@@ -286,7 +286,7 @@ async fn interrupted_record_is_settled(f: Fixture) {
     let mut e2 =
         twslake::lake::manifest::Entry::new(Request::equity_bars(&sym, DAILY, w2), at, at, Outcome::Ok { rows: 5 });
     e2.partitions = e1.partitions.clone();
-    lake.put_pending(&sym, &e2).await.unwrap();
+    lake.put_pending(&sym, std::slice::from_ref(&e2)).await.unwrap();
 
     let m = lake.manifest(&sym).await.unwrap();
     assert_eq!(m.entries.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![e1.id.clone()], "{}", f.name);

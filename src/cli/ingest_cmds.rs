@@ -1,0 +1,230 @@
+//! `setup`, `update` and `demo`: ingest runs against a gateway (or the built-in simulator).
+
+use super::lake_cmds::LakeArg;
+use crate::clock::{Clock, WallClock};
+use crate::jobs::config::{self, FileConfig, IngestConfig};
+use crate::jobs::orchestrator::RunReport;
+use crate::jobs::Ingest;
+use crate::lake::layout::Symbol;
+use crate::lake::Lake;
+use crate::source::ib::{IbConfig, IbSource};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the gateway is and how to talk to it.
+#[derive(Debug, Args, Clone)]
+pub struct GatewayArgs {
+    /// TWS or IB Gateway, `HOST:PORT`.
+    #[arg(long, env = "TWSLAKE_GATEWAY")]
+    pub gateway: Option<String>,
+    /// API client id (unique per connection).
+    #[arg(long)]
+    pub client_id: Option<i32>,
+    /// Seconds to wait for any one answer.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// What to ingest and how.
+#[derive(Debug, Args, Clone)]
+pub struct IngestArgs {
+    /// Settings file (optional; the command line overrides it).
+    #[arg(long, default_value = "twslake.toml")]
+    pub config: PathBuf,
+    /// First date of daily bars (default: five years back).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Equity series `BAR SIZE/WHAT/SESSIONS`, repeatable (default "1 day/TRADES/1260" and "1 min/TRADES/10").
+    #[arg(long)]
+    pub equity: Vec<String>,
+    /// Option series `BAR SIZE/WHAT`, repeatable (default "5 mins/MIDPOINT").
+    #[arg(long)]
+    pub option_series: Vec<String>,
+    /// Option expiries within this many days (default 60).
+    #[arg(long)]
+    pub expiry_days: Option<i64>,
+    /// Option strikes within this fraction of the spot (default 0.10).
+    #[arg(long)]
+    pub strike_band: Option<f64>,
+    /// Option contracts per underlying, nearest the money first (default 200).
+    #[arg(long)]
+    pub max_contracts: Option<usize>,
+    /// Sessions of option history (default 5).
+    #[arg(long)]
+    pub option_sessions: Option<u32>,
+    /// Divide IB's pacing windows by this (match `twslake sim --pacing-scale`; default 1).
+    #[arg(long)]
+    pub pacing_scale: Option<f64>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Print the run's summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `setup` and `update`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Symbols as IB spells them (`update`: default every symbol in the lake).
+    pub symbols: Vec<String>,
+    #[command(flatten)]
+    lake: LakeArg,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    #[command(flatten)]
+    ingest: IngestArgs,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Symbols to set up on the simulator.
+    #[arg(long, value_delimiter = ',', default_value = "SPY,QQQ,BRK B")]
+    symbols: Vec<String>,
+}
+
+fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<IngestConfig> {
+    let mut cfg = IngestConfig::default();
+    let equity = if a.equity.is_empty() { file.equity.clone().unwrap_or_default() } else { a.equity.clone() };
+    if !equity.is_empty() {
+        cfg.equity = equity.iter().map(|s| config::parse_series(s, 1260)).collect::<Result<_, _>>()?;
+    }
+    let opt = if a.option_series.is_empty() {
+        file.option_series.clone().unwrap_or_default()
+    } else {
+        a.option_series.clone()
+    };
+    if !opt.is_empty() {
+        cfg.options.series =
+            opt.iter().map(|s| config::parse_series(s, 1).map(|e| e.series)).collect::<Result<_, _>>()?;
+    }
+    cfg.from = a.from.or(file.from);
+    cfg.options.expiry_days = a.expiry_days.or(file.expiry_days).unwrap_or(cfg.options.expiry_days);
+    cfg.options.strike_band = a.strike_band.or(file.strike_band).unwrap_or(cfg.options.strike_band);
+    cfg.options.max_contracts = a.max_contracts.or(file.max_contracts).unwrap_or(cfg.options.max_contracts);
+    cfg.options.sessions = a.option_sessions.or(file.option_sessions).unwrap_or(cfg.options.sessions);
+    cfg.pacing_scale = a.pacing_scale.or(file.pacing_scale).unwrap_or(1.0);
+    cfg.concurrency = a.concurrency.max(1);
+    config::check(&cfg)?;
+    Ok(cfg)
+}
+
+fn symbols_of(names: &[String]) -> anyhow::Result<Vec<Symbol>> {
+    Ok(names.iter().map(|s| Symbol::new(s)).collect::<Result<_, _>>()?)
+}
+
+/// Prints the summary; the exit code is 0 only when everything asked for is present or final-empty.
+fn finish(report: &RunReport, json: bool) -> anyhow::Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("\nsummary");
+        for (k, n) in &report.requests {
+            println!("  requests {k:<32} {n:>6}");
+        }
+        for (ds, n) in &report.rows {
+            println!("  rows     {ds:<32} {n:>6}");
+        }
+        println!("  pacing   waited {:.1} s, {} violations", report.pacing_wait_secs, report.pacing_violations);
+        for s in &report.symbols {
+            let missing = s.equity_windows_missing;
+            let failed = s.equity.failed + s.options.failed;
+            let state = match &s.error {
+                Some(e) => format!("FAILED: {e}"),
+                None if missing == 0 && failed == 0 => "complete".to_string(),
+                None => format!("{missing} equity windows still missing, {failed} requests failed (run again)"),
+            };
+            println!("  {:<8} {state}", s.symbol);
+        }
+    }
+    Ok(if report.complete() { 0 } else { 1 })
+}
+
+async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
+    let file = FileConfig::load(&a.ingest.config)?;
+    let cfg = build_config(&a.ingest, &file)?;
+    let lake_url =
+        if a.lake.lake == "./lake" { file.lake.clone().unwrap_or(a.lake.lake.clone()) } else { a.lake.lake.clone() };
+    let lake = Lake::open(&lake_url)?;
+    let mut names = a.symbols.clone();
+    if names.is_empty() {
+        names = file.symbols.clone().unwrap_or_default();
+    }
+    let mut symbols = symbols_of(&names)?;
+    if symbols.is_empty() && update {
+        symbols = lake.manifest_symbols().await?;
+    }
+    if symbols.is_empty() {
+        anyhow::bail!("no symbols: name them (e.g. `twslake setup SPY QQQ`) or list them in twslake.toml");
+    }
+    let ib = IbConfig {
+        gateway: a.gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into()),
+        client_id: a.gateway.client_id.or(file.client_id).unwrap_or(17),
+        timeout: Duration::from_secs(a.gateway.timeout.max(1)),
+    };
+    let source = IbSource::connect(&ib).await?;
+    let mut ingest = Ingest::new(lake, source, cfg, Arc::new(WallClock));
+    ingest.progress = true;
+    let report = if update { ingest.update(&symbols).await } else { ingest.setup(&symbols).await };
+    finish(&report, a.ingest.json)
+}
+
+pub async fn setup(a: RunArgs) -> anyhow::Result<i32> {
+    run(a, false).await
+}
+
+pub async fn update(a: RunArgs) -> anyhow::Result<i32> {
+    run(a, true).await
+}
+
+/// The demo's settings: enough history to look at, small enough to finish in seconds.
+pub fn demo_config(pacing_scale: f64) -> IngestConfig {
+    let equity = vec![
+        config::parse_series("1 day/TRADES/504", 504).expect("valid series"),
+        config::parse_series("1 min/TRADES/5", 5).expect("valid series"),
+    ];
+    let options = config::OptionSelection {
+        expiry_days: 45,
+        strike_band: 0.05,
+        max_contracts: 60,
+        sessions: 5,
+        ..Default::default()
+    };
+    IngestConfig { equity, options, pacing_scale, ..Default::default() }
+}
+
+pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
+    const SCALE: f64 = 600.0;
+    let t0 = std::time::Instant::now();
+    let sim = crate::sim::Sim::builder().listen("127.0.0.1:0").pacing_scale(SCALE).start().await?;
+    println!("simulated gateway on {} (IB's pacing rules, 600× faster)", sim.address());
+    let lake = Lake::open(&a.lake.lake)?;
+    let ib = IbConfig { gateway: sim.address(), client_id: 1, timeout: Duration::from_secs(30) };
+    let source = IbSource::connect(&ib).await?;
+    let clock: Arc<dyn Clock> = sim.market().clock().clone();
+    let mut ingest = Ingest::new(lake.clone(), source, demo_config(SCALE), clock);
+    ingest.progress = true;
+    let symbols = symbols_of(&a.symbols)?;
+    println!("setup {} into {}\n", a.symbols.join(", "), lake.location());
+    let report = ingest.setup(&symbols).await;
+    let code = finish(&report, false)?;
+    // Closing the client first: the gateway's shutdown is then not a lost connection to retry.
+    drop(ingest);
+    let historical = sim.requests().iter().filter(|r| r.kind == "historical_data").count();
+    println!("\nhistorical requests the gateway received: {historical}   (a second run sends none)");
+    println!();
+    super::lake_cmds::status_of(&lake).await?;
+    if let Some(first) = symbols.first() {
+        println!();
+        super::lake_cmds::gaps_of(&lake, first).await?;
+    }
+    println!("\ndone in {:.1?}. Next: `twslake status`, `twslake gaps SPY --bar-size \"1 min\"`,", t0.elapsed());
+    println!("`twslake validate`, or read {} with DuckDB, polars or pyarrow (see README).", lake.location());
+    sim.shutdown().await;
+    Ok(code)
+}

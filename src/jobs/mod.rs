@@ -1,0 +1,346 @@
+//! The ingest jobs and their orchestration, in the only order that makes sense:
+//! contracts → option-chain snapshot → equity (spot) → option bars.
+//!
+//! - [`contracts`]: `backfill_contracts`, descriptions of the symbol (and of the options asked for);
+//! - [`chains`]: `contracts_snapshot`, the current option chain, kept as history;
+//! - [`equity`]: `backfill_equity_bars`, only the missing windows, bounded by the head timestamp;
+//! - [`options`]: `backfill_option_bars`, refused without its prerequisites ([`prereq`]);
+//! - [`orchestrator`]: `setup` (cold start) and `update` (warm start with integrity checks).
+//!
+//! Every request goes through [`Ingest::fetch_bars`]: pacing, the request, classification of the
+//! answer, retries, and the manifest entry that remembers it.
+
+pub mod chains;
+pub mod config;
+pub mod contracts;
+pub mod equity;
+pub mod options;
+pub mod orchestrator;
+pub mod prereq;
+
+use crate::calendar;
+use crate::clock::Clock;
+use crate::datasets::{equity_bars, option_bars, Dataset};
+use crate::error::Result;
+use crate::lake::layout::{Series, Symbol, WhatToShow};
+use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey, SymbolManifest};
+use crate::lake::Lake;
+use crate::monitor::{Alert, AlertSink, Metrics, Severity};
+use crate::source::errors::ErrorClass;
+use crate::source::pacing::{PaceKey, Pacer, PacingRules};
+use crate::source::plan::Planned;
+use crate::source::{HistRequest, Instrument, MarketData, RawBar};
+use chrono::{DateTime, NaiveDate, Utc};
+use config::IngestConfig;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The context every job runs in.
+pub struct Ingest<S> {
+    /// The lake written to.
+    pub lake: Lake,
+    /// The gateway.
+    pub source: S,
+    /// The settings.
+    pub cfg: IngestConfig,
+    /// The pacing scheduler.
+    pub pacer: Pacer,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where alerts go.
+    pub alerts: Vec<Arc<dyn AlertSink>>,
+    /// "Now", shared with a simulated gateway in tests.
+    pub clock: Arc<dyn Clock>,
+    /// Print a progress line per step.
+    pub progress: bool,
+}
+
+/// What a batch of bar requests did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Requests sent (retries included).
+    pub sent: u64,
+    /// Requests that ended with rows.
+    pub ok: u64,
+    /// Requests that ended empty (final).
+    pub empty: u64,
+    /// Requests that ended in an error (not covered; asked again next run).
+    pub failed: u64,
+    /// Rows written.
+    pub rows: u64,
+}
+
+impl FetchStats {
+    fn add(&mut self, o: &FetchStats) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.empty += o.empty;
+        self.failed += o.failed;
+        self.rows += o.rows;
+    }
+}
+
+/// Answers recorded together (one pending file, one rewrite per touched partition, one log).
+pub const RECORD_BATCH: usize = 64;
+
+/// One planned request of a contract's series.
+#[derive(Debug, Clone)]
+pub struct BarJob {
+    /// The contract.
+    pub instrument: Instrument,
+    /// For option bars: the option as stored with its bars.
+    pub option: Option<OptionTarget>,
+    /// Bar size and what-to-show.
+    pub series: Series,
+    /// The window, duration and end.
+    pub plan: Planned,
+}
+
+/// A request's answer, not yet recorded.
+struct Fetched {
+    request: Request,
+    requested_at: DateTime<Utc>,
+    completed_at: DateTime<Utc>,
+    outcome: Outcome,
+    batch: Option<arrow::record_batch::RecordBatch>,
+    stats: FetchStats,
+}
+
+/// An option contract whose bars are fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionTarget {
+    /// The contract as stored with its bars.
+    pub contract: option_bars::OptionContract,
+}
+
+impl<S: MarketData> Ingest<S> {
+    /// A context with IB's pacing (scaled by `cfg.pacing_scale`) and the log alert sink.
+    pub fn new(lake: Lake, source: S, cfg: IngestConfig, clock: Arc<dyn Clock>) -> Self {
+        let rules = if cfg.pacing_off { PacingRules::off() } else { PacingRules::ib(cfg.pacing_scale) };
+        Ingest {
+            lake,
+            source,
+            cfg,
+            pacer: Pacer::new(rules),
+            metrics: Arc::new(Metrics::default()),
+            alerts: vec![Arc::new(crate::monitor::LogSink)],
+            clock,
+            progress: false,
+        }
+    }
+
+    /// "Now".
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The last session that is over now: backfills stop there; the session in progress belongs
+    /// to live capture.
+    pub fn last_final_session(&self) -> NaiveDate {
+        crate::query::status::last_finished_session(self.now())
+    }
+
+    /// Sends an alert to every sink.
+    pub fn alert(&self, severity: Severity, symbol: &Symbol, message: impl Into<String>) {
+        let a = Alert { severity, symbol: symbol.to_string(), message: message.into(), time: self.now() };
+        for s in &self.alerts {
+            s.send(&a);
+        }
+    }
+
+    /// Prints a progress line (to stderr) when progress is on.
+    pub fn say(&self, line: impl AsRef<str>) {
+        if self.progress {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = 0.25 * 2f64.powi(attempt as i32) / self.cfg.pacing_scale.max(1.0);
+        Duration::from_secs_f64(base.min(30.0))
+    }
+
+    /// Fetches planned requests (any contracts of one symbol) and records the answers in batches
+    /// of [`RECORD_BATCH`]: each batch rewrites a shared partition once, not once per request.
+    pub async fn fetch_bars(&self, symbol: &Symbol, jobs: Vec<BarJob>) -> Result<FetchStats> {
+        use futures::{stream, StreamExt};
+        let mut answers = stream::iter(jobs)
+            .map(|j| async move { self.fetch_one(symbol, j).await })
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .chunks(RECORD_BATCH);
+        let mut total = FetchStats::default();
+        while let Some(chunk) = answers.next().await {
+            let mut items = Vec::with_capacity(chunk.len());
+            for f in chunk {
+                let f = f?;
+                total.add(&f.stats);
+                let entry = Entry::new(f.request, f.requested_at, f.completed_at, f.outcome);
+                items.push((entry, f.batch));
+            }
+            for entry in self.lake.record_many(symbol, items).await? {
+                let rows = match entry.outcome {
+                    Outcome::Ok { rows } => rows,
+                    _ => 0,
+                };
+                self.metrics.rows(entry.request.dataset.name(), rows);
+            }
+        }
+        Ok(total)
+    }
+
+    fn request_of(&self, symbol: &Symbol, option: Option<&OptionTarget>, series: Series, p: &Planned) -> Request {
+        let mut r = Request::equity_bars(symbol, series, p.window);
+        r.end_date_time = Some(p.end.format("%Y%m%d-%H:%M:%S").to_string());
+        r.duration = Some(p.duration.to_string());
+        if let Some(o) = option {
+            r.dataset = Dataset::OptionBars;
+            r.sec_type = "OPT".into();
+            r.con_id = Some(o.contract.con_id);
+            r.expiry = Some(o.contract.expiry);
+            r.strike = Some(o.contract.strike);
+            r.right = Some(o.contract.right.clone());
+        }
+        r
+    }
+
+    /// One request with its retries; the answer comes back unrecorded.
+    async fn fetch_one(&self, symbol: &Symbol, job: BarJob) -> Result<Fetched> {
+        let BarJob { instrument, option, series, plan: p } = job;
+        let req =
+            HistRequest { instrument: instrument.clone(), series, duration: p.duration, end: p.end, use_rth: true };
+        let key = PaceKey {
+            identical: format!(
+                "{}|{}|{}|{}|{}|1",
+                instrument.con_id,
+                req.end_string(),
+                p.duration,
+                series.bar_size.ib(),
+                series.what_to_show.ib()
+            ),
+            contract: format!("{}|SMART|{}", instrument.con_id, series.what_to_show.ib()),
+            weight: if series.what_to_show == WhatToShow::BidAsk { 2 } else { 1 },
+        };
+        let request = self.request_of(symbol, option.as_ref(), series, &p);
+        let mut stats = FetchStats::default();
+        let mut attempt = 0;
+        loop {
+            let waited = std::time::Instant::now();
+            let permit = self.pacer.admit(&key).await;
+            self.metrics.pacing_wait_us.fetch_add(waited.elapsed().as_micros() as u64, Ordering::Relaxed);
+            let requested_at = self.now();
+            let answer = self.source.historical_bars(&req).await;
+            drop(permit);
+            stats.sent += 1;
+            let error = match answer {
+                Ok(bars) => return Ok(self.answered(request, option.as_ref(), series, requested_at, bars, stats)),
+                Err(e) => e,
+            };
+            self.metrics.request("historical_data", &format!("error_{}", error.code));
+            let done = |outcome: Outcome, mut stats: FetchStats| {
+                match outcome {
+                    Outcome::Empty => stats.empty += 1,
+                    _ => stats.failed += 1,
+                }
+                Fetched {
+                    request: request.clone(),
+                    requested_at,
+                    completed_at: self.now(),
+                    outcome,
+                    batch: None,
+                    stats,
+                }
+            };
+            match error.class {
+                ErrorClass::NoData => return Ok(done(Outcome::Empty, stats)),
+                ErrorClass::Pacing if attempt + 1 < self.cfg.attempts => {
+                    self.metrics.pacing_violations.fetch_add(1, Ordering::Relaxed);
+                    self.pacer.penalize();
+                }
+                ErrorClass::Retry | ErrorClass::Connectivity if attempt + 1 < self.cfg.attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                _ => {
+                    tracing::warn!("{symbol} {} {}: {error}", series.bar_size, series.what_to_show);
+                    return Ok(done(Outcome::Error { code: error.code, message: error.message.clone() }, stats));
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Turns bars into rows (or a refusal, for bars no market produces).
+    fn answered(
+        &self,
+        request: Request,
+        option: Option<&OptionTarget>,
+        series: Series,
+        requested_at: DateTime<Utc>,
+        bars: Vec<RawBar>,
+        mut stats: FetchStats,
+    ) -> Fetched {
+        let ingested_at = self.now();
+        let rows: Vec<equity_bars::Bar> = bars.iter().map(|b| bar_row(b, series, ingested_at)).collect();
+        let n = rows.len() as u64;
+        let (dataset, batch) = match option {
+            None => (Dataset::EquityBars, equity_bars::to_batch(&rows)),
+            Some(o) => {
+                let rows: Vec<_> =
+                    rows.into_iter().map(|bar| option_bars::OptionBar { contract: o.contract.clone(), bar }).collect();
+                (Dataset::OptionBars, option_bars::to_batch(&rows))
+            }
+        };
+        let (outcome, batch) = if let Err(reason) = dataset.check_rows(&batch) {
+            // A misbehaving gateway: nothing is stored, the window stays missing.
+            self.metrics.request("historical_data", "refused_rows");
+            stats.failed += 1;
+            (Outcome::Error { code: 0, message: format!("refused rows from the gateway: {reason}") }, None)
+        } else if n == 0 {
+            self.metrics.request("historical_data", "empty");
+            stats.empty += 1;
+            (Outcome::Empty, None)
+        } else {
+            self.metrics.request("historical_data", "ok");
+            stats.ok += 1;
+            stats.rows += n;
+            (Outcome::Ok { rows: n }, Some(batch))
+        };
+        Fetched { request, requested_at, completed_at: ingested_at, outcome, batch, stats }
+    }
+}
+
+/// The trading days of `[from, to]` that a loaded manifest does not cover for a series.
+pub fn missing_days(m: &SymbolManifest, key: &SeriesKey, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+    if from > to {
+        return vec![];
+    }
+    let covered = m.covered(key);
+    let windows = crate::query::coverage::missing_windows_from(&covered, from, to);
+    windows.iter().flat_map(|w| calendar::trading_days(w.start, w.end)).collect()
+}
+
+/// The manifest key of a bar series.
+pub fn series_key(dataset: Dataset, con_id: Option<i64>, series: Series) -> SeriesKey {
+    SeriesKey {
+        dataset,
+        con_id,
+        bar_size: Some(series.bar_size.ib().to_string()),
+        what_to_show: Some(series.what_to_show.ib().to_string()),
+    }
+}
+
+fn bar_row(b: &RawBar, series: Series, ingested_at: DateTime<Utc>) -> equity_bars::Bar {
+    equity_bars::Bar {
+        ts: b.ts,
+        date: b.date,
+        series,
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+        wap: b.wap,
+        bar_count: b.count,
+        ingested_at,
+    }
+}

@@ -1,0 +1,185 @@
+//! `setup` (cold start) and `update` (warm start): the jobs in dependency order, each step only
+//! when needed, with the seed's recovery: fulfil missing prerequisites, settle interrupted
+//! writes, revoke manifest entries whose data is gone and fetch it again.
+
+use super::{FetchStats, Ingest};
+use crate::datasets::Dataset;
+use crate::error::{Error, Result};
+use crate::lake::layout::Symbol;
+use crate::lake::manifest::Outcome;
+use crate::query::coverage::SeriesSpec;
+use crate::source::MarketData;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What happened to one symbol.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SymbolReport {
+    /// The symbol.
+    pub symbol: String,
+    /// Contract descriptions were fetched (not fresh enough).
+    pub contracts_fetched: bool,
+    /// A chain snapshot was taken.
+    pub chain_taken: bool,
+    /// Equity bar requests.
+    pub equity: FetchCounts,
+    /// Option bar requests.
+    pub options: FetchCounts,
+    /// Interrupted writes settled (promoted, dropped).
+    pub pending_settled: (usize, usize),
+    /// Manifest entries revoked because their partitions were gone.
+    pub revoked: usize,
+    /// Equity windows still missing after the run.
+    pub equity_windows_missing: usize,
+    /// What failed, if anything.
+    pub error: Option<String>,
+}
+
+/// Request counts of a job.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FetchCounts {
+    /// Sent (retries included).
+    pub sent: u64,
+    /// With rows.
+    pub ok: u64,
+    /// Final empty answers.
+    pub empty: u64,
+    /// Errors (asked again next run).
+    pub failed: u64,
+    /// Rows written.
+    pub rows: u64,
+}
+
+impl From<FetchStats> for FetchCounts {
+    fn from(s: FetchStats) -> Self {
+        FetchCounts { sent: s.sent, ok: s.ok, empty: s.empty, failed: s.failed, rows: s.rows }
+    }
+}
+
+/// The summary of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    /// Per symbol.
+    pub symbols: Vec<SymbolReport>,
+    /// Requests by kind and outcome.
+    pub requests: BTreeMap<String, u64>,
+    /// Rows written per dataset.
+    pub rows: BTreeMap<String, u64>,
+    /// Seconds spent waiting on pacing.
+    pub pacing_wait_secs: f64,
+    /// Pacing violations IB reported.
+    pub pacing_violations: u64,
+    /// Option data asked for without prerequisites.
+    pub dependency_violations: u64,
+}
+
+impl RunReport {
+    /// True when everything asked for is present or final-empty.
+    pub fn complete(&self) -> bool {
+        self.symbols.iter().all(|s| {
+            s.error.is_none() && s.equity.failed == 0 && s.options.failed == 0 && s.equity_windows_missing == 0
+        })
+    }
+}
+
+impl<S: MarketData> Ingest<S> {
+    /// Cold start: for each symbol, each step only if needed, in dependency order.
+    pub async fn setup(&self, symbols: &[Symbol]) -> RunReport {
+        self.run(symbols, false).await
+    }
+
+    /// Warm start: settle and check the lake first, then refresh what the policy says is due.
+    pub async fn update(&self, symbols: &[Symbol]) -> RunReport {
+        self.run(symbols, true).await
+    }
+
+    async fn run(&self, symbols: &[Symbol], check_integrity: bool) -> RunReport {
+        let mut report = RunReport::default();
+        for symbol in symbols {
+            let mut r = SymbolReport { symbol: symbol.to_string(), ..Default::default() };
+            if let Err(e) = self.run_symbol(symbol, check_integrity, &mut r).await {
+                self.say(format!("{symbol:<8} FAILED: {e}"));
+                r.error = Some(e.to_string());
+            }
+            report.symbols.push(r);
+        }
+        for ((kind, outcome), n) in self.metrics.requests() {
+            report.requests.insert(format!("{kind}/{outcome}"), n);
+        }
+        report.rows = self.metrics.rows_written();
+        report.pacing_wait_secs = self.pacer.waited().as_secs_f64();
+        report.pacing_violations = self.metrics.pacing_violations.load(std::sync::atomic::Ordering::Relaxed);
+        report.dependency_violations = self.metrics.dependency_violations.load(std::sync::atomic::Ordering::Relaxed);
+        report
+    }
+
+    async fn run_symbol(&self, symbol: &Symbol, check_integrity: bool, r: &mut SymbolReport) -> Result<()> {
+        // Interrupted writes of an earlier run are settled first, whatever the command.
+        r.pending_settled = self.lake.recover_manifest(symbol).await?;
+        if check_integrity {
+            r.revoked = self.revoke_lost(symbol).await?;
+        }
+        let (_, fetched) = self.backfill_contracts(symbol).await?;
+        r.contracts_fetched = fetched;
+        r.chain_taken = match self.contracts_snapshot(symbol).await {
+            Ok(taken) => taken,
+            Err(e @ Error::Gateway { .. }) => {
+                self.say(format!("{symbol:<8} chain snapshot failed: {e}"));
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        r.equity = self.backfill_equity_bars(symbol).await?.into();
+        match self.backfill_option_bars(symbol).await {
+            Ok(stats) => r.options = stats.into(),
+            Err(Error::Prerequisite { .. }) if !r.chain_taken => {
+                // Fulfil the missing prerequisite (a chain snapshot), then try once more.
+                self.contracts_snapshot(symbol).await?;
+                r.options = self.backfill_option_bars(symbol).await?.into();
+            }
+            Err(e) => return Err(e),
+        }
+        r.equity_windows_missing = self.equity_windows_missing(symbol).await?;
+        Ok(())
+    }
+
+    /// Equity windows of the configured ranges still missing (asked and failed, or not asked).
+    async fn equity_windows_missing(&self, symbol: &Symbol) -> Result<usize> {
+        let last = self.last_final_session();
+        let mut n = 0;
+        for es in &self.cfg.equity {
+            let from = match (self.cfg.from, es.series.bar_size.is_intraday()) {
+                (Some(f), false) => f,
+                _ => super::equity::sessions_back(last, es.sessions),
+            };
+            let spec =
+                SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series: es.series };
+            n += self.lake.missing_windows(&spec, from, last).await?.len();
+        }
+        Ok(n)
+    }
+
+    /// Revokes manifest entries with rows whose partitions no longer hold them, so their windows
+    /// are fetched again. Returns how many were revoked.
+    pub async fn revoke_lost(&self, symbol: &Symbol) -> Result<usize> {
+        let m = self.lake.manifest(symbol).await?;
+        let mut lost = Vec::new();
+        for e in m.entries.iter().filter(|e| matches!(e.outcome, Outcome::Ok { .. })) {
+            for p in &e.partitions {
+                let ids = self.lake.footer_request_ids(&crate::lake::layout::obj(p)).await.unwrap_or(None);
+                if !ids.is_some_and(|ids| ids.contains(&e.id)) {
+                    lost.push(e.id.clone());
+                    break;
+                }
+            }
+        }
+        let n = lost.len();
+        if n > 0 {
+            self.lake.revoke(symbol, lost, "partitions lost: found by `update`'s integrity check").await?;
+            self.say(format!(
+                "{symbol:<8} integrity    {n} manifest entries had lost their rows: revoked, fetching again"
+            ));
+        }
+        Ok(n)
+    }
+}
