@@ -63,6 +63,9 @@ pub struct IngestArgs {
     /// Print the run's summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run as if now were this instant (RFC 3339): reproducible runs against a frozen simulator.
+    #[arg(long, hide = true)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Arguments of `setup` and `update`.
@@ -168,7 +171,11 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
         timeout: Duration::from_secs(a.gateway.timeout.max(1)),
     };
     let source = IbSource::connect(&ib).await?;
-    let mut ingest = Ingest::new(lake, source, cfg, Arc::new(WallClock));
+    let clock: Arc<dyn Clock> = match a.ingest.as_of {
+        Some(t) => Arc::new(crate::clock::ManualClock::new(t)),
+        None => Arc::new(WallClock),
+    };
+    let mut ingest = Ingest::new(lake, source, cfg, clock);
     ingest.progress = true;
     let report = if update { ingest.update(&symbols).await } else { ingest.setup(&symbols).await };
     finish(&report, a.ingest.json)

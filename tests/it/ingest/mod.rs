@@ -1,5 +1,6 @@
 //! Ingest against the simulated gateway over TCP, with the real `ibapi` client.
 
+mod faults;
 mod setup;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -17,7 +18,7 @@ pub const AFTER_CLOSE: &str = "2026-11-24T21:30:00Z";
 /// Pacing windows 1000× shorter, on both sides.
 pub const SCALE: f64 = 1000.0;
 
-static CLIENT_IDS: AtomicI32 = AtomicI32::new(100);
+pub static CLIENT_IDS: AtomicI32 = AtomicI32::new(100);
 
 /// A simulator frozen at `now`.
 pub async fn sim_at(now: &str) -> SimHandle {
