@@ -165,6 +165,10 @@ impl<S: MarketData> Ingest<S> {
     /// of [`RECORD_BATCH`]: each batch rewrites a shared partition once, not once per request.
     pub async fn fetch_bars(&self, symbol: &Symbol, jobs: Vec<BarJob>) -> Result<FetchStats> {
         use futures::{stream, StreamExt};
+        let planned = jobs.len();
+        let what =
+            jobs.first().map(|j| if j.option.is_some() { "option_bars" } else { "equity_bars" }).unwrap_or("bars");
+        let started = std::time::Instant::now();
         let mut answers = stream::iter(jobs)
             .map(|j| async move { self.fetch_one(symbol, j).await })
             .buffer_unordered(self.cfg.concurrency.max(1))
@@ -184,6 +188,16 @@ impl<S: MarketData> Ingest<S> {
                     _ => 0,
                 };
                 self.metrics.rows(entry.request.dataset.name(), rows);
+            }
+            let done = (total.ok + total.empty + total.failed) as usize;
+            if done < planned {
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                self.say(format!(
+                    "{symbol:<8} {what:<12} {done}/{planned} requests, {} rows, {:.1} requests/s, pacing waited {:.1} s",
+                    total.rows,
+                    done as f64 / secs,
+                    self.pacer.waited().as_secs_f64()
+                ));
             }
         }
         Ok(total)

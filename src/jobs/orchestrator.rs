@@ -29,6 +29,8 @@ pub struct SymbolReport {
     pub pending_settled: (usize, usize),
     /// Manifest entries revoked because their partitions were gone.
     pub revoked: usize,
+    /// Dates with option bars but no daily equity bar, fetched again.
+    pub resynced_dates: usize,
     /// Equity windows still missing after the run.
     pub equity_windows_missing: usize,
     /// What failed, if anything.
@@ -118,6 +120,7 @@ impl<S: MarketData> Ingest<S> {
         r.pending_settled = self.lake.recover_manifest(symbol).await?;
         if check_integrity {
             r.revoked = self.revoke_lost(symbol).await?;
+            r.resynced_dates = self.resync_spot(symbol).await?;
         }
         let (_, fetched) = self.backfill_contracts(symbol).await?;
         r.contracts_fetched = fetched;
@@ -157,6 +160,50 @@ impl<S: MarketData> Ingest<S> {
             n += self.lake.missing_windows(&spec, from, last).await?.len();
         }
         Ok(n)
+    }
+
+    /// Finds dates with option bars but no daily equity bar (the spot those bars need) and
+    /// revokes the daily-bar entries that claim them, so the equity job fetches them again.
+    pub async fn resync_spot(&self, symbol: &Symbol) -> Result<usize> {
+        use crate::lake::layout::{BarSize, Period, Series, WhatToShow};
+        let option_days: std::collections::BTreeSet<chrono::NaiveDate> = self
+            .lake
+            .partitions(Dataset::OptionBars, Some(symbol))
+            .await?
+            .into_iter()
+            .filter_map(|p| match p.period {
+                Period::Day(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let (Some(first), Some(last)) = (option_days.first(), option_days.last()) else { return Ok(0) };
+        let daily = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
+        let spec = SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series: daily };
+        let present: std::collections::BTreeSet<_> =
+            self.lake.present_dates(&spec, *first, *last).await?.into_iter().collect();
+        let orphan: Vec<chrono::NaiveDate> = option_days.difference(&present).copied().collect();
+        if orphan.is_empty() {
+            return Ok(0);
+        }
+        let m = self.lake.manifest(symbol).await?;
+        let key = super::series_key(Dataset::EquityBars, None, daily);
+        let claims: Vec<String> = m
+            .entries
+            .iter()
+            .filter(|e| e.request.series_key() == key)
+            .filter(|e| e.covered().is_some_and(|w| orphan.iter().any(|d| w.start <= *d && *d <= w.end)))
+            .map(|e| e.id.clone())
+            .collect();
+        if !claims.is_empty() {
+            self.lake
+                .revoke(symbol, claims, "option bars without daily equity bars: found by `update`'s integrity check")
+                .await?;
+        }
+        self.say(format!(
+            "{symbol:<8} integrity    {} dates with option bars but no spot: fetching the spot again",
+            orphan.len()
+        ));
+        Ok(orphan.len())
     }
 
     /// Revokes manifest entries with rows whose partitions no longer hold them, so their windows

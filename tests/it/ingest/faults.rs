@@ -149,3 +149,29 @@ async fn a_setup_killed_then_rerun_makes_the_lake_of_an_uninterrupted_run() {
     assert_eq!(ca.len(), cb.len());
     assert!(ca == cb, "the lakes differ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_refetches_data_lost_behind_the_manifests_back() {
+    use object_store::ObjectStoreExt;
+    let sim = sim_at(AFTER_CLOSE).await;
+    let f = Fixture::local();
+    let lake = f.lake();
+    assert!(ingest(&sim, &lake, small_config()).await.setup(&spy()).await.complete());
+    let daily = twslake::lake::layout::obj("equity_bars/symbol=SPY/year=2026/1d-TRADES.parquet");
+    let before =
+        lake.read_partition(&twslake::lake::layout::Partition::from_path(&daily).unwrap()).await.unwrap().unwrap();
+    lake.store().delete(&daily).await.unwrap();
+    assert!(!lake.validate().await.unwrap().ok(), "validate sees the loss");
+    let sent = historical(&sim).len();
+    let report = ingest(&sim, &lake, small_config()).await.update(&spy()).await;
+    assert!(report.complete(), "{report:#?}");
+    assert!(report.symbols[0].revoked >= 1 && report.symbols[0].resynced_dates >= 1, "{report:#?}");
+    assert_eq!(historical(&sim).len(), sent + 1, "one request brings the year back");
+    let after =
+        lake.read_partition(&twslake::lake::layout::Partition::from_path(&daily).unwrap()).await.unwrap().unwrap();
+    let rows = |b: &arrow::record_batch::RecordBatch| {
+        twslake::datasets::equity_bars::from_batch(b).into_iter().map(|r| (r.ts, r.close)).collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&after.batch), rows(&before.batch));
+    assert_whole(&lake).await;
+}
