@@ -143,6 +143,24 @@ impl<S: MarketData> Ingest<S> {
             Err(e) => return Err(e),
         }
         r.equity_windows_missing = self.equity_windows_missing(symbol).await?;
+        self.freshness(symbol).await
+    }
+
+    /// Sets the freshness gauges; a chain snapshot older than 24 hours is a WARNING.
+    async fn freshness(&self, symbol: &Symbol) -> Result<()> {
+        let now = self.now();
+        if let Some((d, _)) = self.latest_spot(symbol).await? {
+            let close = crate::calendar::session(d).map(|s| s.close).unwrap_or(now);
+            self.metrics.freshness(symbol.as_str(), Dataset::EquityBars.name(), (now - close).num_seconds());
+        }
+        if let Some(at) = self.latest_chain_at(symbol).await? {
+            let age = now - at;
+            self.metrics.freshness(symbol.as_str(), Dataset::Chains.name(), age.num_seconds());
+            if age > self.cfg.policy.chain_prerequisite_age {
+                let msg = format!("option chain snapshot is {} hours old", age.num_hours());
+                self.alert(crate::monitor::Severity::Warning, symbol, msg);
+            }
+        }
         Ok(())
     }
 
