@@ -60,6 +60,10 @@ pub struct IngestArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Pace bars of a minute and longer by IB's softer throttle only (identical and open
+    /// requests); bars of 30 seconds or less always get the hard limits.
+    #[arg(long)]
+    pub relax_pacing: bool,
     /// Print the run's summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +117,7 @@ fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<IngestConfi
     cfg.options.sessions = a.option_sessions.or(file.option_sessions).unwrap_or(cfg.options.sessions);
     cfg.pacing_scale = a.pacing_scale.or(file.pacing_scale).unwrap_or(1.0);
     cfg.concurrency = a.concurrency.max(1);
+    cfg.relax_large_bars = a.relax_pacing;
     config::check(&cfg)?;
     Ok(cfg)
 }

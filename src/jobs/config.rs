@@ -78,6 +78,10 @@ pub struct IngestConfig {
     pub pacing_scale: f64,
     /// Turn pacing off (a source that does not pace; never against IB).
     pub pacing_off: bool,
+    /// IB states its pacing limits as hard for bars of 30 seconds or less and as a softer
+    /// throttle above. By default every request is paced by the hard rules; with this set,
+    /// bars of a minute and longer keep only the identical-request and open-request rules.
+    pub relax_large_bars: bool,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Attempts per request on transient errors.
@@ -102,6 +106,7 @@ impl Default for IngestConfig {
             policy: UpdatePolicy::default(),
             pacing_scale: 1.0,
             pacing_off: false,
+            relax_large_bars: false,
             concurrency: 4,
             attempts: 5,
         }

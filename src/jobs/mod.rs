@@ -46,6 +46,8 @@ pub struct Ingest<S> {
     pub cfg: IngestConfig,
     /// The pacing scheduler.
     pub pacer: Pacer,
+    /// The scheduler for bars of a minute and longer when `relax_large_bars` is set.
+    pub relaxed_pacer: Option<Pacer>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Where alerts go.
@@ -118,11 +120,14 @@ impl<S: MarketData> Ingest<S> {
     /// A context with IB's pacing (scaled by `cfg.pacing_scale`) and the log alert sink.
     pub fn new(lake: Lake, source: S, cfg: IngestConfig, clock: Arc<dyn Clock>) -> Self {
         let rules = if cfg.pacing_off { PacingRules::off() } else { PacingRules::ib(cfg.pacing_scale) };
+        let relaxed_pacer =
+            (cfg.relax_large_bars && !cfg.pacing_off).then(|| Pacer::new(PacingRules::relaxed(cfg.pacing_scale)));
         Ingest {
             lake,
             source,
             cfg,
             pacer: Pacer::new(rules),
+            relaxed_pacer,
             metrics: Arc::new(Metrics::default()),
             alerts: vec![Arc::new(crate::monitor::LogSink)],
             clock,
@@ -240,7 +245,9 @@ impl<S: MarketData> Ingest<S> {
         let mut attempt = 0;
         loop {
             let waited = std::time::Instant::now();
-            let permit = self.pacer.admit(&key).await;
+            let small_bars = series.bar_size.seconds().is_some_and(|s| s <= 30);
+            let pacer = self.relaxed_pacer.as_ref().filter(|_| !small_bars).unwrap_or(&self.pacer);
+            let permit = pacer.admit(&key).await;
             self.metrics.pacing_wait_us.fetch_add(waited.elapsed().as_micros() as u64, Ordering::Relaxed);
             let requested_at = self.now();
             let answer = self.source.historical_bars(&req).await;

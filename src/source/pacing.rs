@@ -53,6 +53,13 @@ impl PacingRules {
         }
     }
 
+    /// IB's softer throttle for bars above 30 seconds, as `relax_large_bars` applies it: only
+    /// the identical-request and open-request rules (and the client's message rate) remain.
+    pub fn relaxed(scale: f64) -> Self {
+        let strict = PacingRules::ib(scale);
+        PacingRules { contract_max: u32::MAX, global_max: u32::MAX, ..strict }
+    }
+
     /// No pacing at all (a source that does not pace, or a benchmark of raw throughput).
     pub fn off() -> Self {
         PacingRules {
@@ -272,6 +279,17 @@ mod tests {
         }
         let secs = (Instant::now() - t0).as_secs_f64();
         assert!((20.5..22.5).contains(&secs), "180 requests at 60 per scaled window: {secs}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relaxed_rules_keep_only_identical_and_open() {
+        let p = Pacer::new(PacingRules::relaxed(1.0));
+        let t0 = Instant::now();
+        for i in 0..200 {
+            drop(p.admit(&key(i, "spy", 1)).await);
+        }
+        // Only the client's message rate spaces them: 200 × 21 ms.
+        assert!(Instant::now() - t0 < Duration::from_secs(5));
     }
 
     #[tokio::test]
