@@ -1,6 +1,7 @@
 //! The command line: `twslake <command>`. Each command is a function over the library.
 
 mod lake_cmds;
+mod research_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,13 @@ pub enum Command {
     Gaps(lake_cmds::GapsArgs),
     /// Checks every file and manifest entry; exits non-zero when anything is wrong.
     Validate(lake_cmds::ValidateArgs),
+    /// The arbitrage-checked implied-volatility surface of a symbol at an instant.
+    Surface(research_cmds::SurfaceArgs),
+    /// Runs a SQL query over the datasets (tables equity_bars, option_bars, chains, contracts, quotes).
+    Sql(research_cmds::SqlArgs),
+    /// Internal: implied vols of a CSV of options (reference tests, benchmarks).
+    #[command(hide = true)]
+    Iv(research_cmds::IvArgs),
     /// Internal: writes a synthetic lake of daily bars (benchmarks).
     #[command(hide = true)]
     SynthLake(lake_cmds::SynthArgs),
@@ -41,5 +49,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(a) => lake_cmds::validate(a).await,
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
         Command::SynthLake(a) => lake_cmds::synth_lake(a).await,
+        Command::Surface(a) => research_cmds::surface(a).await,
+        Command::Sql(a) => research_cmds::sql(a).await,
+        Command::Iv(a) => research_cmds::iv(a).await,
     }
 }

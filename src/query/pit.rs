@@ -127,6 +127,10 @@ impl Lake {
             let q = AsOf { symbol: symbol.clone(), series, from, at };
             let lf = self.bars_as_of(Dataset::EquityBars, &q).await?;
             let df = collect(lf.sort(["end"], Default::default()).select([col("end"), col("close")]).last()).await?;
+            if df.height() == 0 {
+                continue;
+            }
+            // `get` panics out of bounds: only after the height check.
             let (Some(end), Some(price)) =
                 (df.column("end")?.datetime()?.phys.get(0), df.column("close")?.f64()?.get(0))
             else {
