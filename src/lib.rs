@@ -9,7 +9,9 @@
 //!   ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON request
 //!   manifest ([`lake::manifest`]), validation ([`lake::validate`]).
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
-//!   status.
+//!   status; point-in-time reads ([`query::pit`]), implied vols and greeks ([`query::iv`]), the
+//!   arbitrage-checked volatility surface ([`query::surface`], [`Lake::surface`]) and SQL over
+//!   the datasets ([`query::sql`]).
 //! - [`cli`]: the `twslake` command line.
 //! - [`error`]: the one public error type.
 //!

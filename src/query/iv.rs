@@ -254,6 +254,18 @@ impl Rates {
     }
 }
 
+impl Rates {
+    /// Adds `forward` (`spot·e^{(r−q)t}`) and `discount` (`e^{−rt}`) columns to a frame with
+    /// `spot` and `t` columns (the option panel), so that [`with_implied_vol`] and
+    /// [`with_greeks`] can run on it.
+    pub fn with_columns(&self, lf: LazyFrame) -> LazyFrame {
+        lf.with_columns([
+            (col("spot") * (col("t") * lit(self.rate - self.dividend_yield)).exp()).alias("forward"),
+            (col("t") * lit(-self.rate)).exp().alias("discount"),
+        ])
+    }
+}
+
 /// Forward and discount of one expiry from put–call parity, `C − P = D·F − D·K`: an ordinary
 /// least-squares line of `C − P` on `K` over the `near` pairs closest to the spot gives
 /// `D = −slope` and `F = intercept / D`. Falls back to `rates` with fewer than 3 pairs, or when

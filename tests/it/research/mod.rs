@@ -59,15 +59,8 @@ async fn implied_vols_round_trip_on_the_option_panel() {
     let q = AsOf { symbol: m.symbol.clone(), series: market::MIDPOINT_1M, from: m.day, at };
     let panel = collect(lake.option_panel(&q, SPOT_SERIES[0]).await.unwrap()).await.unwrap();
     assert_eq!(panel.height(), 20 * 4 * 25 * 2);
-    let g = (RATE - DIV, -RATE);
-    let panel = panel
-        .lazy()
-        .with_columns([
-            (col("spot") * (col("t") * lit(g.0)).exp()).alias("forward"),
-            (col("t") * lit(g.1)).exp().alias("discount"),
-        ])
-        .collect()
-        .unwrap();
+    let rates = iv::Rates { rate: RATE, dividend_yield: DIV };
+    let panel = rates.with_columns(panel.lazy()).collect().unwrap();
     let cols = IvColumns::default();
     let out = iv::with_greeks(iv::with_implied_vol(panel, &cols).unwrap(), &cols).unwrap();
     let f = |n: &str| out.column(n).unwrap().f64().unwrap().into_no_null_iter().collect::<Vec<f64>>();
