@@ -17,7 +17,7 @@ use twslake::datasets::equity_bars::Bar;
 use twslake::datasets::option_bars::{self, OptionBar, OptionContract};
 use twslake::datasets::{equity_bars, Dataset};
 use twslake::lake::layout::Symbol;
-use twslake::query::iv::{black_price, with_implied_vol, IvColumns};
+use twslake::query::iv::{black_price, implied_vols, with_implied_vol, IvColumns};
 use twslake::query::pit::{time_to_expiry, AsOf, SPOT_SERIES};
 use twslake::query::surface::{fit_surface, SurfaceOptions};
 use twslake::{calendar, query, Lake};
@@ -49,6 +49,11 @@ fn bench_iv(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N_IV as u64));
     g.sample_size(20);
     g.bench_function("twslake_polars_column_100k", |b| b.iter(|| with_implied_vol(df.clone(), &cols).unwrap()));
+    // The same inversions from plain slices: the cost of the column plumbing is the difference.
+    let f = |n: &str| df.column(n).unwrap().f64().unwrap().into_no_null_iter().collect::<Vec<f64>>();
+    let (p, d, fw, k, t) = (f("close"), f("discount"), f("forward"), f("strike"), f("t"));
+    let calls: Vec<bool> = df.column("right").unwrap().str().unwrap().iter().map(|r| r == Some("C")).collect();
+    g.bench_function("twslake_slices_100k", |b| b.iter(|| implied_vols(&p, &d, &fw, &k, &t, &calls)));
     g.finish();
 }
 

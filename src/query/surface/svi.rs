@@ -14,8 +14,8 @@
 //! `d = ρbσ`. For fixed `(m, σ)` the inner problem is a weighted linear least squares over the
 //! polygon `|d| ≤ c`, `|d| ≤ 4σ − c` (the wing-slope bound `b(1 + |ρ|) ≤ 4` of total variance, Rogers & Tehranchi 2010)
 //! solved exactly: the interior solution if feasible, else the best of the polygon's edges and
-//! vertices. The outer problem over `(m, ln σ)` is a Nelder–Mead search from the best points of
-//! a small grid.
+//! vertices. The outer problem over `(m, ln σ)` is a Nelder–Mead search from the best point of
+//! a small grid, restarted once.
 
 /// Raw SVI parameters of one expiry (total variance in log-moneyness).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -250,12 +250,11 @@ pub fn fit(points: &[FitPoint]) -> Option<SviParams> {
             starts.push((x, obj(x)));
         }
     }
-    starts.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let best = starts
-        .iter()
-        .take(3)
-        .map(|(x, _)| nelder_mead(obj, *x, [0.1 * span, 0.5], 200))
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (start, _) = *starts.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    // One search from the best grid point, then a restart with a fresh simplex from where it
+    // stopped: the usual guard against Nelder–Mead collapsing early (Press et al., §10.5).
+    let first = nelder_mead(obj, start, [0.1 * span, 0.5], 300);
+    let best = nelder_mead(obj, first.0, [0.01 * span, 0.05], 300);
     if !best.1.is_finite() {
         return None;
     }
