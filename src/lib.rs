@@ -9,7 +9,11 @@
 //!   ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON request
 //!   manifest ([`lake::manifest`]), validation ([`lake::validate`]).
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
-//!   status.
+//!   status; point-in-time reads ([`query::pit`]), implied vols and greeks ([`query::iv`]), the
+//!   arbitrage-checked volatility surface ([`query::surface`], [`Lake::surface`]) and SQL over
+//!   the datasets ([`query::sql`]).
+//! - [`jobs`]: the ingest jobs in dependency order and their orchestration (`setup`, `update`).
+//! - [`monitor`]: metrics (Prometheus text) and alerts.
 //! - [`sim`]: the simulated TWS gateway: the server side of the TWS API on loopback, a
 //!   deterministic market with a known volatility surface, IB's pacing, refusals and faults.
 //! - [`source`]: the market-data source: IB's TWS API through `ibapi` (converted at the edge),

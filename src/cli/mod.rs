@@ -2,6 +2,7 @@
 
 mod ingest_cmds;
 mod lake_cmds;
+mod research_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,13 @@ pub enum Command {
     Validate(lake_cmds::ValidateArgs),
     /// Runs the simulated TWS gateway (or prints the truth of its surface).
     Sim(crate::sim::cli::SimArgs),
+    /// The arbitrage-checked implied-volatility surface of a symbol at an instant.
+    Surface(research_cmds::SurfaceArgs),
+    /// Runs a SQL query over the datasets (tables equity_bars, option_bars, chains, contracts, quotes).
+    Sql(research_cmds::SqlArgs),
+    /// Internal: implied vols of a CSV of options (reference tests, benchmarks).
+    #[command(hide = true)]
+    Iv(research_cmds::IvArgs),
     /// Internal: writes a synthetic lake of daily bars (benchmarks).
     #[command(hide = true)]
     SynthLake(lake_cmds::SynthArgs),
@@ -51,5 +59,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
         Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),
         Command::SynthLake(a) => lake_cmds::synth_lake(a).await,
+        Command::Surface(a) => research_cmds::surface(a).await,
+        Command::Sql(a) => research_cmds::sql(a).await,
+        Command::Iv(a) => research_cmds::iv(a).await,
     }
 }

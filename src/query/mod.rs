@@ -1,7 +1,13 @@
-//! The polars reader: dataset scans with partition pruning, and coverage / missing windows.
+//! The polars reader: dataset scans with partition pruning, coverage / missing windows, and the
+//! research queries: point-in-time reads ([`pit`]), implied vols and greeks ([`iv`]), the
+//! arbitrage-checked volatility surface ([`surface`]) and SQL over the datasets ([`sql`]).
 
 pub mod coverage;
+pub mod iv;
+pub mod pit;
+pub mod sql;
 pub mod status;
+pub mod surface;
 
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};

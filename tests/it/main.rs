@@ -3,4 +3,5 @@
 mod ingest;
 mod lake;
 mod sim;
+mod research;
 mod support;

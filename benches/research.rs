@@ -1,0 +1,182 @@
+//! Research-query benchmarks (figures in BENCHMARKS.md, "Research queries"):
+//! - implied vols from a polars column (100,000 options, 5–150 % vol, 1 day–2 years), one core;
+//!   `benches/compare_iv.py` times py_vollib_vectorized and QuantLib on the same distribution;
+//! - one 20-expiry × 50-strike surface fit from a panel in memory;
+//! - a year of 1-minute option bars of one underlying read with the as-of spot join
+//!   (`Lake::option_panel`); `benches/compare_asof_duckdb.py` runs DuckDB's ASOF join on the same
+//!   files (the lake is built once under `$CARGO_TARGET_DIR/research-bench-lake`).
+
+#[path = "../tests/it/research/market.rs"]
+mod market;
+
+use chrono::{Duration, NaiveDate};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use polars::prelude::*;
+use rand::{Rng, SeedableRng};
+use twslake::datasets::equity_bars::Bar;
+use twslake::datasets::option_bars::{self, OptionBar, OptionContract};
+use twslake::datasets::{equity_bars, Dataset};
+use twslake::lake::layout::Symbol;
+use twslake::query::iv::{black_price, implied_vols, with_implied_vol, IvColumns};
+use twslake::query::pit::{time_to_expiry, AsOf, SPOT_SERIES};
+use twslake::query::surface::{fit_surface, SurfaceOptions};
+use twslake::{calendar, query, Lake};
+
+const N_IV: usize = 100_000;
+
+fn iv_frame() -> DataFrame {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (mut price, mut k, mut t, mut right) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..N_IV {
+        let tt = ((1.0f64 / 365.0).ln() + rng.random::<f64>() * (2.0f64.ln() - (1.0f64 / 365.0).ln())).exp();
+        let vol = 0.05 + 1.45 * rng.random::<f64>();
+        let strike = 100.0 * (0.5f64.ln() + rng.random::<f64>() * 4.0f64.ln()).exp();
+        let call = rng.random::<bool>();
+        price.push(black_price(100.0, strike, tt, vol, call));
+        k.push(strike);
+        t.push(tt);
+        right.push(if call { "C" } else { "P" });
+    }
+    df!("close" => price, "discount" => vec![1.0; N_IV], "forward" => vec![100.0; N_IV],
+        "strike" => k, "t" => t, "right" => right)
+    .unwrap()
+}
+
+fn bench_iv(c: &mut Criterion) {
+    let df = iv_frame();
+    let cols = IvColumns::default();
+    let mut g = c.benchmark_group("implied_vol");
+    g.throughput(Throughput::Elements(N_IV as u64));
+    g.sample_size(20);
+    g.bench_function("twslake_polars_column_100k", |b| b.iter(|| with_implied_vol(df.clone(), &cols).unwrap()));
+    // The same inversions from plain slices: the cost of the column plumbing is the difference.
+    let f = |n: &str| df.column(n).unwrap().f64().unwrap().into_no_null_iter().collect::<Vec<f64>>();
+    let (p, d, fw, k, t) = (f("close"), f("discount"), f("forward"), f("strike"), f("t"));
+    let calls: Vec<bool> = df.column("right").unwrap().str().unwrap().iter().map(|r| r == Some("C")).collect();
+    g.bench_function("twslake_slices_100k", |b| b.iter(|| implied_vols(&p, &d, &fw, &k, &t, &calls)));
+    g.finish();
+}
+
+/// 20 expiries (2 weeks to 2 years) × 50 strikes (60–150), calls and puts, from the SSVI truth.
+fn surface_panel() -> (chrono::DateTime<chrono::Utc>, DataFrame) {
+    let at: chrono::DateTime<chrono::Utc> = "2024-11-22T16:00:00Z".parse().unwrap();
+    let (mut e, mut k, mut r, mut p, mut t) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..20 {
+        let expiry = at.date_naive() + Duration::days(14 + 37 * i);
+        let tt = time_to_expiry(at, expiry);
+        for j in 0..50 {
+            let strike = 60.0 + 90.0 * j as f64 / 49.0;
+            for call in [true, false] {
+                e.push((expiry - NaiveDate::default()).num_days() as i32);
+                k.push(strike);
+                r.push(if call { "C" } else { "P" });
+                t.push(tt);
+                p.push(market::true_price(100.0, strike, tt, call));
+            }
+        }
+    }
+    let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t).unwrap();
+    let df = df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap();
+    (at, df)
+}
+
+fn bench_surface(c: &mut Criterion) {
+    let (at, panel) = surface_panel();
+    let opts = SurfaceOptions::default();
+    let s = fit_surface("SPY", at, 100.0, &panel, None, &opts).unwrap();
+    assert_eq!(s.expiries.len(), 20, "{:?}", s.skipped);
+    assert!(s.arbitrage_free());
+    let mut g = c.benchmark_group("surface");
+    g.sample_size(30);
+    g.bench_function("fit_20_expiries_x_50_strikes", |b| {
+        b.iter(|| fit_surface("SPY", at, 100.0, &panel, None, &opts).unwrap())
+    });
+    g.finish();
+}
+
+/// Contracts of the year lake: 10 strikes × call/put of one far expiry.
+const YEAR_CONTRACTS: i64 = 20;
+
+fn minute_bar(ts: chrono::DateTime<chrono::Utc>, day: NaiveDate, p: f64) -> Bar {
+    let at = ts + Duration::days(1);
+    Bar {
+        ts,
+        date: day,
+        series: market::MIDPOINT_1M,
+        open: p,
+        high: p + 0.01,
+        low: p - 0.01,
+        close: p,
+        volume: None,
+        wap: None,
+        bar_count: None,
+        ingested_at: at,
+    }
+}
+
+async fn write_day(lake: &Lake, sym: &Symbol, day: NaiveDate) {
+    let open = calendar::session(day).unwrap().open;
+    let spot: Vec<Bar> =
+        (0..390).map(|m| minute_bar(open + Duration::minutes(m), day, 100.0 + (m as f64 * 0.01).sin())).collect();
+    lake.write(Dataset::EquityBars, sym, &equity_bars::to_batch(&spot), None).await.unwrap();
+    let mut rows = Vec::with_capacity(390 * YEAR_CONTRACTS as usize);
+    for c in 0..YEAR_CONTRACTS {
+        let contract = OptionContract {
+            con_id: 800_000 + c,
+            expiry: "2026-12-18".parse().unwrap(),
+            strike: 80.0 + 5.0 * (c / 2) as f64,
+            right: if c % 2 == 0 { "C" } else { "P" }.into(),
+            multiplier: 100.0,
+        };
+        for m in 0..390 {
+            let bar = minute_bar(open + Duration::minutes(m), day, 5.0 + ((c * 390 + m) as f64 * 0.37).sin());
+            rows.push(OptionBar { contract: contract.clone(), bar });
+        }
+    }
+    lake.write(Dataset::OptionBars, sym, &option_bars::to_batch(&rows), None).await.unwrap();
+}
+
+/// The year lake, built once: 2024's trading days, 390 spot bars and 7,800 option bars a day.
+async fn year_lake() -> (Lake, Symbol) {
+    let root = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("research-bench-lake");
+    let done = root.join("_complete");
+    let lake = Lake::open(root.to_str().unwrap()).unwrap();
+    let sym = Symbol::new("SPY").unwrap();
+    if !done.exists() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        for day in calendar::trading_days(d("2024-01-01"), d("2024-12-31")) {
+            write_day(&lake, &sym, day).await;
+        }
+        std::fs::write(&done, b"").unwrap();
+    }
+    println!("year lake at {}", root.display());
+    (lake, sym)
+}
+
+fn bench_panel(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (lake, sym) = rt.block_on(year_lake());
+    let q = AsOf {
+        symbol: sym,
+        series: market::MIDPOINT_1M,
+        from: "2024-01-01".parse().unwrap(),
+        at: "2025-01-01T00:00:00Z".parse().unwrap(),
+    };
+    let run = || {
+        rt.block_on(async {
+            let lf = lake.option_panel(&q, SPOT_SERIES[0]).await.unwrap();
+            query::collect(lf).await.unwrap()
+        })
+    };
+    let rows = run().height();
+    assert_eq!(rows as i64, 252 * 390 * YEAR_CONTRACTS);
+    let mut g = c.benchmark_group("option_panel");
+    g.throughput(Throughput::Elements(rows as u64));
+    g.sample_size(10);
+    g.bench_function("year_1min_20_contracts_asof_spot", |b| b.iter(run));
+    g.finish();
+}
+
+criterion_group!(benches, bench_iv, bench_surface, bench_panel);
+criterion_main!(benches);

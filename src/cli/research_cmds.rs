@@ -1,0 +1,216 @@
+//! Research commands: `surface` (the checked volatility surface at an instant) and `sql`
+//! (polars SQL over the datasets), plus the hidden `iv` used by the Python reference test.
+
+use super::lake_cmds::LakeArg;
+use crate::error::Error;
+use crate::lake::layout::Symbol;
+use crate::lake::Lake;
+use crate::query::collect;
+use crate::query::iv::{self, IvColumns, Rates};
+use crate::query::surface::{Surface, SurfaceOptions};
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use clap::{Args, ValueEnum};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `surface`.
+#[derive(Debug, Args)]
+pub struct SurfaceArgs {
+    /// The underlying's symbol.
+    symbol: String,
+    /// The instant: RFC 3339 (`2024-11-22T15:30:00Z`), or a New York wall-clock time
+    /// (`2024-11-22 10:30`, `2024-11-22T10:30:00`).
+    #[arg(long)]
+    at: String,
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Print the whole surface as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the points (one row per expiry and strike) to this Parquet file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Rate used where put–call parity cannot be solved (continuous, per year).
+    #[arg(long, default_value_t = 0.04)]
+    rate: f64,
+    /// Dividend yield used with --rate (continuous, per year).
+    #[arg(long, default_value_t = 0.0)]
+    dividend_yield: f64,
+    /// Ignore option bars that closed longer than this many minutes before --at.
+    #[arg(long, default_value_t = 30)]
+    max_staleness_min: i64,
+}
+
+/// Output formats of `sql`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// A printed table.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// JSON: an array of row objects.
+    Json,
+    /// Parquet (needs --out).
+    Parquet,
+}
+
+/// Arguments of `sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; tables: equity_bars, option_bars, chains, contracts, quotes.
+    query: String,
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of the hidden `iv`: implied vols of a CSV of options (reference tests, benchmarks).
+#[derive(Debug, Args)]
+pub struct IvArgs {
+    /// CSV with columns `price` (undiscounted), `forward`, `strike`, `t`, `right` (C/P).
+    input: PathBuf,
+    /// CSV written with the input's columns plus `iv`.
+    output: PathBuf,
+}
+
+/// Parses `--at`: RFC 3339, or a naive time read as New York wall-clock time.
+pub fn parse_instant(s: &str) -> crate::Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"];
+    let naive = formats.iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok());
+    let why = "use RFC 3339 (2024-11-22T15:30:00Z) or New York time (2024-11-22 10:30)";
+    let naive = naive.ok_or_else(|| Error::bad_input("timestamp", s, why))?;
+    chrono_tz::America::New_York.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc)).ok_or_else(|| {
+        Error::bad_input("timestamp", s, "ambiguous or skipped at a daylight-saving change; give an offset")
+    })
+}
+
+fn print_surface(s: &Surface) {
+    println!("{} at {}  spot {:.4}", s.symbol, s.at.to_rfc3339(), s.spot);
+    println!(
+        "{:<10} {:>7} {:>10} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8}",
+        "expiry", "t", "forward", "a", "b", "rho", "m", "sigma", "points", "rmse", "atm", "butterfly", "calendar"
+    );
+    for e in &s.expiries {
+        let ok = |b: bool| if b { "ok" } else { "ARB" };
+        println!(
+            "{:<10} {:>7.4} {:>10.4} {:>8.5} {:>8.5} {:>7.4} {:>8.5} {:>7.4} {:>7} {:>7.5} {:>6.4} {:>9} {:>8}",
+            e.expiry,
+            e.t,
+            e.forward,
+            e.a,
+            e.b,
+            e.rho,
+            e.m,
+            e.sigma,
+            e.points.len(),
+            e.rmse,
+            e.vol_at_strike(e.forward),
+            ok(e.butterfly_ok),
+            ok(e.calendar_ok)
+        );
+    }
+    for k in &s.skipped {
+        println!("{:<10} skipped: {}", k.expiry, k.reason);
+    }
+}
+
+fn write_parquet(df: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    anyhow::Context::with_context(ParquetWriter::new(file).finish(df), || format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// `twslake surface`.
+pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
+    let symbol = Symbol::new(&a.symbol)?;
+    let at = parse_instant(&a.at)?;
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let opts = SurfaceOptions {
+        rates: Rates { rate: a.rate, dividend_yield: a.dividend_yield },
+        max_staleness: chrono::Duration::minutes(a.max_staleness_min.max(1)),
+        ..Default::default()
+    };
+    let s = lake.surface(&symbol, at, &opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_surface(&s);
+    }
+    if let Some(out) = &a.out {
+        write_parquet(&mut s.to_frame()?, out)?;
+    }
+    Ok(if s.expiries.is_empty() { 1 } else { 0 })
+}
+
+fn write_frame(df: &mut DataFrame, format: Format, out: Option<&Path>) -> anyhow::Result<()> {
+    let mut sink: Box<dyn std::io::Write> = match out {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    match format {
+        Format::Table => writeln!(sink, "{df}")?,
+        Format::Csv => CsvWriter::new(&mut sink).finish(df)?,
+        Format::Json => JsonWriter::new(&mut sink).with_json_format(JsonFormat::Json).finish(df)?,
+        Format::Parquet => {
+            let Some(p) = out else {
+                anyhow::bail!("--format parquet needs --out FILE.parquet");
+            };
+            drop(sink);
+            write_parquet(df, p)?;
+        }
+    }
+    Ok(())
+}
+
+/// `twslake sql`.
+pub async fn sql(a: SqlArgs) -> anyhow::Result<i32> {
+    if matches!(a.format, Format::Parquet) && a.out.is_none() {
+        anyhow::bail!("--format parquet needs --out FILE.parquet");
+    }
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let mut df = collect(lake.sql(&a.query).await?).await?;
+    write_frame(&mut df, a.format, a.out.as_deref())?;
+    Ok(0)
+}
+
+/// Hidden `twslake iv INPUT.csv OUTPUT.csv`.
+pub async fn iv(a: IvArgs) -> anyhow::Result<i32> {
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(a.input.clone()))?
+        .finish()
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", a.input.display()))?;
+    let n = df.height();
+    let mut df = df.lazy().with_column(lit(1.0).alias("discount")).collect()?;
+    df = iv::with_implied_vol(df, &IvColumns { price: "price".into(), ..Default::default() })?;
+    let mut df = df.drop("discount")?;
+    let file = std::fs::File::create(&a.output).with_context(|| format!("creating {}", a.output.display()))?;
+    CsvWriter::new(file).finish(&mut df)?;
+    eprintln!("{n} implied vols written to {}", a.output.display());
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants() {
+        let utc = |s: &str| parse_instant(s).unwrap().to_rfc3339();
+        assert_eq!(utc("2024-11-22T15:30:00Z"), "2024-11-22T15:30:00+00:00");
+        assert_eq!(utc("2024-11-22 10:30"), "2024-11-22T15:30:00+00:00");
+        assert_eq!(utc("2024-07-01T10:30:00"), "2024-07-01T14:30:00+00:00");
+        let e = parse_instant("yesterday").unwrap_err().to_string();
+        assert!(e.contains("\"yesterday\""), "{e}");
+    }
+}

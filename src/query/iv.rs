@@ -1,0 +1,384 @@
+//! Implied volatility and Black–Scholes greeks, vectorised over polars columns.
+//!
+//! Inversion is Jäckel's *Let's Be Rational* through the `implied-vol` crate: accurate to the
+//! floor set by double precision and about 5 M options/s on one core here (see `STACK.md`).
+//! Everything is in Black's forward form: a market price `P` of an option expiring in `t` years
+//! with discount factor `D` and forward `F` has undiscounted price `P / D`, which is what is
+//! inverted. Forwards and discounts per expiry come from put–call parity ([`parity_forward`]).
+//!
+//! Caveat: US equity options are American. Black's formula ignores early exercise, whose value
+//! is small for out-of-the-money options and largest for deep in-the-money puts and calls on
+//! dividend payers; that is why the surface ([`super::surface`]) is built from out-of-the-money
+//! options only. Implied vols of in-the-money American options from this module are biased up.
+
+use crate::error::{Error, Result};
+use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility, PriceBlackScholes, SpecialFn};
+use polars::prelude::*;
+
+/// The implied Black volatility of one option, `None` when the price is outside the no-arbitrage
+/// bounds (below intrinsic, above the forward for a call or the strike for a put) or an input is
+/// not positive and finite. `undiscounted_price` is the market price divided by the discount factor.
+pub fn implied_vol(undiscounted_price: f64, forward: f64, strike: f64, t: f64, is_call: bool) -> Option<f64> {
+    if t.is_nan() || t <= 0.0 || !undiscounted_price.is_finite() {
+        return None;
+    }
+    let iv = ImpliedBlackVolatility::builder()
+        .option_price(undiscounted_price)
+        .forward(forward)
+        .strike(strike)
+        .expiry(t)
+        .is_call(is_call)
+        .build()?
+        .calculate::<DefaultSpecialFn>()?;
+    iv.is_finite().then_some(iv)
+}
+
+/// The undiscounted Black price of one option (multiply by the discount factor for a market price).
+pub fn black_price(forward: f64, strike: f64, t: f64, vol: f64, is_call: bool) -> f64 {
+    PriceBlackScholes::builder()
+        .forward(forward)
+        .strike(strike)
+        .volatility(vol)
+        .expiry(t)
+        .is_call(is_call)
+        .build()
+        .map(|p| p.calculate::<DefaultSpecialFn>())
+        .unwrap_or(f64::NAN)
+}
+
+/// Implied vols of many options at once (NaN where there is none); the slices have one length.
+pub fn implied_vols(
+    prices: &[f64],
+    discounts: &[f64],
+    forwards: &[f64],
+    strikes: &[f64],
+    ts: &[f64],
+    calls: &[bool],
+) -> Vec<f64> {
+    let n = prices.len();
+    debug_assert!([discounts.len(), forwards.len(), strikes.len(), ts.len(), calls.len()].iter().all(|l| *l == n));
+    (0..n)
+        .map(|i| implied_vol(prices[i] / discounts[i], forwards[i], strikes[i], ts[i], calls[i]).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// The columns [`with_implied_vol`] and [`with_greeks`] read.
+#[derive(Debug, Clone)]
+pub struct IvColumns {
+    /// Market (discounted) option price.
+    pub price: String,
+    /// Discount factor to expiry.
+    pub discount: String,
+    /// Forward of the underlying to expiry.
+    pub forward: String,
+    /// Strike.
+    pub strike: String,
+    /// Time to expiry in years.
+    pub t: String,
+    /// `"C"` or `"P"`.
+    pub right: String,
+    /// Underlying spot (greeks only: delta and gamma are with respect to spot).
+    pub spot: String,
+    /// Implied vol (written by [`with_implied_vol`], read by [`with_greeks`]).
+    pub iv: String,
+}
+
+impl Default for IvColumns {
+    /// The names of the option panel ([`super::pit`]): `close` is the bar's mid.
+    fn default() -> Self {
+        let s = |x: &str| x.to_string();
+        IvColumns {
+            price: s("close"),
+            discount: s("discount"),
+            forward: s("forward"),
+            strike: s("strike"),
+            t: s("t"),
+            right: s("right"),
+            spot: s("spot"),
+            iv: s("iv"),
+        }
+    }
+}
+
+fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+fn call_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
+    let c = df.column(name)?;
+    let s =
+        c.str().map_err(|_| Error::bad_input("column", name, "the option right must be a text column of C or P"))?;
+    Ok(s.iter().map(|v| matches!(v, Some("C") | Some("c") | Some("CALL"))).collect())
+}
+
+/// Adds the implied-vol column (`cols.iv`, NaN where the price has no implied vol).
+pub fn with_implied_vol(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
+    let iv = implied_vols(
+        &f64_col(&df, &cols.price)?,
+        &f64_col(&df, &cols.discount)?,
+        &f64_col(&df, &cols.forward)?,
+        &f64_col(&df, &cols.strike)?,
+        &f64_col(&df, &cols.t)?,
+        &call_col(&df, &cols.right)?,
+    );
+    df.with_column(Column::new(cols.iv.as_str().into(), iv))?;
+    Ok(df)
+}
+
+/// Black–Scholes sensitivities of one option, per unit of the underlying (not per contract).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Greeks {
+    /// ∂V/∂S.
+    pub delta: f64,
+    /// ∂²V/∂S².
+    pub gamma: f64,
+    /// ∂V/∂σ, per unit of vol (1.00 = 100 vol points).
+    pub vega: f64,
+    /// ∂V/∂t per year of calendar time (negative for a long option, usually).
+    pub theta: f64,
+}
+
+/// Inputs of one option for [`greeks`].
+#[derive(Debug, Clone, Copy)]
+pub struct OptionPoint {
+    /// Spot.
+    pub spot: f64,
+    /// Forward to expiry.
+    pub forward: f64,
+    /// Discount factor to expiry.
+    pub discount: f64,
+    /// Strike.
+    pub strike: f64,
+    /// Years to expiry.
+    pub t: f64,
+    /// Volatility.
+    pub vol: f64,
+    /// Call (true) or put.
+    pub is_call: bool,
+}
+
+/// Greeks under Black–Scholes with a continuous rate `r = -ln D / t` and yield
+/// `q = r - ln(F/S) / t` implied by the forward and discount (Hull, ch. 19 formulas with
+/// `S e^{-qt} = D F`). NaN fields when an input is not positive.
+pub fn greeks(o: OptionPoint) -> Greeks {
+    let nan = Greeks { delta: f64::NAN, gamma: f64::NAN, vega: f64::NAN, theta: f64::NAN };
+    let ok = [o.spot, o.forward, o.discount, o.strike, o.t, o.vol].iter().all(|x| x.is_finite() && *x > 0.0);
+    if !ok {
+        return nan;
+    }
+    let sd = o.vol * o.t.sqrt();
+    let d1 = ((o.forward / o.strike).ln() + 0.5 * sd * sd) / sd;
+    let d2 = d1 - sd;
+    let pdf = (-0.5 * d1 * d1).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let n = DefaultSpecialFn::norm_cdf;
+    let (r, growth) = (-o.discount.ln() / o.t, o.forward / o.spot);
+    let q = r - growth.ln() / o.t;
+    // S e^{-qt} = D F: the dividend-discounted spot.
+    let dfs = o.discount * o.forward;
+    let sign = if o.is_call { 1.0 } else { -1.0 };
+    let delta = o.discount * growth * if o.is_call { n(d1) } else { n(d1) - 1.0 };
+    let gamma = o.discount * growth * growth * pdf / (o.forward * sd);
+    let vega = dfs * pdf * o.t.sqrt();
+    let theta = -dfs * pdf * o.vol / (2.0 * o.t.sqrt()) - sign * r * o.strike * o.discount * n(sign * d2)
+        + sign * q * dfs * n(sign * d1);
+    Greeks { delta, gamma, vega, theta }
+}
+
+/// Adds `delta`, `gamma`, `vega`, `theta` from the implied-vol column (`cols.iv`).
+pub fn with_greeks(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
+    let (spot, fwd, disc) = (f64_col(&df, &cols.spot)?, f64_col(&df, &cols.forward)?, f64_col(&df, &cols.discount)?);
+    let (k, t, vol, calls) =
+        (f64_col(&df, &cols.strike)?, f64_col(&df, &cols.t)?, f64_col(&df, &cols.iv)?, call_col(&df, &cols.right)?);
+    let g: Vec<Greeks> = (0..df.height())
+        .map(|i| {
+            let p = OptionPoint {
+                spot: spot[i],
+                forward: fwd[i],
+                discount: disc[i],
+                strike: k[i],
+                t: t[i],
+                vol: vol[i],
+                is_call: calls[i],
+            };
+            greeks(p)
+        })
+        .collect();
+    type Get = fn(&Greeks) -> f64;
+    let fields: [(&str, Get); 4] =
+        [("delta", |g| g.delta), ("gamma", |g| g.gamma), ("vega", |g| g.vega), ("theta", |g| g.theta)];
+    for (name, get) in fields {
+        df.with_column(Column::new(name.into(), g.iter().map(get).collect::<Vec<f64>>()))?;
+    }
+    Ok(df)
+}
+
+/// Where a forward and discount factor came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardSource {
+    /// Regression of C − P on strike over two-sided quotes near the money.
+    Parity,
+    /// The configured rate and dividend yield (too few call/put pairs for parity).
+    Configured,
+}
+
+/// The forward and discount factor of one expiry.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ForwardDiscount {
+    /// Forward price of the underlying to expiry.
+    pub forward: f64,
+    /// Discount factor to expiry.
+    pub discount: f64,
+    /// How they were obtained.
+    pub source: ForwardSource,
+}
+
+/// Rates used when parity cannot be solved, continuously compounded per year.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Risk-free rate.
+    pub rate: f64,
+    /// Dividend yield.
+    pub dividend_yield: f64,
+}
+
+impl Rates {
+    /// `F = S e^{(r−q)t}`, `D = e^{−rt}`.
+    pub fn forward_discount(&self, spot: f64, t: f64) -> ForwardDiscount {
+        ForwardDiscount {
+            forward: spot * ((self.rate - self.dividend_yield) * t).exp(),
+            discount: (-self.rate * t).exp(),
+            source: ForwardSource::Configured,
+        }
+    }
+}
+
+impl Rates {
+    /// Adds `forward` (`spot·e^{(r−q)t}`) and `discount` (`e^{−rt}`) columns to a frame with
+    /// `spot` and `t` columns (the option panel), so that [`with_implied_vol`] and
+    /// [`with_greeks`] can run on it.
+    pub fn with_columns(&self, lf: LazyFrame) -> LazyFrame {
+        lf.with_columns([
+            (col("spot") * (col("t") * lit(self.rate - self.dividend_yield)).exp()).alias("forward"),
+            (col("t") * lit(-self.rate)).exp().alias("discount"),
+        ])
+    }
+}
+
+/// Forward and discount of one expiry from put–call parity, `C − P = D·F − D·K`: an ordinary
+/// least-squares line of `C − P` on `K` over the `near` pairs closest to the spot gives
+/// `D = −slope` and `F = intercept / D`. Falls back to `rates` with fewer than 3 pairs, or when
+/// the line gives a discount outside (0.5, 1.1] or a forward further than 50 % from the spot
+/// (stale or crossed quotes, not an interest rate).
+pub fn parity_forward(pairs: &[(f64, f64, f64)], spot: f64, t: f64, near: usize, rates: &Rates) -> ForwardDiscount {
+    let fallback = rates.forward_discount(spot, t);
+    let mut pts: Vec<(f64, f64)> = pairs
+        .iter()
+        .filter(|(k, c, p)| k.is_finite() && c.is_finite() && p.is_finite())
+        .map(|(k, c, p)| (*k, c - p))
+        .collect();
+    pts.sort_by(|a, b| (a.0 - spot).abs().total_cmp(&(b.0 - spot).abs()));
+    pts.truncate(near.max(3));
+    if pts.len() < 3 {
+        return fallback;
+    }
+    let n = pts.len() as f64;
+    let (mk, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mk).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mk) * (p.1 - my)).sum();
+    if sxx <= 0.0 {
+        return fallback;
+    }
+    let discount = -sxy / sxx;
+    let forward = (my + discount * mk) / discount;
+    let sane = discount > 0.5 && discount <= 1.1 && (forward / spot - 1.0).abs() < 0.5;
+    if !sane {
+        return fallback;
+    }
+    ForwardDiscount { forward, discount, source: ForwardSource::Parity }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_black_prices() {
+        for &(k, t, v, call) in &[(90.0, 0.1, 0.3, false), (100.0, 1.0, 0.2, true), (130.0, 2.0, 1.2, true)] {
+            let p = black_price(100.0, k, t, v, call);
+            let iv = implied_vol(p, 100.0, k, t, call).unwrap();
+            assert!((iv - v).abs() < 1e-12, "{k} {t} {v}: {iv}");
+        }
+    }
+
+    #[test]
+    fn no_vol_outside_the_bounds() {
+        assert_eq!(implied_vol(-1.0, 100.0, 100.0, 1.0, true), None);
+        assert_eq!(implied_vol(101.0, 100.0, 100.0, 1.0, true), None);
+        assert_eq!(implied_vol(5.0, 100.0, 100.0, 0.0, true), None);
+        assert_eq!(implied_vol(f64::NAN, 100.0, 100.0, 1.0, true), None);
+    }
+
+    #[test]
+    fn greeks_match_finite_differences() {
+        let (s, r, q, t) = (100.0, 0.04, 0.01, 0.5);
+        let o = |spot: f64, t: f64, vol: f64, is_call| OptionPoint {
+            spot,
+            forward: spot * ((r - q) * t).exp(),
+            discount: (-r * t).exp(),
+            strike: 105.0,
+            t,
+            vol,
+            is_call,
+        };
+        let price = |p: OptionPoint| p.discount * black_price(p.forward, p.strike, p.t, p.vol, p.is_call);
+        for call in [true, false] {
+            let g = greeks(o(s, t, 0.25, call));
+            let h = 1e-3;
+            let d = (price(o(s + h, t, 0.25, call)) - price(o(s - h, t, 0.25, call))) / (2.0 * h);
+            let gm = (price(o(s + h, t, 0.25, call)) - 2.0 * price(o(s, t, 0.25, call))
+                + price(o(s - h, t, 0.25, call)))
+                / (h * h);
+            let v = (price(o(s, t, 0.25 + 1e-5, call)) - price(o(s, t, 0.25 - 1e-5, call))) / 2e-5;
+            let th = -(price(o(s, t + 1e-5, 0.25, call)) - price(o(s, t - 1e-5, 0.25, call))) / 2e-5;
+            assert!((g.delta - d).abs() < 1e-6, "delta {} {d}", g.delta);
+            assert!((g.gamma - gm).abs() < 1e-4, "gamma {} {gm}", g.gamma);
+            assert!((g.vega - v).abs() < 1e-5, "vega {} {v}", g.vega);
+            assert!((g.theta - th).abs() < 1e-4, "theta {} {th}", g.theta);
+        }
+    }
+
+    #[test]
+    fn parity_recovers_forward_and_discount() {
+        let (f, d, t) = (102.0, 0.98, 0.5);
+        let pairs: Vec<(f64, f64, f64)> = (80..=120)
+            .step_by(5)
+            .map(|k| {
+                let k = k as f64;
+                (k, d * black_price(f, k, t, 0.2, true), d * black_price(f, k, t, 0.2, false))
+            })
+            .collect();
+        let rates = Rates { rate: 0.0, dividend_yield: 0.0 };
+        let fd = parity_forward(&pairs, 100.0, t, 6, &rates);
+        assert_eq!(fd.source, ForwardSource::Parity);
+        assert!((fd.forward - f).abs() < 1e-9 && (fd.discount - d).abs() < 1e-12, "{fd:?}");
+        let few = parity_forward(&pairs[..2], 100.0, t, 6, &rates);
+        assert_eq!(few.source, ForwardSource::Configured);
+    }
+
+    #[test]
+    fn columns_in_columns_out() {
+        let df = df!(
+            "close" => [0.98 * black_price(100.0, 95.0, 0.25, 0.3, false)],
+            "discount" => [0.98], "forward" => [100.0], "strike" => [95.0], "t" => [0.25],
+            "right" => ["P"], "spot" => [99.0]
+        )
+        .unwrap();
+        let cols = IvColumns::default();
+        let out = with_greeks(with_implied_vol(df, &cols).unwrap(), &cols).unwrap();
+        let iv = out.column("iv").unwrap().f64().unwrap().get(0).unwrap();
+        assert!((iv - 0.3).abs() < 1e-12);
+        assert!(out.column("delta").unwrap().f64().unwrap().get(0).unwrap() < 0.0);
+    }
+}

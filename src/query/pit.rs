@@ -1,0 +1,222 @@
+//! Point-in-time reads: what was knowable at an instant `at`, and nothing stamped after it.
+//!
+//! The rule every function here keeps: an answer for `at` uses only bars that had **closed** by
+//! `at` (`ts + bar length <= at`; `ts` is the bar's start) and the latest chain snapshot taken at
+//! or before `at` (`snapshot_at <= at`). Partitions after `at`'s trading date are never opened.
+//! A test deletes everything stamped after random instants and checks that no answer changes.
+
+use crate::calendar;
+use crate::datasets::Dataset;
+use crate::error::{Error, Result};
+use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use crate::lake::Lake;
+use crate::query::{collect, ScanFilter};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use polars::prelude::TimeZone as PlTimeZone;
+use polars::prelude::*;
+
+/// Seconds in the ACT/365 year used for every time to expiry.
+pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// The polars type of every lake timestamp.
+pub fn ts_type() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(PlTimeZone::UTC))
+}
+
+/// A literal UTC timestamp comparable with lake columns.
+pub fn ts_lit(at: DateTime<Utc>) -> Expr {
+    lit(at.timestamp_micros()).cast(ts_type())
+}
+
+/// The instant an option expiring on `expiry` is taken to expire: 16:00 New York, the regular
+/// close (early closes are ignored: a few hours on a day's expiry). Times to expiry are measured
+/// to this instant, in ACT/365 years; [`with_time_to_expiry`] computes the same in polars.
+pub fn expiry_instant(expiry: NaiveDate) -> DateTime<Utc> {
+    let local = expiry.and_hms_opt(16, 0, 0).unwrap_or_default();
+    chrono_tz::America::New_York
+        .from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&local))
+}
+
+/// Years from `from` to the expiry instant of `expiry` (negative once expired).
+pub fn time_to_expiry(from: DateTime<Utc>, expiry: NaiveDate) -> f64 {
+    (expiry_instant(expiry) - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6 / YEAR_SECONDS
+}
+
+/// The expression for a bar's end: `ts + length` for intraday bars, 16:00 New York of the
+/// trading date for daily bars (the close, or later on early-close days: never too early).
+fn end_expr(bar_size: BarSize) -> Result<Expr> {
+    if let Some(secs) = bar_size.seconds() {
+        return Ok((col("ts").cast(DataType::Int64) + lit(secs as i64 * 1_000_000)).cast(ts_type()));
+    }
+    if bar_size != BarSize::Day1 {
+        let why =
+            "point-in-time reads take intraday or daily bars; weekly and monthly bars close after dates inside them";
+        return Err(Error::bad_input("bar size", bar_size.ib(), why));
+    }
+    // 21:00 UTC is 16:00 EST and 17:00 EDT: at or after every session's close.
+    let day_us = 86_400_000_000i64;
+    Ok((col("date").cast(DataType::Int64) * lit(day_us) + lit(21 * 3_600_000_000i64)).cast(ts_type()))
+}
+
+/// A point-in-time question: one symbol, one series, trading dates `from ..= trading_date(at)`.
+#[derive(Debug, Clone)]
+pub struct AsOf {
+    /// The symbol (the underlying, for options).
+    pub symbol: Symbol,
+    /// The bar series.
+    pub series: Series,
+    /// First trading date to read.
+    pub from: NaiveDate,
+    /// The instant asked about.
+    pub at: DateTime<Utc>,
+}
+
+impl AsOf {
+    fn filter(&self) -> ScanFilter {
+        ScanFilter {
+            symbols: Some(vec![self.symbol.clone()]),
+            series: Some(self.series),
+            from: Some(self.from),
+            to: Some(calendar::trading_date(self.at)),
+        }
+    }
+}
+
+/// The spot of an underlying at an instant.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Spot {
+    /// The close of the last bar closed by the instant.
+    pub price: f64,
+    /// When that bar closed.
+    pub as_of: DateTime<Utc>,
+    /// IB's what-to-show of the bar (`MIDPOINT` or `TRADES`).
+    pub what_to_show: String,
+}
+
+/// How many calendar days back [`Lake::spot_at`] and [`Lake::chain_as_of`] look.
+pub const LOOKBACK_DAYS: i64 = 10;
+
+/// The equity series a spot is read from, most preferred first.
+pub const SPOT_SERIES: [Series; 2] = [
+    Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Midpoint },
+    Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Trades },
+];
+
+fn no_data(symbol: &Symbol, at: DateTime<Utc>, what: &str) -> Error {
+    let reason = format!("no {what} at or before this instant in the last {LOOKBACK_DAYS} days");
+    Error::bad_input("point in time", format!("{symbol} at {}", at.to_rfc3339()), reason)
+}
+
+impl Lake {
+    /// Bars of one series that had closed by `q.at`, with their end in an `end` column.
+    pub async fn bars_as_of(&self, dataset: Dataset, q: &AsOf) -> Result<LazyFrame> {
+        let end = end_expr(q.series.bar_size)?;
+        let lf = self.scan(dataset, &q.filter()).await?;
+        Ok(lf.with_column(end.alias("end")).filter(col("end").lt_eq(ts_lit(q.at))))
+    }
+
+    /// The spot at `at`: the close of the latest 1-minute bar (MIDPOINT preferred to TRADES on a
+    /// tie) that had closed by `at`, looking back [`LOOKBACK_DAYS`] days.
+    pub async fn spot_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Spot> {
+        let from = calendar::trading_date(at) - Duration::days(LOOKBACK_DAYS);
+        let mut best: Option<Spot> = None;
+        for series in SPOT_SERIES {
+            let q = AsOf { symbol: symbol.clone(), series, from, at };
+            let lf = self.bars_as_of(Dataset::EquityBars, &q).await?;
+            let df = collect(lf.sort(["end"], Default::default()).select([col("end"), col("close")]).last()).await?;
+            if df.height() == 0 {
+                continue;
+            }
+            // `get` panics out of bounds: only after the height check.
+            let (Some(end), Some(price)) =
+                (df.column("end")?.datetime()?.phys.get(0), df.column("close")?.f64()?.get(0))
+            else {
+                continue;
+            };
+            let as_of = DateTime::from_timestamp_micros(end).unwrap_or_default();
+            if best.as_ref().is_none_or(|b| as_of > b.as_of) {
+                best = Some(Spot { price, as_of, what_to_show: series.what_to_show.ib().into() });
+            }
+        }
+        best.ok_or_else(|| no_data(symbol, at, "1-minute MIDPOINT or TRADES equity bars"))
+    }
+
+    /// The latest chain snapshot taken at or before `at` (every exchange and trading class it
+    /// holds), looking back [`LOOKBACK_DAYS`] days.
+    pub async fn chain_as_of(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<DataFrame> {
+        let filter = ScanFilter {
+            symbols: Some(vec![symbol.clone()]),
+            series: None,
+            from: Some(calendar::trading_date(at) - Duration::days(LOOKBACK_DAYS)),
+            to: Some(calendar::trading_date(at)),
+        };
+        let lf = self.scan(Dataset::Chains, &filter).await?.filter(col("snapshot_at").lt_eq(ts_lit(at)));
+        let latest = lf.filter(col("snapshot_at").eq(col("snapshot_at").max()));
+        let df =
+            collect(latest.sort(["exchange", "trading_class", "expiration", "strike"], Default::default())).await?;
+        if df.height() == 0 {
+            return Err(no_data(symbol, at, "chain snapshot"));
+        }
+        Ok(df)
+    }
+
+    /// The option panel: option bars of `q.series` closed by `q.at`, each joined to the
+    /// underlying's spot as of the bar's end (backward as-of join on 1-minute equity bars of
+    /// `spot_series`), with `t`, the ACT/365 years from the bar's end to expiry.
+    ///
+    /// Columns: the option-bar columns, `end`, `spot`, `spot_end`, `expiry_at`, `t`; sorted by
+    /// `end`. Rows with no spot at or before their end have a null `spot`.
+    pub async fn option_panel(&self, q: &AsOf, spot_series: Series) -> Result<LazyFrame> {
+        let opts = self.bars_as_of(Dataset::OptionBars, q).await?;
+        let spot_q = AsOf { series: spot_series, ..q.clone() };
+        let spot = self
+            .bars_as_of(Dataset::EquityBars, &spot_q)
+            .await?
+            .select([col("end"), col("end").alias("spot_end"), col("close").alias("spot")])
+            .sort(["end"], Default::default());
+        let asof = AsOfOptions { strategy: AsofStrategy::Backward, allow_eq: true, ..Default::default() };
+        let args = JoinArgs::new(JoinType::AsOf(Box::new(asof)));
+        let joined = opts.sort(["end"], Default::default()).join(spot, [col("end")], [col("end")], args);
+        with_time_to_expiry(joined)
+    }
+}
+
+/// Adds `expiry_at` (16:00 New York of the expiry date; UTC 20:00 or 21:00 by daylight saving)
+/// and `t` (ACT/365 years from `end`) to frames with `expiry` and `end` columns.
+pub fn with_time_to_expiry(lf: LazyFrame) -> Result<LazyFrame> {
+    let new_york = PlTimeZone::opt_try_new(Some("America/New_York"))?;
+    let day_us = 86_400_000_000i64;
+    let local = (col("expiry").cast(DataType::Int64) * lit(day_us) + lit(16 * 3_600_000_000i64))
+        .cast(DataType::Datetime(TimeUnit::Microseconds, None));
+    let expiry_at = local
+        .dt()
+        .replace_time_zone(new_york, lit("earliest"), NonExistent::Null)
+        .dt()
+        .convert_time_zone(PlTimeZone::UTC);
+    let t = (col("expiry_at").cast(DataType::Int64) - col("end").cast(DataType::Int64)).cast(DataType::Float64)
+        / lit(1e6 * YEAR_SECONDS);
+    Ok(lf.with_column(expiry_at.alias("expiry_at")).with_column(t.alias("t")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_the_new_york_close() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(expiry_instant(d("2024-12-20")).to_rfc3339(), "2024-12-20T21:00:00+00:00");
+        assert_eq!(expiry_instant(d("2024-06-21")).to_rfc3339(), "2024-06-21T20:00:00+00:00");
+        let from: DateTime<Utc> = "2024-12-19T21:00:00Z".parse().unwrap();
+        assert!((time_to_expiry(from, d("2024-12-20")) - 1.0 / 365.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn weekly_bars_are_refused() {
+        assert!(end_expr(BarSize::Week1).is_err());
+        assert!(end_expr(BarSize::Day1).is_ok());
+    }
+}

@@ -1,0 +1,175 @@
+//! From a panel of option mids to a checked surface: forwards, out-of-the-money vols, fits, checks.
+
+use super::svi::{self, FitPoint};
+use super::{arbitrage, ExpirySlice, Skipped, Surface, SurfaceOptions, SurfacePoint};
+use crate::error::Result;
+use crate::query::iv::{self, ForwardDiscount};
+use crate::query::pit::time_to_expiry;
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+use std::collections::{BTreeMap, HashSet};
+
+/// One option's mid, as the fit sees it.
+#[derive(Debug, Clone, Copy)]
+struct Quote {
+    strike: f64,
+    is_call: bool,
+    mid: f64,
+    /// Years from the quote's bar end to expiry (each quote's own clock).
+    t: f64,
+}
+
+fn date_days(c: &Column) -> Result<Vec<Option<i32>>> {
+    Ok(c.cast(&DataType::Int32)?.i32()?.iter().collect())
+}
+
+fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+}
+
+/// The listed (expiry, strike) pairs of a chain snapshot, strikes as bit patterns.
+fn listed(chain: &DataFrame) -> Result<HashSet<(i32, u64)>> {
+    let e = date_days(chain.column("expiration")?)?;
+    let k = f64s(chain, "strike")?;
+    Ok(e.iter().zip(&k).filter_map(|(e, k)| Some((((*e)?), k.map(f64::to_bits)?))).collect())
+}
+
+/// The panel's quotes by expiry (days since the epoch), keeping listed contracts only.
+fn quotes_by_expiry(panel: &DataFrame, chain: Option<&DataFrame>) -> Result<BTreeMap<i32, Vec<Quote>>> {
+    let listed = chain.map(listed).transpose()?;
+    let (e, k, mid, t) =
+        (date_days(panel.column("expiry")?)?, f64s(panel, "strike")?, f64s(panel, "close")?, f64s(panel, "t")?);
+    let right = panel.column("right")?.str()?.clone();
+    let mut out: BTreeMap<i32, Vec<Quote>> = BTreeMap::new();
+    for i in 0..panel.height() {
+        let (Some(e), Some(strike), Some(mid), Some(t), Some(r)) = (e[i], k[i], mid[i], t[i], right.get(i)) else {
+            continue;
+        };
+        if listed.as_ref().is_some_and(|l| !l.contains(&(e, strike.to_bits()))) {
+            continue;
+        }
+        out.entry(e).or_default().push(Quote { strike, is_call: r.eq_ignore_ascii_case("C"), mid, t });
+    }
+    Ok(out)
+}
+
+/// Call/put pairs `(K, C, P)` at the strikes quoted on both sides.
+fn pairs(quotes: &[Quote]) -> Vec<(f64, f64, f64)> {
+    let mut by_strike: BTreeMap<u64, (Option<f64>, Option<f64>, f64)> = BTreeMap::new();
+    for q in quotes {
+        let e = by_strike.entry(q.strike.to_bits()).or_insert((None, None, q.strike));
+        if q.is_call {
+            e.0 = Some(q.mid);
+        } else {
+            e.1 = Some(q.mid);
+        }
+    }
+    by_strike.values().filter_map(|(c, p, k)| Some((*k, (*c)?, (*p)?))).collect()
+}
+
+/// The out-of-the-money points of one expiry with their implied vols (puts below the forward).
+fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOptions) -> Vec<(Quote, f64)> {
+    let mut pts: Vec<(Quote, f64)> = quotes
+        .iter()
+        .filter(|q| q.is_call == (q.strike >= fd.forward))
+        .filter_map(|q| {
+            let undiscounted = q.mid / fd.discount;
+            if undiscounted < opts.min_price {
+                return None;
+            }
+            // The quote's own clock for the inversion, re-stated as variance to the slice's t.
+            let vol = iv::implied_vol(undiscounted, fd.forward, q.strike, q.t, q.is_call)?;
+            Some((*q, vol * (q.t / t).sqrt()))
+        })
+        .collect();
+    pts.sort_by(|a, b| a.0.strike.total_cmp(&b.0.strike));
+    pts
+}
+
+/// Fits one expiry; `Err(reason)` when it cannot be.
+fn slice(
+    expiry: NaiveDate,
+    quotes: &[Quote],
+    at: DateTime<Utc>,
+    spot: f64,
+    opts: &SurfaceOptions,
+) -> Result<ExpirySlice, String> {
+    let t = time_to_expiry(at, expiry);
+    if t < opts.min_t {
+        return Err(format!("expires in {:.2} days, under the minimum", t * 365.0));
+    }
+    let fd = iv::parity_forward(&pairs(quotes), spot, t, opts.parity_pairs, &opts.rates);
+    let pts = otm_points(quotes, &fd, t, opts);
+    // Weights 1/(2σt)² turn total-variance residuals into vol residuals (dw = 2σt·dσ).
+    let fit_points: Vec<FitPoint> = pts
+        .iter()
+        .map(|(q, v)| FitPoint { k: (q.strike / fd.forward).ln(), w: v * v * t, weight: 1.0 / (2.0 * v * t).powi(2) })
+        .collect();
+    let p =
+        svi::fit(&fit_points).ok_or_else(|| format!("{} usable out-of-the-money quotes; a fit needs 5", pts.len()))?;
+    let points: Vec<SurfacePoint> = pts
+        .iter()
+        .zip(&fit_points)
+        .map(|((q, v), f)| SurfacePoint {
+            strike: q.strike,
+            k: f.k,
+            iv_market: *v,
+            iv_fit: p.vol(f.k, t),
+            right: if q.is_call { "C" } else { "P" }.into(),
+        })
+        .collect();
+    let rmse = (points.iter().map(|p| (p.iv_fit - p.iv_market).powi(2)).sum::<f64>() / points.len() as f64).sqrt();
+    Ok(ExpirySlice {
+        expiry,
+        t,
+        forward: fd.forward,
+        discount: fd.discount,
+        forward_source: fd.source,
+        a: p.a,
+        b: p.b,
+        rho: p.rho,
+        m: p.m,
+        sigma: p.sigma,
+        rmse,
+        butterfly_ok: false,
+        calendar_ok: false,
+        min_g: f64::NAN,
+        points,
+    })
+}
+
+/// Runs both checks on one grid over the whole surface.
+fn check(surface: &mut Surface, opts: &SurfaceOptions) {
+    let (lo, hi) = surface.grid_bounds(opts.grid_margin);
+    let grid = arbitrage::grid(lo, hi, opts.grid_points);
+    let params: Vec<_> = surface.expiries.iter().map(ExpirySlice::params).collect();
+    let calendar = arbitrage::calendar_ok(&params, &grid);
+    for (e, cal) in surface.expiries.iter_mut().zip(calendar) {
+        e.min_g = arbitrage::min_g(&e.params(), &grid).0;
+        e.butterfly_ok = e.min_g >= -arbitrage::TOLERANCE;
+        e.calendar_ok = cal;
+    }
+}
+
+/// Builds a surface from a panel of option mids: columns `expiry` (date), `strike`, `right`
+/// (`C`/`P`), `close` (the mid) and `t` (years from the quote to expiry). With a `chain`
+/// (columns `expiration`, `strike`), contracts it does not list are ignored.
+pub fn fit_surface(
+    symbol: &str,
+    at: DateTime<Utc>,
+    spot: f64,
+    panel: &DataFrame,
+    chain: Option<&DataFrame>,
+    opts: &SurfaceOptions,
+) -> Result<Surface> {
+    let mut surface = Surface { symbol: symbol.into(), at, spot, expiries: Vec::new(), skipped: Vec::new() };
+    for (days, quotes) in quotes_by_expiry(panel, chain)? {
+        let expiry = NaiveDate::default() + chrono::Duration::days(days as i64);
+        match slice(expiry, &quotes, at, spot, opts) {
+            Ok(s) => surface.expiries.push(s),
+            Err(reason) => surface.skipped.push(Skipped { expiry, reason }),
+        }
+    }
+    check(&mut surface, opts);
+    Ok(surface)
+}
