@@ -2,6 +2,6 @@
 
 mod ingest;
 mod lake;
-mod sim;
 mod research;
+mod sim;
 mod support;

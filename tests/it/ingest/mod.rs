@@ -2,6 +2,7 @@
 
 mod faults;
 mod setup;
+mod surface;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,65 @@
+//! The whole product at once: a lake ingested from the simulator over TCP, and the volatility
+//! surface reconstructed from it, compared with the simulator's true surface.
+
+use super::*;
+use crate::support::Fixture;
+use twslake::lake::layout::Symbol;
+use twslake::query::surface::SurfaceOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconstructed_surface_matches_the_simulators_truth() {
+    let sim = sim_at(AFTER_CLOSE).await;
+    let f = Fixture::local();
+    let lake = f.lake();
+    let cfg = IngestConfig {
+        equity: vec![parse_series("1 day/TRADES/20", 20).unwrap(), parse_series("1 min/TRADES/1", 1).unwrap()],
+        options: OptionSelection {
+            expiry_days: 70,
+            strike_band: 0.12,
+            max_contracts: 400,
+            series: vec![parse_series("1 min/MIDPOINT", 1).unwrap().series],
+            sessions: 1,
+        },
+        pacing_scale: SCALE,
+        concurrency: 8,
+        ..Default::default()
+    };
+    let spy = Symbol::new("SPY").unwrap();
+    let report = ingest(&sim, &lake, cfg).await.setup(std::slice::from_ref(&spy)).await;
+    assert!(report.complete(), "{report:#?}");
+
+    // After the close, once the day is final and the chain snapshot of the run is known.
+    let at = chrono::DateTime::parse_from_rfc3339(AFTER_CLOSE).unwrap().with_timezone(&chrono::Utc);
+    let truth = twslake::sim::truth::truth(sim.market(), "SPY", at).expect("truth");
+    let opts = SurfaceOptions {
+        rates: twslake::query::iv::Rates { rate: truth.rate, dividend_yield: truth.dividend_yield },
+        ..Default::default()
+    };
+    let surface = lake.surface(&spy, at, &opts).await.unwrap();
+    assert!(surface.expiries.len() >= 3, "{} slices", surface.expiries.len());
+    let mut checked = 0;
+    // Liquid here: five weeks and more. Nearer slices are fitted to mids rounded to the cent on
+    // options worth little, whose implied vols are noise of several tenths of a vol point.
+    for slice in surface.expiries.iter().filter(|s| s.t >= 0.1) {
+        assert!(slice.butterfly_ok && slice.calendar_ok, "{}: arbitrage checks {slice:?}", slice.expiry);
+        let tag = slice.expiry.format("%Y%m%d").to_string();
+        let true_slice = truth.expiries.iter().find(|e| e.expiry == tag).expect("the expiry is in the truth");
+        let errors: Vec<f64> = slice
+            .points
+            .iter()
+            .filter_map(|p| {
+                true_slice
+                    .strikes
+                    .iter()
+                    .find(|s| (s.strike - p.strike).abs() < 1e-9)
+                    .map(|s| slice.vol_at_strike(p.strike) - s.iv)
+            })
+            .collect();
+        assert!(errors.len() >= 5, "{tag}: {} points", errors.len());
+        let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
+        eprintln!("{tag}: t {:.3}, RMSE {:.4} vol points against the truth", slice.t, rmse * 100.0);
+        assert!(rmse <= 0.0015, "{tag}: RMSE {:.3} vol points against the truth", rmse * 100.0);
+        checked += 1;
+    }
+    assert!(checked >= 2, "liquid expiries checked: {checked}");
+}
