@@ -8,6 +8,8 @@
 //! - [`lake`]: the storage: URLs (`./lake`, `file://`, `s3://`), the path layout
 //!   ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON request
 //!   manifest ([`lake::manifest`]), validation ([`lake::validate`]).
+//! - [`live`]: live capture: streaming quotes and option computations into the `quotes`
+//!   dataset in micro-batches, reconnects and gaps, the metrics endpoint, the webhook alert sink.
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
 //!   status.
 //! - [`sim`]: the simulated TWS gateway: the server side of the TWS API on loopback, a
@@ -69,6 +71,7 @@ pub mod datasets;
 pub mod error;
 pub mod jobs;
 pub mod lake;
+pub mod live;
 pub mod monitor;
 pub mod query;
 pub mod sim;

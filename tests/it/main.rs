@@ -2,5 +2,6 @@
 
 mod ingest;
 mod lake;
+mod live;
 mod sim;
 mod support;
