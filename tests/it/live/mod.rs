@@ -1,6 +1,7 @@
 //! Live capture against the simulated gateway streaming over TCP, with the real `ibapi` client.
 
 mod capture;
+mod cli;
 mod monitoring;
 
 use crate::ingest::{ingest, sim_at};
