@@ -24,7 +24,9 @@
 //! A subscription that ends or fails on connectivity is taken again with backoff (the `ibapi`
 //! client reconnects by itself); from the first loss to the first tick after the last restored
 //! subscription is a gap, recorded in each symbol's manifest as a `quotes` entry with outcome
-//! error 1100 and the window in its message, and alerted as a WARNING.
+//! error 1100 and the window in its message, and alerted as a WARNING. The gateway's 1100
+//! notice opens a gap too; 1102 (restored, data maintained) closes it, and 1101 (restored, data
+//! lost: IB dropped the subscriptions) closes it and takes every subscription again.
 
 pub mod book;
 pub mod http;
@@ -104,6 +106,8 @@ enum Event {
     Tick(usize, Tick, DateTime<Utc>),
     Lost(usize, DateTime<Utc>),
     Gone(usize),
+    /// A connectivity notice: 1100 lost, 1101 restored with data lost, 1102 restored.
+    Notice(i32, DateTime<Utc>),
 }
 
 /// The contracts to subscribe to, within the line limit; symbols whose option prerequisites
@@ -189,9 +193,14 @@ pub async fn run<S: MarketData>(
     lm.subscribed_lines.store(contracts.len() as u64, Ordering::Relaxed);
     ingest.say(format!("live: {} lines for {} symbols", contracts.len(), symbols.len()));
     let (tx, rx) = mpsc::unbounded_channel();
+    let (resub_tx, resub) = watch::channel(0u64);
     let feeds = futures::future::join_all(
-        contracts.iter().enumerate().map(|(i, c)| feed(ingest, i, c, tx.clone(), opts, shutdown.clone())),
+        contracts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| feed(ingest, i, c, tx.clone(), opts, shutdown.clone(), resub.clone())),
     );
+    let notices = watch_notices(ingest, tx.clone(), shutdown.clone());
     drop(tx);
     let mut w = Writer {
         ingest,
@@ -202,9 +211,10 @@ pub async fn run<S: MarketData>(
         oldest: None,
         gap: None,
         lost: HashSet::new(),
+        resub: resub_tx,
         report: LiveReport { lines: contracts.len(), without_options, ..Default::default() },
     };
-    let (_, written) = tokio::join!(feeds, w.consume(rx, symbols, shutdown));
+    let (_, _, written) = tokio::join!(feeds, notices, w.consume(rx, symbols, shutdown));
     written?;
     Ok(w.report)
 }
@@ -225,7 +235,15 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// One contract's subscription, taken again after every connectivity loss.
+/// How one subscription ended.
+enum Ended {
+    Stop,
+    Lost,
+    Resubscribe,
+}
+
+/// One contract's subscription, taken again after every connectivity loss (with backoff) and
+/// after a 1101 notice (IB dropped the subscriptions; at once).
 async fn feed<S: MarketData>(
     ingest: &Ingest<S>,
     i: usize,
@@ -233,40 +251,48 @@ async fn feed<S: MarketData>(
     tx: mpsc::UnboundedSender<Event>,
     opts: &LiveOptions,
     mut shutdown: watch::Receiver<bool>,
+    mut resub: watch::Receiver<u64>,
 ) {
     let mut attempt = 0u32;
     loop {
         if *shutdown.borrow() {
             return;
         }
+        resub.mark_unchanged();
         let sub = tokio::select! {
             s = ingest.source.stream_quotes(c) => s,
             _ = stopped(&mut shutdown) => return,
         };
-        match sub {
+        let ended = match sub {
             Ok(mut ticks) => loop {
                 let item = tokio::select! {
                     t = ticks.next() => t,
-                    _ = stopped(&mut shutdown) => return,
+                    _ = resub.changed() => break Ended::Resubscribe,
+                    _ = stopped(&mut shutdown) => break Ended::Stop,
                 };
                 match item {
                     Some(Ok(t)) => {
                         attempt = 0;
                         opts.metrics.ticks_received.fetch_add(1, Ordering::Relaxed);
                         if tx.send(Event::Tick(i, t, ingest.now())).is_err() {
-                            return;
+                            break Ended::Stop;
                         }
                     }
                     Some(Err(e)) if e.class != ErrorClass::Connectivity && e.class != ErrorClass::Retry => {
                         return gone(&tx, i, c, &e.to_string());
                     }
-                    Some(Err(_)) | None => break,
+                    Some(Err(_)) | None => break Ended::Lost,
                 }
             },
             Err(e) if e.class != ErrorClass::Connectivity && e.class != ErrorClass::Retry => {
                 return gone(&tx, i, c, &e.to_string());
             }
-            Err(_) => {}
+            Err(_) => Ended::Lost,
+        };
+        match ended {
+            Ended::Stop => return,
+            Ended::Resubscribe => continue,
+            Ended::Lost => {}
         }
         let _ = tx.send(Event::Lost(i, ingest.now()));
         let wait = opts.backoff.saturating_mul(2u32.saturating_pow(attempt.min(6))).min(Duration::from_secs(10));
@@ -274,6 +300,34 @@ async fn feed<S: MarketData>(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Forwards the gateway's connectivity notices (1100, 1101, 1102) to the writer.
+async fn watch_notices<S: MarketData>(
+    ingest: &Ingest<S>,
+    tx: mpsc::UnboundedSender<Event>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut notices = match ingest.source.notices() {
+        Ok(n) => n,
+        Err(e) => return tracing::warn!("no connectivity notices from the gateway: {e}"),
+    };
+    loop {
+        let n = tokio::select! {
+            n = notices.next() => n,
+            _ = stopped(&mut shutdown) => return,
+        };
+        match n {
+            Some(n) if matches!(n.code, CONNECTIVITY_LOST | 1101 | 1102) => {
+                tracing::warn!("gateway notice {}: {}", n.code, n.message);
+                if tx.send(Event::Notice(n.code, ingest.now())).is_err() {
+                    return;
+                }
+            }
+            Some(_) => {}
+            None => return,
         }
     }
 }
@@ -293,6 +347,7 @@ struct Writer<'a, S> {
     oldest: Option<Instant>,
     gap: Option<DateTime<Utc>>,
     lost: HashSet<usize>,
+    resub: watch::Sender<u64>,
     report: LiveReport,
 }
 
@@ -344,6 +399,18 @@ impl<S: MarketData> Writer<'_, S> {
                     self.opts.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 self.lost.insert(i);
+            }
+            Event::Notice(CONNECTIVITY_LOST, at) => {
+                self.gap.get_or_insert(at);
+            }
+            Event::Notice(code, _) => {
+                if code == 1101 {
+                    // "Data lost": IB dropped the market-data subscriptions; take them again.
+                    self.resub.send_modify(|n| *n += 1);
+                }
+                if self.lost.is_empty() {
+                    self.close_gap().await?;
+                }
             }
             Event::Gone(i) => {
                 self.opts.metrics.subscribed_lines.fetch_sub(1, Ordering::Relaxed);

@@ -3,8 +3,8 @@
 
 use super::errors::ErrorClass;
 use super::{
-    ChainParams, Computation, ComputationKind, ContractQuery, HistRequest, IbDuration, Instrument, MarketData, RawBar,
-    SecType, Side, SourceError, StreamContract, Tick, TickStream,
+    ChainParams, Computation, ComputationKind, ContractQuery, GatewayNotice, HistRequest, IbDuration, Instrument,
+    MarketData, NoticeStream, RawBar, SecType, Side, SourceError, StreamContract, Tick, TickStream,
 };
 use crate::calendar;
 use crate::datasets::contracts::Contract;
@@ -280,6 +280,15 @@ fn ticks_of(t: ibapi::market_data::realtime::TickTypes) -> Vec<Tick> {
 }
 
 impl MarketData for IbSource {
+    fn notices(&self) -> Result<NoticeStream, SourceError> {
+        let ns = self.client.notice_stream().map_err(to_source_error)?;
+        let notices = futures::stream::unfold(ns, |mut ns| async move {
+            let n = ns.next().await?;
+            Some((GatewayNotice { code: n.code, message: n.message }, ns))
+        });
+        Ok(notices.boxed())
+    }
+
     async fn stream_quotes(&self, contract: &StreamContract) -> Result<TickStream, SourceError> {
         let mut c = ib_contract(&contract.symbol, contract.sec_type);
         c.contract_id = contract.con_id as i32;

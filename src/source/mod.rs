@@ -190,6 +190,8 @@ pub trait MarketData: Send + Sync {
     /// Subscribes to a contract's streaming quotes (level 1 and option computations); dropping
     /// the stream cancels the subscription.
     fn stream_quotes(&self, contract: &StreamContract) -> impl Future<Output = Result<TickStream, SourceError>> + Send;
+    /// The gateway's request-less notices from now on (connectivity lost and restored).
+    fn notices(&self) -> Result<NoticeStream, SourceError>;
 }
 
 /// A contract whose market data is streamed (options are addressed by `con_id`; the rest is
@@ -278,6 +280,19 @@ pub enum Tick {
         values: Computation,
     },
 }
+
+/// A notice of the gateway not tied to a request (1100 connectivity lost, 1101/1102 restored,
+/// 2104 farm OK…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayNotice {
+    /// IB's code.
+    pub code: i32,
+    /// IB's text.
+    pub message: String,
+}
+
+/// The gateway's request-less notices, as they come.
+pub type NoticeStream = futures::stream::BoxStream<'static, GatewayNotice>;
 
 /// A stream of ticks of one subscription; it ends (or yields an error) when the connection is lost.
 pub type TickStream = futures::stream::BoxStream<'static, Result<Tick, SourceError>>;

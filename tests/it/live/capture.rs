@@ -125,4 +125,42 @@ async fn a_dropped_connection_is_survived_and_the_gap_recorded() {
         .find(|e| e.request.dataset == Dataset::Quotes && matches!(e.outcome, Outcome::Error { code: 1100, .. }))
         .expect("gap entry in the manifest");
     assert!(gap.completed_at >= gap.requested_at);
+    let status = lake.status(sim.market().now()).await.unwrap();
+    let row = status.iter().find(|r| r.symbol == "SPY" && r.dataset == "quotes").expect("quotes in status");
+    assert!(row.capture_gaps >= 1 && row.rows > 0, "{row:?}");
+    assert_eq!(row.latest_quote_age_secs, Some(0), "the capture is fresh (frozen clock)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectivity_notices_are_survived_and_the_gap_recorded() {
+    let symbols = syms(&["SPY"]);
+    let (sim, f) = prepared(MIDDAY, &symbols).await;
+    let lake = f.lake();
+    let run = ingest(&sim, &lake, live_config()).await;
+    let opts = fast();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let ticks = |o: &LiveOptions| o.metrics.ticks_received.load(std::sync::atomic::Ordering::Relaxed);
+    let faults = async {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        sim.send_notice(1100);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        sim.send_notice(1101);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let before = ticks(&opts);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tx.send(true).unwrap();
+        before
+    };
+    let (report, before) = tokio::join!(live::run(&run, &symbols, &opts, rx), faults);
+    let report = report.unwrap();
+    assert_eq!(report.gaps, 1, "{report:?}");
+    assert!(ticks(&opts) > before, "ticks flow after 1101's resubscription");
+    let resubscribed = sim.requests().iter().filter(|r| r.kind == "market_data").count();
+    assert!(resubscribed >= 2 * report.lines, "1101 takes every subscription again: {resubscribed}");
+    let m = lake.manifest(&symbols[0]).await.unwrap();
+    assert!(m
+        .entries
+        .iter()
+        .any(|e| e.request.dataset == Dataset::Quotes && matches!(e.outcome, Outcome::Error { code: 1100, .. })));
+    assert_unique(&stored(&lake, &symbols[0]).await);
 }
