@@ -25,6 +25,11 @@ impl Book {
         self.seq
     }
 
+    /// A contract's current state.
+    pub fn state(&self, con_id: i64) -> Option<&Quote> {
+        self.states.get(&con_id)
+    }
+
     /// Applies a tick to the contract's state; the row is the state after it, or `None` for a
     /// tick that changes nothing stored (IB's bid/ask/last computations: the row keeps the model's).
     pub fn apply(&mut self, c: &StreamContract, tick: &Tick, at: DateTime<Utc>) -> Option<Quote> {

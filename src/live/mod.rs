@@ -45,9 +45,10 @@ use crate::source::errors::ErrorClass;
 use crate::source::{MarketData, SecType, StreamContract, Tick};
 use book::Book;
 use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use metrics::LiveMetrics;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +71,9 @@ pub struct LiveOptions {
     pub chain_every: Duration,
     /// First reconnect delay (doubling, at most 10 s).
     pub backoff: Duration,
+    /// How often the option selection is made again around the live spot (options leaving the
+    /// band are unsubscribed before those entering it are subscribed: the line limit holds).
+    pub reselect_every: Duration,
     /// The live gauges (shared with the metrics endpoint).
     pub metrics: Arc<LiveMetrics>,
 }
@@ -81,6 +85,7 @@ impl Default for LiveOptions {
             flush_every: Duration::from_secs(2),
             chain_every: Duration::from_secs(4 * 3600),
             backoff: Duration::from_millis(250),
+            reselect_every: Duration::from_secs(60),
             metrics: Arc::new(LiveMetrics::default()),
         }
     }
@@ -99,6 +104,10 @@ pub struct LiveReport {
     pub gaps: u64,
     /// Symbols captured without options (prerequisites missing).
     pub without_options: Vec<String>,
+    /// Options subscribed or unsubscribed because the spot moved.
+    pub reselected: u64,
+    /// The con_ids subscribed at the end.
+    pub subscribed: Vec<i64>,
 }
 
 /// What the subscription tasks tell the writer.
@@ -190,32 +199,37 @@ pub async fn run<S: MarketData>(
     }
     chain_age(ingest, symbols, lm).await?;
     let (contracts, without_options) = plan(ingest, symbols, opts.max_lines).await?;
-    lm.subscribed_lines.store(contracts.len() as u64, Ordering::Relaxed);
     ingest.say(format!("live: {} lines for {} symbols", contracts.len(), symbols.len()));
     let (tx, rx) = mpsc::unbounded_channel();
     let (resub_tx, resub) = watch::channel(0u64);
-    let feeds = futures::future::join_all(
-        contracts
-            .iter()
-            .enumerate()
-            .map(|(i, c)| feed(ingest, i, c, tx.clone(), opts, shutdown.clone(), resub.clone())),
-    );
     let notices = watch_notices(ingest, tx.clone(), shutdown.clone());
-    drop(tx);
+    let with_options: Vec<Symbol> =
+        symbols.iter().filter(|s| !without_options.contains(&s.to_string())).cloned().collect();
     let mut w = Writer {
         ingest,
-        contracts: &contracts,
         opts,
+        contracts: Vec::new(),
+        active: HashMap::new(),
+        tx,
+        resub,
         book: Book::new(next_seq(ingest, symbols).await?),
         pending: BTreeMap::new(),
         oldest: None,
         gap: None,
         lost: HashSet::new(),
-        resub: resub_tx,
+        resub_tx,
+        with_options,
+        per_symbol: opts.max_lines.saturating_sub(symbols.len()) / symbols.len().max(1),
         report: LiveReport { lines: contracts.len(), without_options, ..Default::default() },
     };
-    let (_, _, written) = tokio::join!(feeds, notices, w.consume(rx, symbols, shutdown));
+    let feeds = FuturesUnordered::new();
+    for c in contracts {
+        feeds.push(w.subscribe(c));
+    }
+    let (_, written) = tokio::join!(notices, w.consume(rx, symbols, shutdown, feeds));
     written?;
+    w.report.subscribed = w.active.keys().copied().collect();
+    w.report.subscribed.sort_unstable();
     Ok(w.report)
 }
 
@@ -247,12 +261,13 @@ enum Ended {
 async fn feed<S: MarketData>(
     ingest: &Ingest<S>,
     i: usize,
-    c: &StreamContract,
+    c: StreamContract,
     tx: mpsc::UnboundedSender<Event>,
     opts: &LiveOptions,
     mut shutdown: watch::Receiver<bool>,
     mut resub: watch::Receiver<u64>,
 ) {
+    let c = &c;
     let mut attempt = 0u32;
     loop {
         if *shutdown.borrow() {
@@ -340,38 +355,123 @@ fn gone(tx: &mpsc::UnboundedSender<Event>, i: usize, c: &StreamContract, why: &s
 /// The single writer: the book, the micro-batches, the gap bookkeeping.
 struct Writer<'a, S> {
     ingest: &'a Ingest<S>,
-    contracts: &'a [StreamContract],
     opts: &'a LiveOptions,
+    /// Every contract ever subscribed in this run; an event's index points here.
+    contracts: Vec<StreamContract>,
+    /// Subscribed now: con_id → (index, the feed's stop switch).
+    active: HashMap<i64, (usize, watch::Sender<bool>)>,
+    tx: mpsc::UnboundedSender<Event>,
+    resub: watch::Receiver<u64>,
+    with_options: Vec<Symbol>,
+    per_symbol: usize,
     book: Book,
     pending: BTreeMap<Symbol, Vec<Quote>>,
     oldest: Option<Instant>,
     gap: Option<DateTime<Utc>>,
     lost: HashSet<usize>,
-    resub: watch::Sender<u64>,
+    resub_tx: watch::Sender<u64>,
     report: LiveReport,
 }
 
-impl<S: MarketData> Writer<'_, S> {
+type Feed<'a> = futures::future::BoxFuture<'a, ()>;
+
+impl<'a, S: MarketData> Writer<'a, S> {
+    /// Starts a contract's feed (the caller polls it).
+    fn subscribe(&mut self, c: StreamContract) -> Feed<'a> {
+        let i = self.contracts.len();
+        self.contracts.push(c.clone());
+        let (stop_tx, stop) = watch::channel(false);
+        self.active.insert(c.con_id, (i, stop_tx));
+        self.opts.metrics.subscribed_lines.store(self.active.len() as u64, Ordering::Relaxed);
+        let (ingest, opts, tx, resub) = (self.ingest, self.opts, self.tx.clone(), self.resub.clone());
+        Box::pin(feed(ingest, i, c, tx, opts, stop, resub))
+    }
+
+    /// Stops a contract's feed; its stream is dropped, which cancels the subscription.
+    fn unsubscribe(&mut self, con_id: i64) {
+        if let Some((i, stop)) = self.active.remove(&con_id) {
+            let _ = stop.send(true);
+            self.lost.remove(&i);
+        }
+        self.opts.metrics.subscribed_lines.store(self.active.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The live spot of a symbol: its last trade, else the middle of its quote.
+    fn spot(&self, symbol: &Symbol) -> Option<f64> {
+        self.active.values().map(|(i, _)| &self.contracts[*i]).find_map(|c| {
+            let q = self.book.state(c.con_id).filter(|_| c.sec_type == SecType::Stock && &c.symbol == symbol)?;
+            q.last.or(q.bid.zip(q.ask).map(|(b, a)| (b + a) / 2.0))
+        })
+    }
+
+    /// Makes the option selection again around the live spot: what leaves the band is
+    /// unsubscribed first, then what enters it is subscribed (the line limit holds throughout).
+    async fn reselect(&mut self) -> Result<Vec<Feed<'a>>> {
+        let mut feeds = Vec::new();
+        for s in self.with_options.clone() {
+            let Some(spot) = self.spot(&s) else { continue };
+            let expiries: BTreeSet<_> = self.ingest.latest_chain(&s).await?.iter().map(|r| r.expiration).collect();
+            let mut targets = self.ingest.select_options(&s, &expiries, spot).await?;
+            targets.truncate(self.per_symbol);
+            let wanted: HashSet<i64> = targets.iter().map(|t| t.contract.con_id).collect();
+            let current: Vec<i64> = self
+                .active
+                .iter()
+                .filter(|(_, (i, _))| self.contracts[*i].symbol == s && self.contracts[*i].sec_type == SecType::Option)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in current.iter().filter(|id| !wanted.contains(id)) {
+                self.unsubscribe(*id);
+                self.report.reselected += 1;
+            }
+            let entering: Vec<_> =
+                targets.into_iter().filter(|t| !self.active.contains_key(&t.contract.con_id)).collect();
+            for t in entering {
+                self.report.reselected += 1;
+                feeds.push(self.subscribe(StreamContract {
+                    con_id: t.contract.con_id,
+                    symbol: s.clone(),
+                    sec_type: SecType::Option,
+                    expiry: Some(t.contract.expiry),
+                    strike: Some(t.contract.strike),
+                    right: Some(t.contract.right),
+                }));
+            }
+        }
+        Ok(feeds)
+    }
+
     async fn consume(
         &mut self,
         mut rx: mpsc::UnboundedReceiver<Event>,
         symbols: &[Symbol],
         mut shutdown: watch::Receiver<bool>,
+        mut feeds: FuturesUnordered<Feed<'a>>,
     ) -> Result<()> {
         let mut flush = tokio::time::interval(self.opts.flush_every.min(MAX_FLUSH));
-        let mut chains = tokio::time::interval(self.opts.chain_every.max(Duration::from_secs(1)));
+        let mut chains = tokio::time::interval(self.opts.chain_every.max(Duration::from_millis(100)));
+        let mut reselect = tokio::time::interval(self.opts.reselect_every.max(Duration::from_millis(100)));
         chains.tick().await;
+        reselect.tick().await;
         loop {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(ev) => self.event(ev).await?,
                     None => break,
                 },
+                Some(()) = feeds.next(), if !feeds.is_empty() => {}
                 _ = flush.tick() => self.flush().await?,
                 _ = chains.tick() => self.chains(symbols).await?,
+                _ = reselect.tick() => {
+                    for f in self.reselect().await? {
+                        feeds.push(f);
+                    }
+                }
                 _ = stopped(&mut shutdown) => break,
             }
         }
+        // Dropping the feeds cancels their subscriptions.
+        drop(feeds);
         // Ticks already queued when shutdown came are kept.
         while let Ok(ev) = rx.try_recv() {
             self.event(ev).await?;
@@ -382,6 +482,7 @@ impl<S: MarketData> Writer<'_, S> {
 
     async fn event(&mut self, ev: Event) -> Result<()> {
         match ev {
+            Event::Tick(i, _, _) if !self.active.values().any(|(j, _)| *j == i) => {}
             Event::Tick(i, tick, at) => {
                 self.report.ticks += 1;
                 let c = &self.contracts[i];
@@ -406,14 +507,16 @@ impl<S: MarketData> Writer<'_, S> {
             Event::Notice(code, _) => {
                 if code == 1101 {
                     // "Data lost": IB dropped the market-data subscriptions; take them again.
-                    self.resub.send_modify(|n| *n += 1);
+                    self.resub_tx.send_modify(|n| *n += 1);
                 }
                 if self.lost.is_empty() {
                     self.close_gap().await?;
                 }
             }
             Event::Gone(i) => {
-                self.opts.metrics.subscribed_lines.fetch_sub(1, Ordering::Relaxed);
+                if let Some(id) = self.active.iter().find(|(_, (j, _))| *j == i).map(|(id, _)| *id) {
+                    self.unsubscribe(id);
+                }
                 if self.lost.remove(&i) && self.lost.is_empty() {
                     self.close_gap().await?;
                 }
@@ -469,17 +572,17 @@ impl<S: MarketData> Writer<'_, S> {
         let Some(start) = self.gap.take() else { return Ok(()) };
         self.lost.clear();
         let end = self.ingest.now();
-        let symbols: BTreeSet<&Symbol> = self.contracts.iter().map(|c| &c.symbol).collect();
+        let symbols: BTreeSet<Symbol> = self.contracts.iter().map(|c| c.symbol.clone()).collect();
         let message = format!("live capture gap from {} to {}", start.to_rfc3339(), end.to_rfc3339());
         for s in symbols {
             let entry = Entry::new(
-                gap_request(s, start, end)?,
+                gap_request(&s, start, end)?,
                 start,
                 end,
                 Outcome::Error { code: CONNECTIVITY_LOST, message: message.clone() },
             );
             self.ingest.lake.record_entry(entry, None).await?;
-            self.ingest.alert(Severity::Warning, s, message.clone());
+            self.ingest.alert(Severity::Warning, &s, message.clone());
         }
         self.report.gaps += 1;
         self.opts.metrics.gaps.fetch_add(1, Ordering::Relaxed);

@@ -164,3 +164,53 @@ async fn connectivity_notices_are_survived_and_the_gap_recorded() {
         .any(|e| e.request.dataset == Dataset::Quotes && matches!(e.outcome, Outcome::Error { code: 1100, .. })));
     assert_unique(&stored(&lake, &symbols[0]).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_option_selection_follows_the_spot() {
+    use std::sync::Arc;
+    use twslake::sim::{ManualClock, Sim};
+    let clock = Arc::new(ManualClock::new(at(MIDDAY)));
+    let sim = Sim::builder()
+        .listen("127.0.0.1:0")
+        .seed(7)
+        .pacing_scale(crate::ingest::SCALE)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let f = crate::support::Fixture::local();
+    let lake = f.lake();
+    let symbols = syms(&["SPY"]);
+    let run = ingest(&sim, &lake, live_config()).await;
+    assert!(run.setup(&symbols).await.complete());
+    let opts = LiveOptions { reselect_every: Duration::from_millis(300), max_lines: 5, ..fast() };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let later = at("2026-11-24T20:45:00Z");
+    let moves = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        clock.set(later);
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        tx.send(true).unwrap();
+    };
+    let (report, ()) = tokio::join!(live::run(&run, &symbols, &opts, rx), moves);
+    let report = report.unwrap();
+    let i = sim.market().symbol_index("SPY").unwrap();
+    let spot = sim.market().spot_at(i, later).unwrap();
+    let expiries = run.latest_chain(&symbols[0]).await.unwrap().iter().map(|r| r.expiration).collect();
+    let mut wanted: Vec<i64> =
+        run.select_options(&symbols[0], &expiries, spot).await.unwrap().iter().map(|t| t.contract.con_id).collect();
+    wanted.truncate(4);
+    let stock = run.stock_contract(&symbols[0]).await.unwrap().unwrap().con_id;
+    let mut expected = wanted.clone();
+    expected.push(stock);
+    expected.sort_unstable();
+    assert_eq!(report.subscribed, expected, "subscribed at the end: the selection around the moved spot");
+    assert!(report.reselected > 0, "{report:?}");
+    assert!(opts.metrics.subscribed_lines.load(std::sync::atomic::Ordering::Relaxed) <= 5);
+    // Options that left the band were cancelled at the gateway.
+    assert!(sim.requests().iter().any(|r| r.kind == "cancel_market_data"));
+    let rows = stored(&lake, &symbols[0]).await;
+    for id in &wanted {
+        assert!(rows.iter().any(|q| q.con_id == *id && q.ts == later), "{id} streamed after the move");
+    }
+}
