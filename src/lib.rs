@@ -8,6 +8,8 @@
 //! - [`lake`]: the storage: URLs (`./lake`, `file://`, `s3://`), the path layout
 //!   ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON request
 //!   manifest ([`lake::manifest`]), validation ([`lake::validate`]).
+//! - [`live`]: live capture: streaming quotes and option computations into the `quotes`
+//!   dataset in micro-batches, reconnects and gaps, the metrics endpoint, the webhook alert sink.
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
 //!   status; point-in-time reads ([`query::pit`]), implied vols and greeks ([`query::iv`]), the
 //!   arbitrage-checked volatility surface ([`query::surface`], [`Lake::surface`]) and SQL over
@@ -73,6 +75,7 @@ pub mod datasets;
 pub mod error;
 pub mod jobs;
 pub mod lake;
+pub mod live;
 pub mod monitor;
 pub mod query;
 pub mod sim;

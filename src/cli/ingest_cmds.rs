@@ -95,7 +95,7 @@ pub struct DemoArgs {
     symbols: Vec<String>,
 }
 
-fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<IngestConfig> {
+pub(super) fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<IngestConfig> {
     let mut cfg = IngestConfig::default();
     let equity = if a.equity.is_empty() { file.equity.clone().unwrap_or_default() } else { a.equity.clone() };
     if !equity.is_empty() {
@@ -122,7 +122,7 @@ fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<IngestConfi
     Ok(cfg)
 }
 
-fn symbols_of(names: &[String]) -> anyhow::Result<Vec<Symbol>> {
+pub(super) fn symbols_of(names: &[String]) -> anyhow::Result<Vec<Symbol>> {
     Ok(names.iter().map(|s| Symbol::new(s)).collect::<Result<_, _>>()?)
 }
 

@@ -135,14 +135,16 @@ pub async fn status_of(lake: &Lake) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9}",
-        "symbol", "dataset", "rows", "first", "last", "requests", "missing", "chain age"
+        "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9} {:>5}",
+        "symbol", "dataset", "rows", "first", "last", "requests", "missing", "age", "gaps"
     );
     let d = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
     for r in rows {
-        let chain = r.latest_snapshot_age_secs.map(age).unwrap_or_else(|| "-".into());
+        // Chains: the latest snapshot's age; quotes: the newest live quote's (a capture's freshness).
+        let chain = r.latest_snapshot_age_secs.or(r.latest_quote_age_secs).map(age).unwrap_or_else(|| "-".into());
+        let gaps = if r.dataset == "quotes" { r.capture_gaps.to_string() } else { "-".into() };
         println!(
-            "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9}",
+            "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9} {:>5}",
             r.symbol,
             r.dataset,
             r.rows,
@@ -150,7 +152,8 @@ pub async fn status_of(lake: &Lake) -> anyhow::Result<i32> {
             d(r.last_date),
             r.requests,
             r.missing_windows,
-            chain
+            chain,
+            gaps
         );
     }
     Ok(0)

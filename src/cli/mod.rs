@@ -2,6 +2,7 @@
 
 mod ingest_cmds;
 mod lake_cmds;
+mod live_cmd;
 mod research_cmds;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ pub enum Command {
     Setup(ingest_cmds::RunArgs),
     /// Warm start: check the lake, then refresh what is due (every known symbol by default).
     Update(ingest_cmds::RunArgs),
+    /// Live capture: streaming quotes and greeks into the lake until --for/--until or SIGINT/SIGTERM.
+    Live(live_cmd::LiveArgs),
     /// Per symbol and dataset: rows, first/last date, chain snapshot age, missing windows.
     Status(lake_cmds::StatusArgs),
     /// The missing windows of one series of a symbol.
@@ -53,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(a) => ingest_cmds::demo(a).await,
         Command::Setup(a) => ingest_cmds::setup(a).await,
         Command::Update(a) => ingest_cmds::update(a).await,
+        Command::Live(a) => live_cmd::live(a).await,
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,

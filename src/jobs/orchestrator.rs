@@ -147,7 +147,7 @@ impl<S: MarketData> Ingest<S> {
     }
 
     /// Sets the freshness gauges; a chain snapshot older than 24 hours is a WARNING.
-    async fn freshness(&self, symbol: &Symbol) -> Result<()> {
+    pub async fn freshness(&self, symbol: &Symbol) -> Result<()> {
         let now = self.now();
         if let Some((d, _)) = self.latest_spot(symbol).await? {
             let close = crate::calendar::session(d).map(|s| s.close).unwrap_or(now);

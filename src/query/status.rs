@@ -5,6 +5,7 @@ use super::coverage::missing_windows_from;
 use crate::calendar;
 use crate::datasets::Dataset;
 use crate::error::Result;
+use crate::lake::manifest::Outcome;
 use crate::lake::Lake;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
@@ -31,6 +32,12 @@ pub struct StatusRow {
     pub missing_windows: usize,
     /// Requests remembered for this symbol and dataset.
     pub requests: usize,
+    /// Age in seconds of the newest live quote (quotes only): a live capture's freshness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_quote_age_secs: Option<i64>,
+    /// Gaps of live capture (lost connection) recorded in the manifest (quotes only).
+    #[serde(default)]
+    pub capture_gaps: usize,
 }
 
 fn date_at(df: &DataFrame, name: &str, i: usize) -> Option<NaiveDate> {
@@ -54,6 +61,9 @@ impl Lake {
             if ds == Dataset::Chains {
                 aggs.push(col("snapshot_at").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
             }
+            if ds == Dataset::Quotes {
+                aggs.push(col("ts").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
+            }
             let df = collect(lf.group_by([col("symbol")]).agg(aggs)).await?;
             let symbols = df.column("symbol")?.str()?.clone();
             let counts = df.column("rows")?.cast(&DataType::UInt64)?.u64()?.clone();
@@ -67,9 +77,13 @@ impl Lake {
                     last_date: date_at(&df, "last", i),
                     ..Default::default()
                 };
-                if ds == Dataset::Chains {
+                if matches!(ds, Dataset::Chains | Dataset::Quotes) {
                     let latest = df.column("latest")?.i64()?.get(i);
-                    r.latest_snapshot_age_secs = latest.map(|us| (now.timestamp_micros() - us) / 1_000_000);
+                    let age = latest.map(|us| (now.timestamp_micros() - us) / 1_000_000);
+                    match ds {
+                        Dataset::Chains => r.latest_snapshot_age_secs = age,
+                        _ => r.latest_quote_age_secs = age,
+                    }
                 }
                 rows.insert((symbol, ds), r);
             }
@@ -91,6 +105,10 @@ impl Lake {
             for e in &m.entries {
                 if let Some(row) = rows.get_mut(&(symbol.to_string(), e.request.dataset)) {
                     row.requests += 1;
+                    let gap = matches!(e.outcome, Outcome::Error { code: crate::live::CONNECTIVITY_LOST, .. });
+                    if e.request.dataset == Dataset::Quotes && gap {
+                        row.capture_gaps += 1;
+                    }
                 }
             }
         }

@@ -3,13 +3,15 @@
 
 use super::errors::ErrorClass;
 use super::{
-    ChainParams, ContractQuery, HistRequest, IbDuration, Instrument, MarketData, RawBar, SecType, SourceError,
+    ChainParams, Computation, ComputationKind, ContractQuery, GatewayNotice, HistRequest, IbDuration, Instrument,
+    MarketData, NoticeStream, RawBar, SecType, Side, SourceError, StreamContract, Tick, TickStream,
 };
 use crate::calendar;
 use crate::datasets::contracts::Contract;
 use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
+use ibapi::contracts::tick_types::TickType;
 use ibapi::contracts::{Contract as IbContract, Currency, Exchange, OptionRight, SecurityType};
 use ibapi::market_data::historical as hist;
 use ibapi::market_data::TradingHours;
@@ -207,7 +209,112 @@ fn raw_bar(b: &hist::Bar, series: Series) -> RawBar {
     }
 }
 
+fn side_of(t: &TickType) -> Option<Side> {
+    use TickType as T;
+    match t {
+        T::Bid | T::DelayedBid => Some(Side::Bid),
+        T::Ask | T::DelayedAsk => Some(Side::Ask),
+        T::Last | T::DelayedLast => Some(Side::Last),
+        _ => None,
+    }
+}
+
+fn size_side_of(t: &TickType) -> Option<Side> {
+    use TickType as T;
+    match t {
+        T::BidSize | T::DelayedBidSize => Some(Side::Bid),
+        T::AskSize | T::DelayedAskSize => Some(Side::Ask),
+        T::LastSize | T::DelayedLastSize => Some(Side::Last),
+        _ => None,
+    }
+}
+
+fn computation_kind(t: &TickType) -> Option<ComputationKind> {
+    use TickType as T;
+    match t {
+        T::BidOption | T::DelayedBidOption => Some(ComputationKind::Bid),
+        T::AskOption | T::DelayedAskOption => Some(ComputationKind::Ask),
+        T::LastOption | T::DelayedLastOption => Some(ComputationKind::Last),
+        T::ModelOption | T::DelayedModelOption => Some(ComputationKind::Model),
+        _ => None,
+    }
+}
+
+/// IB's "no value": −1 for prices and sizes, −2 for greeks (ibapi already maps most of them).
+fn price_value(v: f64) -> Option<f64> {
+    Some(v).filter(|v| *v >= 0.0 && v.is_finite())
+}
+
+fn greek(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| *v != -2.0 && v.is_finite())
+}
+
+/// The ticks twslake keeps of one ibapi event (a price-size pair gives two).
+fn ticks_of(t: ibapi::market_data::realtime::TickTypes) -> Vec<Tick> {
+    use ibapi::market_data::realtime::TickTypes as T;
+    let price = |tt: &TickType, p: f64| side_of(tt).map(|side| Tick::Price { side, price: price_value(p) });
+    let size = |tt: &TickType, s: f64| size_side_of(tt).map(|side| Tick::Size { side, size: price_value(s) });
+    match t {
+        T::Price(p) => price(&p.tick_type, p.price).into_iter().collect(),
+        T::Size(s) => size(&s.tick_type, s.size).into_iter().collect(),
+        T::PriceSize(p) => {
+            price(&p.price_tick_type, p.price).into_iter().chain(size(&p.size_tick_type, p.size)).collect()
+        }
+        T::OptionComputation(c) => computation_kind(&c.field)
+            .map(|kind| Tick::Computation {
+                kind,
+                values: Computation {
+                    implied_vol: c.implied_volatility.and_then(price_value),
+                    option_price: c.option_price.and_then(price_value),
+                    delta: greek(c.delta),
+                    gamma: greek(c.gamma),
+                    vega: greek(c.vega),
+                    theta: greek(c.theta),
+                    underlying_price: c.underlying_price.and_then(price_value),
+                },
+            })
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl MarketData for IbSource {
+    fn notices(&self) -> Result<NoticeStream, SourceError> {
+        let ns = self.client.notice_stream().map_err(to_source_error)?;
+        let notices = futures::stream::unfold(ns, |mut ns| async move {
+            let n = ns.next().await?;
+            Some((GatewayNotice { code: n.code, message: n.message }, ns))
+        });
+        Ok(notices.boxed())
+    }
+
+    async fn stream_quotes(&self, contract: &StreamContract) -> Result<TickStream, SourceError> {
+        let mut c = ib_contract(&contract.symbol, contract.sec_type);
+        c.contract_id = contract.con_id as i32;
+        if let Some(e) = contract.expiry {
+            c.last_trade_date_or_contract_month = e.format("%Y%m%d").to_string();
+        }
+        if let Some(k) = contract.strike {
+            c.strike = k;
+        }
+        c.right = contract.right.as_deref().map(|r| if r == "C" { OptionRight::Call } else { OptionRight::Put });
+        let sub = self.timed(self.client.market_data(&c).subscribe()).await?;
+        let ticks = sub
+            .map(|item| match item {
+                Ok(SubscriptionItem::Data(t)) => Ok(ticks_of(t)),
+                Ok(SubscriptionItem::Notice(_)) => Ok(Vec::new()),
+                Err(e) => Err(to_source_error(e)),
+            })
+            .flat_map(|r| {
+                futures::stream::iter(match r {
+                    Ok(ts) => ts.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                })
+            });
+        Ok(ticks.boxed())
+    }
+
     async fn contract_details(&self, q: &ContractQuery) -> Result<Vec<Contract>, SourceError> {
         let mut c = ib_contract(&q.symbol, q.sec_type);
         if let Some(e) = q.expiry {

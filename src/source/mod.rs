@@ -187,4 +187,112 @@ pub trait MarketData: Send + Sync {
     ) -> impl Future<Output = Result<DateTime<Utc>, SourceError>> + Send;
     /// Historical bars.
     fn historical_bars(&self, req: &HistRequest) -> impl Future<Output = Result<Vec<RawBar>, SourceError>> + Send;
+    /// Subscribes to a contract's streaming quotes (level 1 and option computations); dropping
+    /// the stream cancels the subscription.
+    fn stream_quotes(&self, contract: &StreamContract) -> impl Future<Output = Result<TickStream, SourceError>> + Send;
+    /// The gateway's request-less notices from now on (connectivity lost and restored).
+    fn notices(&self) -> Result<NoticeStream, SourceError>;
 }
+
+/// A contract whose market data is streamed (options are addressed by `con_id`; the rest is
+/// carried for the gateway's convenience and for the rows written).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamContract {
+    /// IB's contract id.
+    pub con_id: i64,
+    /// The symbol (the underlying's, for options).
+    pub symbol: Symbol,
+    /// Stock or option.
+    pub sec_type: SecType,
+    /// Option expiry.
+    pub expiry: Option<NaiveDate>,
+    /// Option strike.
+    pub strike: Option<f64>,
+    /// Option right, `C` or `P`.
+    pub right: Option<String>,
+}
+
+/// Which side a price or size tick is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The best bid.
+    Bid,
+    /// The best ask.
+    Ask,
+    /// The last trade.
+    Last,
+}
+
+/// What an option computation was computed from (IB's tick types 10–13 and their delayed twins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComputationKind {
+    /// From the bid.
+    Bid,
+    /// From the ask.
+    Ask,
+    /// From the last trade.
+    Last,
+    /// IB's model.
+    Model,
+}
+
+/// An option computation; every field IB marks "not computed" (−1 or −2) is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Computation {
+    /// Implied volatility.
+    pub implied_vol: Option<f64>,
+    /// Option price the computation used.
+    pub option_price: Option<f64>,
+    /// Delta.
+    pub delta: Option<f64>,
+    /// Gamma.
+    pub gamma: Option<f64>,
+    /// Vega.
+    pub vega: Option<f64>,
+    /// Theta.
+    pub theta: Option<f64>,
+    /// The underlying's price used.
+    pub underlying_price: Option<f64>,
+}
+
+/// One streamed market-data event, as twslake's own type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tick {
+    /// A price of one side (`None`: IB's −1, no price).
+    Price {
+        /// Bid, ask or last.
+        side: Side,
+        /// The price.
+        price: Option<f64>,
+    },
+    /// A size of one side.
+    Size {
+        /// Bid, ask or last.
+        side: Side,
+        /// The size.
+        size: Option<f64>,
+    },
+    /// An option computation.
+    Computation {
+        /// What it was computed from.
+        kind: ComputationKind,
+        /// The values.
+        values: Computation,
+    },
+}
+
+/// A notice of the gateway not tied to a request (1100 connectivity lost, 1101/1102 restored,
+/// 2104 farm OK…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayNotice {
+    /// IB's code.
+    pub code: i32,
+    /// IB's text.
+    pub message: String,
+}
+
+/// The gateway's request-less notices, as they come.
+pub type NoticeStream = futures::stream::BoxStream<'static, GatewayNotice>;
+
+/// A stream of ticks of one subscription; it ends (or yields an error) when the connection is lost.
+pub type TickStream = futures::stream::BoxStream<'static, Result<Tick, SourceError>>;

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod lake;
+mod live;
 mod research;
 mod sim;
 mod support;

@@ -1,0 +1,204 @@
+//! `live`: capture streaming quotes until a duration passes, a time of day comes, or SIGINT /
+//! SIGTERM (each of which flushes and exits cleanly).
+
+use super::ingest_cmds::{build_config, symbols_of, GatewayArgs, IngestArgs};
+use super::lake_cmds::LakeArg;
+use crate::clock::{Clock, WallClock};
+use crate::jobs::config::FileConfig;
+use crate::jobs::Ingest;
+use crate::lake::Lake;
+use crate::live::{self, LiveOptions};
+use crate::monitor::AlertSink;
+use crate::source::ib::{IbConfig, IbSource};
+use anyhow::Context;
+use clap::Args;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Symbols as IB spells them.
+    #[arg(required = true)]
+    pub symbols: Vec<String>,
+    #[command(flatten)]
+    lake: LakeArg,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    #[command(flatten)]
+    ingest: IngestArgs,
+    /// Stop after this long (`90s`, `30m`, `6h30m`).
+    #[arg(long = "for", value_parser = parse_duration, conflicts_with = "until")]
+    pub for_: Option<Duration>,
+    /// Stop at this time of day, New York time (`HH:MM`).
+    #[arg(long)]
+    pub until: Option<chrono::NaiveTime>,
+    /// Take a chain snapshot when the latest is older than this.
+    #[arg(long, value_parser = parse_duration, default_value = "4h")]
+    pub chain_every: Duration,
+    /// Serve Prometheus metrics on this address (`127.0.0.1:PORT`).
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// POST every alert as JSON to this `http://` URL.
+    #[arg(long)]
+    pub alert_webhook: Option<String>,
+    /// Simultaneous market-data lines at most (IB's default allowance is 100).
+    #[arg(long, default_value_t = live::DEFAULT_LINES)]
+    pub max_lines: usize,
+    /// Seconds between micro-batch flushes (at most 5: the most a crash may lose).
+    #[arg(long, default_value_t = 2.0)]
+    pub flush_every: f64,
+}
+
+/// Parses `90s`, `30m`, `4h`, `1h30m`, `2d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration (e.g. 90s, 30m, 4h, 1h30m)");
+    let mut total = 0u64;
+    let mut num = String::new();
+    for ch in s.trim().chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        total += num.parse::<u64>().map_err(|_| bad())?;
+    }
+    if total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// How long until `until` (New York time) from `now`: today's if still ahead, else tomorrow's.
+fn until_from(now: chrono::DateTime<chrono::Utc>, until: chrono::NaiveTime) -> Duration {
+    use chrono::TimeZone;
+    let ny = chrono_tz::America::New_York;
+    let local = now.with_timezone(&ny);
+    let mut date = local.date_naive();
+    loop {
+        if let Some(t) = ny.from_local_datetime(&date.and_time(until)).earliest() {
+            if t > now {
+                return (t.with_timezone(&chrono::Utc) - now).to_std().unwrap_or_default();
+            }
+        }
+        date = date.succ_opt().unwrap_or(date);
+    }
+}
+
+/// Turns true on SIGINT, SIGTERM or the end of the run's time.
+fn shutdown_on_signals(limit: Option<Duration>) -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        let limit = async {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => eprintln!("SIGTERM: flushing and exiting"),
+            _ = int.recv() => eprintln!("SIGINT: flushing and exiting"),
+            _ = limit => {}
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+/// `twslake live`.
+pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
+    let file = FileConfig::load(&a.ingest.config)?;
+    let mut cfg = build_config(&a.ingest, &file)?;
+    cfg.policy.chain_max_age = chrono::Duration::from_std(a.chain_every).context("--chain-every")?;
+    let lake_url =
+        if a.lake.lake == "./lake" { file.lake.clone().unwrap_or(a.lake.lake.clone()) } else { a.lake.lake.clone() };
+    let lake = Lake::open(&lake_url)?;
+    let symbols = symbols_of(&a.symbols)?;
+    let ib = IbConfig {
+        gateway: a.gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into()),
+        client_id: a.gateway.client_id.or(file.client_id).unwrap_or(18),
+        timeout: Duration::from_secs(a.gateway.timeout.max(1)),
+    };
+    let source = IbSource::connect(&ib).await?;
+    let clock: Arc<dyn Clock> = match a.ingest.as_of {
+        Some(t) => Arc::new(crate::clock::ManualClock::new(t)),
+        None => Arc::new(WallClock),
+    };
+    let mut ingest = Ingest::new(lake, source, cfg, clock);
+    ingest.progress = true;
+    if let Some(url) = &a.alert_webhook {
+        let sink: Arc<dyn AlertSink> = Arc::new(live::webhook::WebhookSink::new(url).map_err(anyhow::Error::msg)?);
+        ingest.alerts.push(sink);
+    }
+    let opts = LiveOptions {
+        max_lines: a.max_lines,
+        flush_every: Duration::from_secs_f64(a.flush_every.clamp(0.1, live::MAX_FLUSH.as_secs_f64())),
+        // Checking is a read of the lake; the snapshot itself is taken only when due.
+        chain_every: a.chain_every.min(Duration::from_secs(600)),
+        ..Default::default()
+    };
+    let server = match &a.metrics {
+        Some(addr) => {
+            let (bound, task) = live::http::serve(addr, ingest.metrics.clone(), opts.metrics.clone())
+                .await
+                .with_context(|| format!("--metrics {addr}"))?;
+            eprintln!("metrics on http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
+    let limit = a.for_.or(a.until.map(|u| until_from(chrono::Utc::now(), u)));
+    let shutdown = shutdown_on_signals(limit)?;
+    let report = live::run(&ingest, &symbols, &opts, shutdown).await?;
+    if let Some(t) = server {
+        t.abort();
+    }
+    println!(
+        "live: {} lines, {} ticks, {} rows written, {} gaps{}",
+        report.lines,
+        report.ticks,
+        report.rows,
+        report.gaps,
+        if report.without_options.is_empty() {
+            String::new()
+        } else {
+            format!(", without options (prerequisites missing): {}", report.without_options.join(", "))
+        }
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
+        assert!(parse_duration("4x").is_err() && parse_duration("").is_err() && parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn until_is_new_york_time() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-24T17:00:00Z".parse().unwrap(); // 12:00 in New York
+        let t = |s: &str| chrono::NaiveTime::parse_from_str(s, "%H:%M").unwrap();
+        assert_eq!(until_from(now, t("16:00")), Duration::from_secs(4 * 3600));
+        assert_eq!(until_from(now, t("11:00")), Duration::from_secs(23 * 3600));
+    }
+}
