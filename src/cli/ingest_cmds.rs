@@ -200,12 +200,13 @@ pub fn demo_config(pacing_scale: f64) -> IngestConfig {
         config::parse_series("1 day/TRADES/504", 504).expect("valid series"),
         config::parse_series("1 min/TRADES/5", 5).expect("valid series"),
     ];
+    // One-minute mids over two sessions: what `twslake surface SYMBOL --at …` reads by default.
     let options = config::OptionSelection {
         expiry_days: 45,
-        strike_band: 0.05,
-        max_contracts: 60,
-        sessions: 5,
-        ..Default::default()
+        strike_band: 0.06,
+        max_contracts: 80,
+        series: vec![config::parse_series("1 min/MIDPOINT", 1).expect("valid series").series],
+        sessions: 2,
     };
     IngestConfig { equity, options, pacing_scale, ..Default::default() }
 }
@@ -225,6 +226,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     println!("setup {} into {}\n", a.symbols.join(", "), lake.location());
     let report = ingest.setup(&symbols).await;
     let code = finish(&report, false)?;
+    let ingest_now = ingest.now();
     // Closing the client first: the gateway's shutdown is then not a lost connection to retry.
     drop(ingest);
     let historical = sim.requests().iter().filter(|r| r.kind == "historical_data").count();
@@ -235,7 +237,15 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
         println!();
         super::lake_cmds::gaps_of(&lake, first).await?;
     }
+    // The surface as of now (after the chain snapshot), from the last session's closing bars.
+    let last = crate::query::status::last_finished_session(ingest_now);
+    let close = crate::calendar::session(last).map(|s| s.close).unwrap_or(ingest_now);
+    let stale = ((ingest_now - close).num_minutes() + 5).max(30);
     println!("\ndone in {:.1?}. Next: `twslake status`, `twslake gaps SPY --bar-size \"1 min\"`,", t0.elapsed());
+    println!(
+        "`twslake surface SPY --at {} --max-staleness-min {stale}`, `twslake sql \"SELECT symbol, count(*) FROM option_bars GROUP BY symbol\"`,",
+        ingest_now.format("%Y-%m-%dT%H:%M:%SZ")
+    );
     println!("`twslake validate`, or read {} with DuckDB, polars or pyarrow (see README).", lake.location());
     sim.shutdown().await;
     Ok(code)

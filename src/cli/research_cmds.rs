@@ -40,6 +40,9 @@ pub struct SurfaceArgs {
     /// Ignore option bars that closed longer than this many minutes before --at.
     #[arg(long, default_value_t = 30)]
     max_staleness_min: i64,
+    /// The option bars read: IB's bar size of MIDPOINT bars (`1 min`, `5 mins`…).
+    #[arg(long, default_value = "1 min")]
+    bar_size: String,
 }
 
 /// Output formats of `sql`.
@@ -138,6 +141,10 @@ pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
     let opts = SurfaceOptions {
         rates: Rates { rate: a.rate, dividend_yield: a.dividend_yield },
         max_staleness: chrono::Duration::minutes(a.max_staleness_min.max(1)),
+        series: crate::lake::layout::Series {
+            bar_size: a.bar_size.parse()?,
+            what_to_show: crate::lake::layout::WhatToShow::Midpoint,
+        },
         ..Default::default()
     };
     let s = lake.surface(&symbol, at, &opts).await?;
@@ -158,7 +165,7 @@ fn write_frame(df: &mut DataFrame, format: Format, out: Option<&Path>) -> anyhow
         None => Box::new(std::io::stdout().lock()),
     };
     match format {
-        Format::Table => writeln!(sink, "{df}")?,
+        Format::Table => write_table(&mut sink, df)?,
         Format::Csv => CsvWriter::new(&mut sink).finish(df)?,
         Format::Json => JsonWriter::new(&mut sink).with_json_format(JsonFormat::Json).finish(df)?,
         Format::Parquet => {
@@ -198,6 +205,47 @@ pub async fn iv(a: IvArgs) -> anyhow::Result<i32> {
     CsvWriter::new(file).finish(&mut df)?;
     eprintln!("{n} implied vols written to {}", a.output.display());
     Ok(0)
+}
+
+/// A plain text table. polars' own pretty printer needs its `fmt` feature, which would add
+/// minutes to every clean build for one command's output.
+fn write_table(sink: &mut impl std::io::Write, df: &DataFrame) -> anyhow::Result<()> {
+    const MAX_ROWS: usize = 50;
+    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let shown = df.height().min(MAX_ROWS);
+    let mut cells: Vec<Vec<String>> = vec![names.clone()];
+    for i in 0..shown {
+        let row = df.get_row(i)?;
+        cells.push(
+            row.0
+                .iter()
+                .map(|v| match v {
+                    AnyValue::Null => "null".to_string(),
+                    AnyValue::String(s) => s.to_string(),
+                    AnyValue::StringOwned(s) => s.to_string(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    let widths: Vec<usize> =
+        (0..names.len()).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for (n, row) in cells.iter().enumerate() {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        writeln!(sink, "{}", line.join("  ").trim_end())?;
+        if n == 0 {
+            writeln!(sink, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "))?;
+        }
+    }
+    if df.height() > shown {
+        writeln!(
+            sink,
+            "… {} more rows ({} in all; --format csv or --out for everything)",
+            df.height() - shown,
+            df.height()
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
