@@ -226,8 +226,15 @@ pub async fn run<S: MarketData>(
     for c in contracts {
         feeds.push(w.subscribe(c));
     }
-    let (_, written) = tokio::join!(notices, w.consume(rx, symbols, shutdown, feeds));
-    written?;
+    // The notices end with the run, never the run with them (a gateway may offer none).
+    let notices = async {
+        notices.await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        written = w.consume(rx, symbols, shutdown, feeds) => written?,
+        () = notices => {}
+    }
     w.report.subscribed = w.active.keys().copied().collect();
     w.report.subscribed.sort_unstable();
     Ok(w.report)
@@ -461,12 +468,16 @@ impl<'a, S: MarketData> Writer<'a, S> {
                 },
                 Some(()) = feeds.next(), if !feeds.is_empty() => {}
                 _ = flush.tick() => self.flush().await?,
-                _ = chains.tick() => self.chains(symbols).await?,
-                _ = reselect.tick() => {
-                    for f in self.reselect().await? {
-                        feeds.push(f);
+                // A failed snapshot or selection is retried at the next tick; capture goes on.
+                _ = chains.tick() => {
+                    if let Err(e) = self.chains(symbols).await {
+                        tracing::warn!("scheduled chain snapshots: {e}");
                     }
                 }
+                _ = reselect.tick() => match self.reselect().await {
+                    Ok(new) => new.into_iter().for_each(|f| feeds.push(f)),
+                    Err(e) => tracing::warn!("option selection around the live spot: {e}"),
+                },
                 _ = stopped(&mut shutdown) => break,
             }
         }
