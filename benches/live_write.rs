@@ -51,7 +51,9 @@ async fn flush_cost() {
     let spy = Symbol::new("SPY").unwrap();
     let ts: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
     let per_flush = 10_000; // 2 s of flush interval at 5,000 rows/s
-    let marks = [10_000usize, 100_000, 250_000, 500_000, 1_000_000];
+    let max: usize = std::env::var("LIVE_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let marks: Vec<usize> =
+        [10_000usize, 100_000, 250_000, 500_000, 1_000_000].into_iter().filter(|m| *m <= max).collect();
     println!("flush of {per_flush} rows merged into a day partition of N rows (local disk)");
     println!("| N rows before the flush | flush time | rows/s written at that size |");
     println!("|---|---|---|");
