@@ -129,6 +129,7 @@ async fn a_dropped_connection_is_survived_and_the_gap_recorded() {
     let row = status.iter().find(|r| r.symbol == "SPY" && r.dataset == "quotes").expect("quotes in status");
     assert!(row.capture_gaps >= 1 && row.rows > 0, "{row:?}");
     assert_eq!(row.latest_quote_age_secs, Some(0), "the capture is fresh (frozen clock)");
+    assert!(lake.validate().await.unwrap().ok(), "the gap entry is a valid manifest entry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
