@@ -27,7 +27,10 @@ use twslake::jobs::Ingest;
 use twslake::lake::layout::{Series, Symbol};
 use twslake::sim::{ManualClock, Outcome, RequestRecord, Sim, SimHandle};
 use twslake::source::ib::{IbConfig, IbSource};
-use twslake::source::{ChainParams, ContractQuery, HistRequest, Instrument, MarketData, RawBar, SourceError};
+use twslake::source::{
+    ChainParams, ContractQuery, HistRequest, Instrument, MarketData, NoticeStream, RawBar, SourceError, StreamContract,
+    TickStream,
+};
 use twslake::Lake;
 
 /// Tuesday 2026-11-24 after the close: every bar of the day is final.
@@ -72,6 +75,14 @@ impl<S: MarketData> MarketData for Recording<S> {
     fn historical_bars(&self, req: &HistRequest) -> impl Future<Output = Result<Vec<RawBar>, SourceError>> + Send {
         self.hist.lock().unwrap_or_else(|e| e.into_inner()).push(req.clone());
         self.inner.historical_bars(req)
+    }
+
+    fn stream_quotes(&self, contract: &StreamContract) -> impl Future<Output = Result<TickStream, SourceError>> + Send {
+        self.inner.stream_quotes(contract)
+    }
+
+    fn notices(&self) -> Result<NoticeStream, SourceError> {
+        self.inner.notices()
     }
 }
 
