@@ -86,19 +86,5 @@ impl<S: MarketData> Ingest<S> {
 }
 
 fn request(symbol: &Symbol, con_id: i64) -> Request {
-    Request {
-        dataset: Dataset::Chains,
-        symbol: symbol.to_string(),
-        con_id: Some(con_id),
-        sec_type: "OPT".into(),
-        expiry: None,
-        strike: None,
-        right: None,
-        bar_size: None,
-        what_to_show: None,
-        use_rth: false,
-        window: None,
-        end_date_time: None,
-        duration: None,
-    }
+    Request { con_id: Some(con_id), ..Request::new(Dataset::Chains, symbol, "OPT") }
 }

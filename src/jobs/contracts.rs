@@ -12,21 +12,7 @@ use crate::source::{ContractQuery, MarketData, SecType};
 use chrono::NaiveDate;
 
 fn request(symbol: &Symbol, sec_type: SecType, expiry: Option<NaiveDate>) -> Request {
-    Request {
-        dataset: Dataset::Contracts,
-        symbol: symbol.to_string(),
-        con_id: None,
-        sec_type: sec_type.ib().into(),
-        expiry,
-        strike: None,
-        right: None,
-        bar_size: None,
-        what_to_show: None,
-        use_rth: false,
-        window: None,
-        end_date_time: None,
-        duration: None,
-    }
+    Request { expiry, ..Request::new(Dataset::Contracts, symbol, sec_type.ib()) }
 }
 
 impl<S: MarketData> Ingest<S> {

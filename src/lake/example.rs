@@ -28,19 +28,11 @@ fn request(
     window: Option<DateWindow>,
 ) -> Request {
     Request {
-        dataset,
-        symbol: symbol.to_string(),
-        con_id: None,
-        sec_type: sec_type.into(),
-        expiry: None,
-        strike: None,
-        right: None,
         bar_size: series.map(|s| s.bar_size.ib().to_string()),
         what_to_show: series.map(|s| s.what_to_show.ib().to_string()),
         use_rth: series.is_some(),
         window,
-        end_date_time: None,
-        duration: None,
+        ..Request::new(dataset, symbol, sec_type)
     }
 }
 

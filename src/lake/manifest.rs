@@ -99,22 +99,33 @@ pub struct Request {
 }
 
 impl Request {
-    /// A historical-bars request for a symbol's equity series over `window`.
-    pub fn equity_bars(symbol: &Symbol, series: super::layout::Series, window: DateWindow) -> Self {
+    /// A request of `dataset` for `symbol` with nothing else set (no contract, series or window).
+    pub fn new(dataset: Dataset, symbol: &Symbol, sec_type: &str) -> Self {
         Request {
-            dataset: Dataset::EquityBars,
+            dataset,
             symbol: symbol.to_string(),
             con_id: None,
-            sec_type: "STK".into(),
+            sec_type: sec_type.into(),
             expiry: None,
             strike: None,
             right: None,
+            bar_size: None,
+            what_to_show: None,
+            use_rth: false,
+            window: None,
+            end_date_time: None,
+            duration: None,
+        }
+    }
+
+    /// A historical-bars request for a symbol's equity series over `window`.
+    pub fn equity_bars(symbol: &Symbol, series: super::layout::Series, window: DateWindow) -> Self {
+        Request {
             bar_size: Some(series.bar_size.ib().into()),
             what_to_show: Some(series.what_to_show.ib().into()),
             use_rth: true,
             window: Some(window),
-            end_date_time: None,
-            duration: None,
+            ..Request::new(Dataset::EquityBars, symbol, "STK")
         }
     }
 
@@ -569,21 +580,7 @@ impl Lake {
     /// Revokes entries (see [`Outcome::Revoked`]): their windows count as missing again.
     pub async fn revoke(&self, symbol: &Symbol, ids: Vec<String>, reason: &str) -> Result<Entry> {
         let at = Utc::now();
-        let request = Request {
-            dataset: Dataset::Contracts,
-            symbol: symbol.to_string(),
-            con_id: None,
-            sec_type: String::new(),
-            expiry: None,
-            strike: None,
-            right: None,
-            bar_size: None,
-            what_to_show: None,
-            use_rth: false,
-            window: None,
-            end_date_time: None,
-            duration: None,
-        };
+        let request = Request::new(Dataset::Contracts, symbol, "");
         let entry = Entry::new(request, at, at, Outcome::Revoked { ids, reason: reason.to_string() });
         self.put_log(symbol, vec![entry.clone()]).await?;
         Ok(entry)
