@@ -156,9 +156,7 @@ fn finish(report: &RunReport, json: bool) -> anyhow::Result<i32> {
 async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
     let file = FileConfig::load(&a.ingest.config)?;
     let cfg = build_config(&a.ingest, &file)?;
-    let lake_url =
-        if a.lake.lake == "./lake" { file.lake.clone().unwrap_or(a.lake.lake.clone()) } else { a.lake.lake.clone() };
-    let lake = Lake::open(&lake_url)?;
+    let lake = lake_of(&a.lake, &file)?;
     let mut names = a.symbols.clone();
     if names.is_empty() {
         names = file.symbols.clone().unwrap_or_default();
@@ -170,20 +168,40 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
     if symbols.is_empty() {
         anyhow::bail!("no symbols: name them (e.g. `twslake setup SPY QQQ`) or list them in twslake.toml");
     }
+    let ingest = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 17).await?;
+    let report = if update { ingest.update(&symbols).await } else { ingest.setup(&symbols).await };
+    finish(&report, a.ingest.json)
+}
+
+/// The lake of a command: `--lake`, else the config file's, else `./lake`.
+pub(super) fn lake_of(lake: &LakeArg, file: &FileConfig) -> anyhow::Result<Lake> {
+    let url = if lake.lake == "./lake" { file.lake.clone().unwrap_or(lake.lake.clone()) } else { lake.lake.clone() };
+    Ok(Lake::open(&url)?)
+}
+
+/// An ingester on `lake`, connected to the gateway the arguments and the config file name, on
+/// the wall clock (or `--as-of`), printing progress.
+pub(super) async fn ingest_on(
+    lake: Lake,
+    gateway: &GatewayArgs,
+    args: &IngestArgs,
+    file: &FileConfig,
+    cfg: IngestConfig,
+    default_client_id: i32,
+) -> anyhow::Result<Ingest<IbSource>> {
     let ib = IbConfig {
-        gateway: a.gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into()),
-        client_id: a.gateway.client_id.or(file.client_id).unwrap_or(17),
-        timeout: Duration::from_secs(a.gateway.timeout.max(1)),
+        gateway: gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into()),
+        client_id: gateway.client_id.or(file.client_id).unwrap_or(default_client_id),
+        timeout: Duration::from_secs(gateway.timeout.max(1)),
     };
     let source = IbSource::connect(&ib).await?;
-    let clock: Arc<dyn Clock> = match a.ingest.as_of {
+    let clock: Arc<dyn Clock> = match args.as_of {
         Some(t) => Arc::new(crate::clock::ManualClock::new(t)),
         None => Arc::new(WallClock),
     };
     let mut ingest = Ingest::new(lake, source, cfg, clock);
     ingest.progress = true;
-    let report = if update { ingest.update(&symbols).await } else { ingest.setup(&symbols).await };
-    finish(&report, a.ingest.json)
+    Ok(ingest)
 }
 
 pub async fn setup(a: RunArgs) -> anyhow::Result<i32> {

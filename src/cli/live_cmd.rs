@@ -1,15 +1,11 @@
 //! `live`: capture streaming quotes until a duration passes, a time of day comes, or SIGINT /
 //! SIGTERM (each of which flushes and exits cleanly).
 
-use super::ingest_cmds::{build_config, symbols_of, GatewayArgs, IngestArgs};
+use super::ingest_cmds::{build_config, ingest_on, lake_of, symbols_of, GatewayArgs, IngestArgs};
 use super::lake_cmds::LakeArg;
-use crate::clock::{Clock, WallClock};
 use crate::jobs::config::FileConfig;
-use crate::jobs::Ingest;
-use crate::lake::Lake;
 use crate::live::{self, LiveOptions};
 use crate::monitor::AlertSink;
-use crate::source::ib::{IbConfig, IbSource};
 use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
@@ -123,22 +119,9 @@ pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
     let file = FileConfig::load(&a.ingest.config)?;
     let mut cfg = build_config(&a.ingest, &file)?;
     cfg.policy.chain_max_age = chrono::Duration::from_std(a.chain_every).context("--chain-every")?;
-    let lake_url =
-        if a.lake.lake == "./lake" { file.lake.clone().unwrap_or(a.lake.lake.clone()) } else { a.lake.lake.clone() };
-    let lake = Lake::open(&lake_url)?;
+    let lake = lake_of(&a.lake, &file)?;
     let symbols = symbols_of(&a.symbols)?;
-    let ib = IbConfig {
-        gateway: a.gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into()),
-        client_id: a.gateway.client_id.or(file.client_id).unwrap_or(18),
-        timeout: Duration::from_secs(a.gateway.timeout.max(1)),
-    };
-    let source = IbSource::connect(&ib).await?;
-    let clock: Arc<dyn Clock> = match a.ingest.as_of {
-        Some(t) => Arc::new(crate::clock::ManualClock::new(t)),
-        None => Arc::new(WallClock),
-    };
-    let mut ingest = Ingest::new(lake, source, cfg, clock);
-    ingest.progress = true;
+    let mut ingest = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 18).await?;
     if let Some(url) = &a.alert_webhook {
         let sink: Arc<dyn AlertSink> = Arc::new(live::webhook::WebhookSink::new(url).map_err(anyhow::Error::msg)?);
         ingest.alerts.push(sink);
