@@ -455,15 +455,15 @@ impl Lake {
         stream::iter(paths.iter().map(|p| self.read_manifest_file(p))).buffer_unordered(32).try_collect().await
     }
 
-    /// How many of `entry`'s partitions carry its id in the footer (hold its rows).
-    async fn visible_partitions(&self, entry: &Entry) -> Result<usize> {
-        let mut n = 0;
+    /// Those of `entry`'s partitions that carry its id in the footer (hold its rows).
+    async fn visible_partitions(&self, entry: &Entry) -> Result<Vec<String>> {
+        let mut out = Vec::new();
         for p in &entry.partitions {
             if self.footer_request_ids(&obj(p)).await?.is_some_and(|ids| ids.contains(&entry.id)) {
-                n += 1;
+                out.push(p.clone());
             }
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// The request ids in a partition's footer, read with two ranged GETs; `None` if absent.
@@ -519,19 +519,20 @@ impl Lake {
                 if by_id.contains_key(&e.id) {
                     continue;
                 }
-                match self.visible_partitions(&e).await? {
-                    0 => m.pending_lost.push(e.id.clone()),
-                    n if n == e.partitions.len() => {
-                        m.pending_visible.push(e.id.clone());
-                        by_id.insert(e.id.clone(), e);
-                    }
-                    _ => {
-                        // Some rows are visible, some never made it: remembered (nothing visible
-                        // is unaccounted for) but as an error, so the window is asked again.
-                        m.pending_visible.push(e.id.clone());
-                        let message = "interrupted before all its partitions were written; asked again".to_string();
-                        by_id.insert(e.id.clone(), Entry { outcome: Outcome::Error { code: 0, message }, ..e });
-                    }
+                let visible = self.visible_partitions(&e).await?;
+                if visible.is_empty() {
+                    m.pending_lost.push(e.id.clone());
+                } else if visible.len() == e.partitions.len() {
+                    m.pending_visible.push(e.id.clone());
+                    by_id.insert(e.id.clone(), e);
+                } else {
+                    // Some rows are visible, some never made it: remembered (nothing visible is
+                    // unaccounted for) but as an error, so the window is asked again; it names
+                    // only the partitions that really hold its rows.
+                    m.pending_visible.push(e.id.clone());
+                    let message = "interrupted before all its partitions were written; asked again".to_string();
+                    let outcome = Outcome::Error { code: 0, message };
+                    by_id.insert(e.id.clone(), Entry { outcome, partitions: visible, ..e });
                 }
             }
         }

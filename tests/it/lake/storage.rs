@@ -20,6 +20,7 @@ on_both!(
     refused_input_changes_nothing,
     manifest_compaction_keeps_every_entry,
     interrupted_record_is_settled,
+    record_interrupted_between_partitions_names_only_what_it_wrote,
     status_summarises_the_lake,
 );
 
@@ -296,6 +297,38 @@ async fn interrupted_record_is_settled(f: Fixture) {
     assert_eq!(lake.recover_manifest(&sym).await.unwrap(), (1, 1));
     let m = lake.manifest(&sym).await.unwrap();
     assert_eq!((m.entries.len(), m.pending_lost.len(), m.pending_visible.len()), (1, 0, 0));
+    assert!(lake.validate().await.unwrap().ok());
+}
+
+/// A writer killed after the first of an entry's partitions and before the second: the entry is
+/// remembered as an error (asked again) naming only the partition that holds its rows, so
+/// `validate` stays clean and the rows are never unaccounted for.
+async fn record_interrupted_between_partitions_names_only_what_it_wrote(f: Fixture) {
+    let lake = f.lake();
+    let sym = spy();
+    let at = t("2024-02-01T00:00:00Z");
+    let w = DateWindow::new(d("2023-12-27"), d("2024-01-05")).unwrap();
+    let batch = equity_bars::to_batch(&daily_bars(&w.trading_days(), at));
+    let mut e =
+        twslake::lake::manifest::Entry::new(Request::equity_bars(&sym, DAILY, w), at, at, Outcome::Ok { rows: 7 });
+    let parts = twslake::lake::write::split(Dataset::EquityBars, &sym, &batch).unwrap();
+    assert_eq!(parts.len(), 2, "the window spans two yearly partitions");
+    e.partitions = parts.keys().map(|p| p.path().to_string()).collect();
+    lake.put_pending(&sym, std::slice::from_ref(&e)).await.unwrap();
+    let (first, rows) = parts.iter().next().unwrap();
+    lake.commit(first, rows, &[e.id.clone()].into()).await.unwrap();
+
+    let m = lake.manifest(&sym).await.unwrap();
+    assert_eq!(m.entries.len(), 1, "{}", f.name);
+    assert_eq!(m.entries[0].partitions, vec![first.path().to_string()]);
+    assert!(matches!(m.entries[0].outcome, Outcome::Error { .. }), "{:?}", m.entries[0].outcome);
+    let report = lake.validate().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.problems);
+    let missing = lake.missing_windows(&spec(&sym), d("2023-12-27"), d("2024-01-05")).await.unwrap();
+    assert_eq!(missing.iter().map(|m| m.trading_days).sum::<usize>(), 7, "the whole window is asked again");
+    assert_eq!(lake.recover_manifest(&sym).await.unwrap(), (1, 0));
+    let m = lake.manifest(&sym).await.unwrap();
+    assert_eq!(m.entries[0].partitions, vec![first.path().to_string()]);
     assert!(lake.validate().await.unwrap().ok());
 }
 
