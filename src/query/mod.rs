@@ -36,7 +36,8 @@ impl ScanFilter {
         ScanFilter { symbols: Some(vec![symbol.clone()]), ..Default::default() }
     }
 
-    fn keeps(&self, p: &Partition) -> bool {
+    /// Whether a scan with this filter opens partition `p`.
+    pub fn keeps(&self, p: &Partition) -> bool {
         let series_ok = self.series.is_none() || p.series == self.series;
         let (lo, hi) = (self.from.unwrap_or(NaiveDate::MIN), self.to.unwrap_or(NaiveDate::MAX));
         let period_ok = match p.period {

@@ -1,0 +1,59 @@
+"""Fixtures of the package's tests: a lake made by `twslake demo`, and the CLI to compare with.
+
+The lake is the one named by TWSLAKE_DEMO_LAKE (the README's test command makes it once for
+these tests and the notebooks), else one made here with the `twslake` binary (TWSLAKE_BIN, or
+the debug build under CARGO_TARGET_DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import twslake
+
+
+def binary() -> str:
+    if os.environ.get("TWSLAKE_BIN"):
+        return os.environ["TWSLAKE_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/twslake/target"))
+    path = Path(target) / "debug" / "twslake"
+    if not path.exists():
+        pytest.fail(f"no twslake binary at {path}: build it (cargo build) or set TWSLAKE_BIN")
+    return str(path)
+
+
+def cli(*args: str) -> str:
+    done = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"twslake {' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def cli_json(*args: str):
+    return json.loads(cli(*args))
+
+
+@pytest.fixture(scope="session")
+def lake_dir(tmp_path_factory) -> str:
+    given = os.environ.get("TWSLAKE_DEMO_LAKE")
+    if given and Path(given).exists():
+        return given
+    path = tmp_path_factory.mktemp("demo") / "lake"
+    cli("demo", "--lake", str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def lake(lake_dir) -> twslake.Lake:
+    return twslake.Lake(lake_dir)
+
+
+@pytest.fixture(scope="session")
+def snapshot_at(lake):
+    """The instant of SPY's latest chain snapshot: after the last session the demo ingested."""
+    return lake.chains("SPY").select(pl.col("snapshot_at").max()).collect().item()

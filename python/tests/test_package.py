@@ -1,0 +1,200 @@
+"""The package's answers, checked against the Rust CLI's on the same lake and against polars'
+own reading of the files."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta, timezone
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import twslake
+from conftest import cli, cli_json
+
+DATASETS = ["contracts", "chains", "equity_bars", "option_bars"]
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_lazy_scans_equal_the_rust_scan_and_polars_over_the_files(lake, lake_dir, dataset):
+    lazy = lake.scan(dataset)
+    assert isinstance(lazy, pl.LazyFrame)
+    ours = lazy.collect()
+    rust = lake.read(dataset)
+    assert ours.height > 0
+    assert ours.schema == rust.schema
+    key = [c for c in ours.columns if c not in ("ingested_at", "fetched_at")]
+    assert ours.sort(key).equals(rust.sort(key))
+    # polars alone over the hive folders sees the same rows.
+    files = pl.scan_parquet(f"{lake_dir}/{dataset}/**/*.parquet", hive_partitioning=True).collect()
+    assert files.height == ours.height
+    sql = lake.sql(f"SELECT count(*) AS n FROM {dataset}")
+    assert sql.item() == ours.height
+
+
+def test_filters_prune_and_select(lake):
+    spy = lake.equity_bars("SPY", start="2026-01-02", end="2026-03-31").collect()
+    assert spy["symbol"].unique().to_list() == ["SPY"]
+    assert spy["date"].min() >= date(2026, 1, 2) and spy["date"].max() <= date(2026, 3, 31)
+    assert set(spy["bar_size"]) == {"1 day"} and set(spy["what_to_show"]) == {"TRADES"}
+    everything = lake.scan("equity_bars").collect()
+    expected = everything.filter(
+        (pl.col("symbol") == "SPY")
+        & pl.col("date").is_between(date(2026, 1, 2), date(2026, 3, 31))
+        & (pl.col("bar_size") == "1 day")
+        & (pl.col("what_to_show") == "TRADES")
+    )
+    assert spy.sort("ts").equals(expected.sort("ts")) and spy.height > 50
+    files = lake._native.files("equity_bars", ["SPY"], "1 min", "TRADES", "2026-11-24", "2026-11-24")
+    assert [u.rsplit("/", 1)[1] for _, u in files] == ["1min-TRADES-2026-11-24.parquet"]
+    both = lake.option_bars(["SPY", "QQQ"]).select("symbol").unique().collect()
+    assert sorted(both["symbol"]) == ["QQQ", "SPY"]
+
+
+def test_missing_windows_match_the_cli(lake, lake_dir):
+    for start, end, bar in [("2024-01-01", "2026-11-20", "1 day"), ("2026-11-01", "2026-11-25", "1 min")]:
+        ours = lake.missing_windows("SPY", start=start, end=end, bar_size=bar)
+        doc = cli_json("gaps", "SPY", "--lake", lake_dir, "--from", start, "--to", end, "--bar-size", bar, "--json")
+        theirs = [(w["start"], w["end"], w["trading_days"]) for w in doc["windows"]]
+        got = [(s.isoformat(), e.isoformat(), n) for s, e, n in ours.iter_rows()]
+        assert got == theirs
+        assert ours.schema == {"start": pl.Date, "end": pl.Date, "trading_days": pl.UInt32}
+    assert lake.missing_windows("SPY", start="2024-01-01", end="2026-11-20")["trading_days"].sum() > 0
+
+
+def test_status_matches_the_cli(lake, lake_dir):
+    ours = lake.status()
+    doc = cli_json("status", "--lake", lake_dir, "--json")["datasets"]
+    assert ours.height == len(doc)
+    for row, theirs in zip(ours.iter_rows(named=True), doc):
+        for k in ("symbol", "dataset", "rows", "missing_windows", "requests", "capture_gaps"):
+            assert row[k] == theirs[k], (k, row, theirs)
+        assert (row["first_date"].isoformat() if row["first_date"] else None) == theirs["first_date"]
+
+
+def test_surface_matches_the_cli(lake, lake_dir, snapshot_at):
+    s = lake.surface("SPY", snapshot_at, max_staleness_min=180)
+    doc = cli_json(
+        "surface", "SPY", "--lake", lake_dir, "--at", iso(snapshot_at), "--max-staleness-min", "180", "--json"
+    )
+    assert s.spot == doc["spot"]
+    assert [e.isoformat() for e in s.expiries["expiry"]] == [e["expiry"] for e in doc["expiries"]]
+    for row, theirs in zip(s.expiries.iter_rows(named=True), doc["expiries"]):
+        for k in ("t", "forward", "discount", "a", "b", "rho", "m", "sigma", "rmse"):
+            assert row[k] == pytest.approx(theirs[k], rel=1e-12, abs=1e-15), k
+        assert (row["butterfly_ok"], row["calendar_ok"]) == (theirs["butterfly_ok"], theirs["calendar_ok"])
+    assert s.points.height == sum(len(e["points"]) for e in doc["expiries"])
+    # The fit reproduces its own points.
+    e0 = s.expiries.row(len(s.expiries) - 1, named=True)
+    pts = s.points.filter(pl.col("expiry") == e0["expiry"])
+    w = s.svi_total_variance(e0["expiry"], pts["k"].to_list())
+    fit = [math.sqrt(x / e0["t"]) for x in w]
+    assert fit == pytest.approx(pts["iv_fit"].to_list(), rel=1e-9)
+
+
+def test_surface_is_close_to_the_simulators_truth(lake, snapshot_at):
+    s = lake.surface("SPY", snapshot_at, max_staleness_min=180)
+    truth = twslake.sim_truth("SPY", snapshot_at)
+    joined = s.points.join(truth.select("expiry", "strike", pl.col("iv").alias("iv_true")), on=["expiry", "strike"])
+    assert joined.height >= 20
+    longer = joined.filter(pl.col("t") > 35 / 365)
+    err = (longer["iv_fit"] - longer["iv_true"]).abs().max()
+    assert err < 0.02, err
+
+
+def test_sql_matches_the_cli(lake, lake_dir):
+    q = "SELECT symbol, count(*) AS n, max(close) AS top FROM equity_bars GROUP BY symbol ORDER BY symbol"
+    ours = lake.sql(q)
+    theirs = cli_json("sql", "--lake", lake_dir, "--format", "json", q)
+    assert ours.to_dicts() == theirs
+
+
+def test_point_in_time_answers(lake, snapshot_at):
+    spot = lake.spot_at("SPY", snapshot_at)
+    assert spot.as_of <= snapshot_at
+    minute = lake.equity_bars("SPY", bar_size="1 min", what_to_show=spot.what_to_show).collect()
+    last = minute.filter(pl.col("ts") + timedelta(minutes=1) <= snapshot_at).sort("ts").tail(1)
+    assert spot.price == last["close"].item()
+    chain = lake.chain_as_of("SPY", snapshot_at)
+    assert chain.height > 0 and chain["snapshot_at"].max() <= snapshot_at
+    with pytest.raises(twslake.BadInputError, match="no chain snapshot"):
+        lake.chain_as_of("SPY", snapshot_at - timedelta(days=30))
+    at = spot.as_of - timedelta(minutes=30)
+    panel = lake.option_panel("SPY", at, greeks=True)
+    assert panel.height > 0
+    assert panel["end"].max() <= at, "no bar that closed after the instant"
+    assert (panel["spot_end"].drop_nulls() <= panel["end"].filter(panel["spot_end"].is_not_null())).all()
+    priced = panel.filter(pl.col("spot").is_not_null() & (pl.col("t") > 20 / 365))
+    assert priced["iv"].is_nan().sum() < priced.height / 10
+    assert priced.filter(pl.col("right") == "C")["delta"].is_between(0, 1).all()
+
+
+def black(f, k, t, v, call):
+    n = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
+    d1 = (math.log(f / k) + 0.5 * v * v * t) / (v * math.sqrt(t))
+    d2 = d1 - v * math.sqrt(t)
+    return f * n(d1) - k * n(d2) if call else k * n(-d2) - f * n(-d1)
+
+
+def test_implied_vols_of_a_user_table_round_trip():
+    rows = []
+    for k in (80.0, 95.0, 100.0, 110.0, 130.0):
+        for t in (0.1, 0.5, 2.0):
+            for call in (True, False):
+                v = 0.15 + 0.1 * abs(math.log(k / 100))
+                rows.append(dict(close=0.98 * black(100.0, k, t, v, call), discount=0.98, forward=100.0,
+                                 strike=k, t=t, right="C" if call else "P", spot=98.0, truth=v))
+    table = pl.DataFrame(rows)
+    out = twslake.implied_vols(table, greeks=True)
+    assert out.columns[: table.width] == table.columns
+    assert (out["iv"] - out["truth"]).abs().max() < 1e-10
+    assert out.filter(pl.col("right") == "P")["delta"].is_between(-1, 0).all()
+    # A price outside the no-arbitrage bounds has no implied vol.
+    bad = table.head(1).with_columns(pl.lit(200.0).alias("close"))
+    assert math.isnan(twslake.implied_vols(bad)["iv"].item())
+    with pytest.raises(twslake.BadInputError, match="no such column"):
+        twslake.implied_vols(table.drop("t"))
+    with pytest.raises(twslake.BadInputError):
+        twslake.implied_vols([1, 2, 3])
+
+
+def test_frames_cross_through_the_arrow_c_stream(lake):
+    native = lake._native.read("equity_bars", ["SPY"], "1 day", "TRADES", None, None)
+    assert hasattr(native, "__arrow_c_stream__")
+    table = pa.table(native)  # pyarrow takes the same capsule
+    df = pl.DataFrame(native)
+    assert table.num_rows == df.height == len(native) > 0
+    assert table.column("close").to_pylist() == df["close"].to_list()
+    assert table.schema.field("ts").type == pa.timestamp("us", tz="UTC")
+
+
+def test_errors_name_the_input_and_change_nothing(lake, lake_dir, tmp_path):
+    with pytest.raises(twslake.BadInputError, match="no lake there"):
+        twslake.Lake(tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+    with pytest.raises(twslake.BadInputError, match="symbol"):
+        lake.spot_at("../etc", "2026-01-05 15:00")
+    with pytest.raises(twslake.BadInputError, match="instant"):
+        lake.spot_at("SPY", "yesterday-ish")
+    with pytest.raises(twslake.BadInputError, match="dataset"):
+        lake.scan("trades")
+    with pytest.raises(twslake.BadInputError, match="bar size"):
+        lake.equity_bars("SPY", bar_size="7 mins").collect()
+    with pytest.raises(twslake.BadInputError, match="start must not be after end"):
+        lake.missing_windows("SPY", start="2026-02-01", end="2026-01-01")
+    with pytest.raises(twslake.BadInputError, match="SQL"):
+        lake.sql("SELECT nope FROM")
+    with pytest.raises(twslake.TwslakeError):
+        lake.surface("SPY", "2001-01-02 15:00")
+    assert issubclass(twslake.StorageError, twslake.TwslakeError)
+    assert lake.status().height == len(cli_json("status", "--lake", lake_dir, "--json")["datasets"])
+
+
+def test_default_lake_comes_from_the_environment(lake_dir, monkeypatch):
+    monkeypatch.setenv("TWSLAKE_LAKE", lake_dir)
+    assert twslake.Lake().symbols() == twslake.Lake(lake_dir).symbols()

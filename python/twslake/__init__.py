@@ -1,0 +1,450 @@
+"""twslake for Python: the lake's own answers as polars frames.
+
+Open a lake made by ``twslake setup`` or ``twslake demo`` (a path, ``file://`` or ``s3://`` URL;
+S3 is configured from the standard AWS environment, as for the CLI)::
+
+    import twslake
+    lake = twslake.Lake("lake")
+    lake.equity_bars("SPY", bar_size="1 day").collect()      # a polars LazyFrame, pruned
+    lake.missing_windows("SPY", start="2024-01-01", end="2024-12-31")
+    lake.surface("SPY", at="2026-11-24 20:55").expiries       # fitted SVI slices, checks
+
+Datasets come back as lazy frames read by polars itself (only the partitions a filter needs are
+listed); computed answers (missing windows, status, chains as of an instant, the option panel,
+implied vols, surfaces) are made by the same Rust code as the ``twslake`` binary and cross into
+Python through the Arrow C stream interface, without a copy through text.
+
+Instants are ``datetime`` objects (naive ones are read as UTC) or strings in RFC 3339 or
+``YYYY-MM-DD HH:MM[:SS]`` (UTC). Dates are ``date`` objects or ``YYYY-MM-DD`` strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Iterable, Sequence, Union
+
+import polars as pl
+
+from . import _native
+from ._native import (
+    BadInputError,
+    CorruptError,
+    GatewayError,
+    IntegrityError,
+    PrerequisiteError,
+    QueryError,
+    StorageError,
+    TwslakeError,
+)
+
+__all__ = [
+    "Lake",
+    "Spot",
+    "Surface",
+    "implied_vols",
+    "sim_truth",
+    "TwslakeError",
+    "BadInputError",
+    "StorageError",
+    "CorruptError",
+    "IntegrityError",
+    "QueryError",
+    "PrerequisiteError",
+    "GatewayError",
+]
+
+__version__ = _native.version()
+
+Instant = Union[datetime, date, str]
+Day = Union[date, str]
+Symbols = Union[str, Sequence[str], None]
+
+DATASETS = ("contracts", "chains", "equity_bars", "option_bars", "quotes")
+
+
+def _instant(at: Instant) -> str:
+    if isinstance(at, datetime):
+        if at.tzinfo is not None:
+            at = at.astimezone(timezone.utc).replace(tzinfo=None)
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    if isinstance(at, date):
+        return at.isoformat()
+    if isinstance(at, str):
+        return at
+    raise BadInputError(f"invalid instant {at!r}: give a datetime or a string like '2026-11-24 20:55'")
+
+
+def _day(d: Day | None) -> str | None:
+    if d is None:
+        return None
+    if isinstance(d, datetime):
+        return d.date().isoformat()
+    if isinstance(d, date):
+        return d.isoformat()
+    if isinstance(d, str):
+        return d
+    raise BadInputError(f"invalid date {d!r}: give a date or a string like '2024-01-31'")
+
+
+def _symbols(symbols: Symbols) -> list[str] | None:
+    if symbols is None:
+        return None
+    if isinstance(symbols, str):
+        return [symbols]
+    return list(symbols)
+
+
+def _frame(native: _native.Frame) -> pl.DataFrame:
+    # polars imports the Arrow C stream: the buffers made in Rust are taken over, not copied.
+    return pl.DataFrame(native)
+
+
+@dataclass(frozen=True)
+class Spot:
+    """The spot of an underlying at an instant: the close of the last 1-minute bar closed by then."""
+
+    price: float
+    as_of: datetime
+    what_to_show: str
+
+
+@dataclass(frozen=True)
+class Surface:
+    """An implied-volatility surface at an instant (see ``twslake surface --json``).
+
+    ``expiries`` has one row per expiry (``expiry``, ``t``, ``forward``, ``discount``, the raw SVI
+    parameters ``a b rho m sigma``, ``rmse``, ``butterfly_ok``, ``calendar_ok``, ``min_g``);
+    ``points`` one row per quoted strike (``strike``, ``right``, ``k``, ``iv_market``,
+    ``iv_fit`` and the slice's fields). ``raw`` is the JSON document as a dict.
+    """
+
+    symbol: str
+    at: datetime
+    spot: float
+    expiries: pl.DataFrame
+    points: pl.DataFrame
+    raw: dict
+
+    @property
+    def arbitrage_free(self) -> bool:
+        """True when every slice passes the butterfly and calendar checks."""
+        return bool(self.expiries["butterfly_ok"].all() and self.expiries["calendar_ok"].all())
+
+    def svi_total_variance(self, expiry: date, k: Iterable[float]) -> list[float]:
+        """The fitted raw-SVI total variance w(k) of one expiry at log-moneyness values ``k``."""
+        row = self.expiries.filter(pl.col("expiry") == expiry)
+        if row.height != 1:
+            raise BadInputError(f"invalid expiry {expiry!r}: the surface has {self.expiries['expiry'].to_list()}")
+        a, b, rho, m, sigma = (row[c][0] for c in ("a", "b", "rho", "m", "sigma"))
+        return [a + b * (rho * (x - m) + ((x - m) ** 2 + sigma**2) ** 0.5) for x in k]
+
+
+def _parse_ts(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+class Lake:
+    """A twslake lake, opened read-only.
+
+    ``url`` is a folder path, ``file://`` or ``s3://bucket/prefix`` URL; by default the
+    ``TWSLAKE_LAKE`` environment variable, else ``./lake``. A local folder that does not exist is
+    an error (:class:`StorageError`); nothing is ever created or written.
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+        if url is None:
+            url = os.environ.get("TWSLAKE_LAKE", "lake")
+        self._native = _native.NativeLake(os.fspath(url))
+
+    def __repr__(self) -> str:
+        return f"Lake({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The lake's location as a URL."""
+        return self._native.url
+
+    def symbols(self) -> list[str]:
+        """The symbols the lake has ever requested anything for."""
+        return self._native.symbols()
+
+    # -- datasets, lazily -------------------------------------------------------------------
+
+    def scan(
+        self,
+        dataset: str,
+        symbols: Symbols = None,
+        *,
+        bar_size: str | None = None,
+        what_to_show: str | None = None,
+        start: Day | None = None,
+        end: Day | None = None,
+    ) -> pl.LazyFrame:
+        """A lazy scan of one dataset: ``symbol`` plus the file columns.
+
+        Only the partitions the filters keep are listed (by the Rust layout code); polars reads
+        them with its own Parquet reader, so projections and predicates push down as usual.
+        ``start``/``end`` bound the trading ``date`` (not for ``contracts``); ``bar_size`` and
+        ``what_to_show`` (IB's spellings: ``"1 min"``, ``"MIDPOINT"``) pick one bar series.
+        """
+        if dataset not in DATASETS:
+            raise BadInputError(f"invalid dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+        s, e = _day(start), _day(end)
+        files = self._native.files(dataset, _symbols(symbols), bar_size, what_to_show, s, e)
+        schema = self._schema(dataset)
+        if not files:
+            return pl.DataFrame(schema=schema).lazy()
+        by_symbol: dict[str, list[str]] = {}
+        for sym, url in files:
+            by_symbol.setdefault(sym, []).append(url)
+        opts = dict(self._native.storage_options()) or None
+        frames = [
+            pl.scan_parquet(urls, storage_options=opts, hive_partitioning=False).with_columns(
+                pl.lit(sym, dtype=pl.String).alias("symbol")
+            )
+            for sym, urls in by_symbol.items()
+        ]
+        lf = pl.concat(frames, how="vertical").select(list(schema))
+        if dataset != "contracts":
+            if s is not None:
+                lf = lf.filter(pl.col("date") >= date.fromisoformat(s))
+            if e is not None:
+                lf = lf.filter(pl.col("date") <= date.fromisoformat(e))
+        if bar_size is not None and what_to_show is not None:
+            lf = lf.filter((pl.col("bar_size") == bar_size) & (pl.col("what_to_show") == what_to_show))
+        return lf
+
+    def _schema(self, dataset: str) -> dict[str, pl.DataType]:
+        cached = getattr(self, "_schemas", None)
+        if cached is None:
+            cached = self._schemas = {}
+        if dataset not in cached:
+            cached[dataset] = dict(_frame(self._native.read(dataset, [], None, None, None, None)).schema)
+        return cached[dataset]
+
+    def equity_bars(
+        self,
+        symbols: Symbols = None,
+        *,
+        bar_size: str = "1 day",
+        what_to_show: str = "TRADES",
+        start: Day | None = None,
+        end: Day | None = None,
+    ) -> pl.LazyFrame:
+        """Equity bars of one series (default daily TRADES), lazily."""
+        return self.scan("equity_bars", symbols, bar_size=bar_size, what_to_show=what_to_show, start=start, end=end)
+
+    def option_bars(
+        self,
+        symbols: Symbols = None,
+        *,
+        bar_size: str = "1 min",
+        what_to_show: str = "MIDPOINT",
+        start: Day | None = None,
+        end: Day | None = None,
+    ) -> pl.LazyFrame:
+        """Option bars of one series (default 1-minute mids) of the underlyings ``symbols``, lazily."""
+        return self.scan("option_bars", symbols, bar_size=bar_size, what_to_show=what_to_show, start=start, end=end)
+
+    def chains(self, symbols: Symbols = None, *, start: Day | None = None, end: Day | None = None) -> pl.LazyFrame:
+        """Every option-chain snapshot (the chain's history), lazily."""
+        return self.scan("chains", symbols, start=start, end=end)
+
+    def contracts(self, symbols: Symbols = None) -> pl.LazyFrame:
+        """Contract descriptions, lazily."""
+        return self.scan("contracts", symbols)
+
+    def quotes(self, symbols: Symbols = None, *, start: Day | None = None, end: Day | None = None) -> pl.LazyFrame:
+        """Live quotes and option computations captured by ``twslake live``, lazily."""
+        return self.scan("quotes", symbols, start=start, end=end)
+
+    def read(self, dataset: str, symbols: Symbols = None, **filters: str | None) -> pl.DataFrame:
+        """A dataset read eagerly by the Rust scan (same filters as :meth:`scan`)."""
+        return _frame(
+            self._native.read(
+                dataset,
+                _symbols(symbols),
+                filters.get("bar_size"),
+                filters.get("what_to_show"),
+                _day(filters.get("start")),
+                _day(filters.get("end")),
+            )
+        )
+
+    # -- what is missing ---------------------------------------------------------------------
+
+    def missing_windows(
+        self,
+        symbol: str,
+        *,
+        start: Day,
+        end: Day,
+        bar_size: str = "1 day",
+        what_to_show: str = "TRADES",
+        dataset: str = "equity_bars",
+        con_id: int | None = None,
+    ) -> pl.DataFrame:
+        """Runs of NYSE trading days in ``[start, end]`` that no stored answer covers.
+
+        Columns ``start``, ``end`` (dates) and ``trading_days``. For option bars give the
+        ``con_id`` of the contract. Empty answers remembered in the manifest count as covered.
+        """
+        return _frame(
+            self._native.missing_windows(dataset, symbol, bar_size, what_to_show, _day(start), _day(end), con_id)
+        )
+
+    def status(self, now: Instant | None = None) -> pl.DataFrame:
+        """Per symbol and dataset: rows, first/last date, missing windows, requests, freshness."""
+        rows = json.loads(self._native.status(None if now is None else _instant(now)))
+        schema = {
+            "symbol": pl.String,
+            "dataset": pl.String,
+            "rows": pl.UInt64,
+            "first_date": pl.Date,
+            "last_date": pl.Date,
+            "latest_snapshot_age_secs": pl.Int64,
+            "missing_windows": pl.UInt32,
+            "requests": pl.UInt32,
+            "latest_quote_age_secs": pl.Int64,
+            "capture_gaps": pl.UInt32,
+        }
+        if not rows:
+            return pl.DataFrame(schema=schema)
+        df = pl.DataFrame(rows, infer_schema_length=None)
+        return df.with_columns(
+            [
+                (pl.col(c).str.to_date() if t == pl.Date else pl.col(c)).cast(t)
+                if c in df.columns
+                else pl.lit(None, dtype=t).alias(c)
+                for c, t in schema.items()
+            ]
+        ).select(list(schema))
+
+    # -- point in time ----------------------------------------------------------------------
+
+    def spot_at(self, symbol: str, at: Instant) -> Spot:
+        """The spot at ``at``: the close of the latest 1-minute bar that had closed by then."""
+        price, as_of, what = self._native.spot_at(symbol, _instant(at))
+        return Spot(price=price, as_of=_parse_ts(as_of), what_to_show=what)
+
+    def chain_as_of(self, symbol: str, at: Instant) -> pl.DataFrame:
+        """The latest option-chain snapshot taken at or before ``at`` (expirations × strikes)."""
+        return _frame(self._native.chain_as_of(symbol, _instant(at)))
+
+    def option_panel(
+        self,
+        symbol: str,
+        at: Instant,
+        *,
+        start: Day | None = None,
+        bar_size: str = "1 min",
+        what_to_show: str = "MIDPOINT",
+        spot_what_to_show: str | None = None,
+        rate: float = 0.04,
+        dividend_yield: float = 0.0,
+        implied_vol: bool = True,
+        greeks: bool = False,
+    ) -> pl.DataFrame:
+        """Option bars closed by ``at`` (from ``start``, default ``at``'s trading day), each with
+        the underlying's spot as of the bar's end (backward as-of join on 1-minute equity bars of
+        ``spot_what_to_show``; by default the series :meth:`spot_at` reads), ``t`` (ACT/365 years
+        to 16:00 New York on expiry), and, by default, ``forward``/``discount`` from the given
+        rates and the Let's Be Rational implied vol ``iv`` of the bar's close; ``greeks=True``
+        adds ``delta gamma vega theta``. Nothing stamped after ``at`` is used.
+        """
+        return _frame(
+            self._native.option_panel(
+                symbol,
+                _instant(at),
+                _day(start),
+                bar_size,
+                what_to_show,
+                spot_what_to_show,
+                rate,
+                dividend_yield,
+                implied_vol,
+                greeks,
+            )
+        )
+
+    def surface(
+        self,
+        symbol: str,
+        at: Instant,
+        *,
+        bar_size: str = "1 min",
+        max_staleness_min: int = 30,
+        rate: float = 0.04,
+        dividend_yield: float = 0.0,
+    ) -> Surface:
+        """The arbitrage-checked implied-volatility surface at ``at`` (raw SVI per expiry), from
+        the latest option mids closed within ``max_staleness_min`` minutes before ``at``."""
+        doc, points = self._native.surface(symbol, _instant(at), bar_size, max_staleness_min, rate, dividend_yield)
+        raw = json.loads(doc)
+        keys = ("expiry", "t", "forward", "discount", "a", "b", "rho", "m", "sigma", "rmse", "butterfly_ok",
+                "calendar_ok", "min_g")
+        expiries = pl.DataFrame(
+            [{k: e[k] for k in keys} for e in raw["expiries"]],
+            schema={k: (pl.String if k == "expiry" else pl.Boolean if k.endswith("_ok") else pl.Float64) for k in keys},
+        ).with_columns(pl.col("expiry").str.to_date())
+        return Surface(
+            symbol=raw["symbol"],
+            at=_parse_ts(raw["at"]),
+            spot=raw["spot"],
+            expiries=expiries,
+            points=_frame(points),
+            raw=raw,
+        )
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """polars SQL over the datasets registered as tables (``equity_bars``, ``option_bars``,
+        ``chains``, ``contracts``, ``quotes``)."""
+        return _frame(self._native.sql(query))
+
+
+def implied_vols(
+    table: pl.DataFrame,
+    *,
+    price: str = "close",
+    discount: str = "discount",
+    forward: str = "forward",
+    strike: str = "strike",
+    t: str = "t",
+    right: str = "right",
+    spot: str = "spot",
+    out: str = "iv",
+    greeks: bool = False,
+) -> pl.DataFrame:
+    """Adds the Black implied vol of each row's (discounted) ``price`` as column ``out``
+    (Let's Be Rational; NaN outside the no-arbitrage bounds), and with ``greeks=True`` the
+    Black–Scholes ``delta gamma vega theta`` (with respect to ``spot``). ``right`` holds ``C``/``P``.
+    The table crosses to Rust and back through the Arrow C stream interface.
+    """
+    if not hasattr(table, "__arrow_c_stream__"):
+        raise BadInputError(f"invalid table {type(table).__name__}: pass a polars DataFrame")
+    return _frame(_native.implied_vols(table, price, discount, forward, strike, t, right, spot, out, greeks))
+
+
+def sim_truth(symbol: str, at: Instant, *, seed: int = 0) -> pl.DataFrame:
+    """The built-in simulator's true surface at ``at`` (what ``twslake demo`` lakes are made
+    from): one row per listed expiry and strike with ``expiry``, ``t``, ``forward``,
+    ``atm_vol``, ``strike``, ``iv``, ``call``, ``put``."""
+    doc = json.loads(_native.sim_truth(symbol, _instant(at), seed))
+    rows = [
+        {
+            "expiry": datetime.strptime(e["expiry"], "%Y%m%d").date(),
+            "t": e["t"],
+            "forward": e["forward"],
+            "atm_vol": e["atm_vol"],
+            "strike": s["strike"],
+            "iv": s["iv"],
+            "call": s["call"],
+            "put": s["put"],
+        }
+        for e in doc["expiries"]
+        for s in e["strikes"]
+    ]
+    return pl.DataFrame(rows)
