@@ -2,7 +2,9 @@
 # Runs every test of twslake, doing its own set-up on a fresh machine:
 #   - a Python venv with the interop readers (DuckDB, pyarrow, polars) and moto's S3 server;
 #   - an S3 server on loopback (moto) for the storage suite's S3 half;
-#   - formatting and lint checks, the Rust tests (unit, integration, doc), the Python tests.
+#   - formatting and lint checks, the Rust tests (unit, integration, doc), the Python tests;
+#   - the Python package built with maturin into a fresh venv, its tests, and every notebook
+#     executed on a lake made by `twslake demo`.
 # Build output goes to $CARGO_TARGET_DIR (default: a cache folder outside the clone), so a warm
 # machine rebuilds little.
 set -euo pipefail
@@ -38,10 +40,11 @@ export TWSLAKE_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT"
 echo "moto listening on $TWSLAKE_TEST_S3_ENDPOINT"
 
 step "cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy -p twslake-python --quiet -- -D warnings
 
 step "cargo test"
 export TWSLAKE_INTEROP_DIR="$CARGO_TARGET_DIR/interop"
@@ -50,3 +53,27 @@ cargo test --quiet
 
 step "python tests"
 "$VENV/bin/python" -m pytest -q tests/python
+
+step "python package: maturin build (dev profile) into a fresh venv"
+PKG_VENV="$CARGO_TARGET_DIR/python-package-venv"
+rm -rf "$PKG_VENV"
+python3 -m venv "$PKG_VENV"
+"$PKG_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-test.txt
+WHEELS="$CARGO_TARGET_DIR/wheels"
+rm -rf "$WHEELS"
+# The dev profile reuses the dependencies `cargo test` just built; `pip install ./python` (the
+# user's one command) builds the same package in release.
+"$PKG_VENV/bin/maturin" build --quiet --profile dev -m python/Cargo.toml --out "$WHEELS"
+"$PKG_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$WHEELS"/twslake-*.whl
+
+step "demo lake for the package tests and the notebooks"
+DEMO_LAKE="$CARGO_TARGET_DIR/demo-lake"
+rm -rf "$DEMO_LAKE"
+"$CARGO_TARGET_DIR/debug/twslake" demo --lake "$DEMO_LAKE" >"$CACHE/demo.log" 2>&1 || { tail -50 "$CACHE/demo.log"; exit 1; }
+export TWSLAKE_DEMO_LAKE="$DEMO_LAKE" TWSLAKE_BIN="$CARGO_TARGET_DIR/debug/twslake"
+
+step "python package tests"
+"$PKG_VENV/bin/python" -m pytest -q python/tests
+
+step "notebooks (nbclient, on the demo lake)"
+TWSLAKE_LAKE="$DEMO_LAKE" "$PKG_VENV/bin/python" notebooks/run.py

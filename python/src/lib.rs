@@ -169,14 +169,20 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn new(df: DataFrame) -> Self {
+    /// Prepares the frame once for any number of hand-overs: chunks aligned across columns (a
+    /// copy only when they are not), constant columns materialised (kept inside the column).
+    fn new(mut df: DataFrame) -> Self {
+        for c in df.columns() {
+            let _ = c.as_materialized_series();
+        }
+        df.align_chunks_par();
         Frame { df }
     }
 }
 
-/// The frame as an Arrow C stream of struct arrays, one per chunk, sharing the columns' buffers.
-fn export(mut df: DataFrame) -> PolarsResult<ffi::ArrowArrayStream> {
-    df.rechunk_mut_par();
+/// The frame (chunks aligned, see [`Frame::new`]) as an Arrow C stream of struct arrays, one per
+/// chunk, sharing the columns' buffers.
+fn export(df: DataFrame) -> PolarsResult<ffi::ArrowArrayStream> {
     let compat = CompatLevel::newest();
     let fields: Vec<ArrowField> = df.columns().iter().map(|c| c.field().to_arrow(compat)).collect();
     let dtype = ArrowDataType::Struct(fields);
