@@ -175,6 +175,33 @@ impl Lake {
         Ok(Some(Compacted { partition: p.clone(), micro_batches: read.len(), rows: done.rows }))
     }
 
+    /// Merges micro-batches of one partition into one new micro-batch `into`, then deletes them:
+    /// fewer, larger files for readers during a long capture, at the cost of the rows merged
+    /// (never the whole day). A crash in between leaves copies that readers merge. Returns the
+    /// rows written; sources already gone are skipped.
+    pub async fn merge_micro_batches(&self, sources: &[MicroBatch], into: &MicroBatch) -> Result<usize> {
+        if let Some(other) = sources.iter().find(|m| m.partition != into.partition) {
+            let why = format!("not a micro-batch of {}", into.partition);
+            return Err(Error::bad_input("micro-batch", other.path().to_string(), why));
+        }
+        let (read, data) = self.read_micro_batches(sources).await?;
+        if read.is_empty() {
+            return Ok(0);
+        }
+        let dataset = into.partition.dataset;
+        let batches: Vec<RecordBatch> = data.into_iter().map(|d| d.batch).collect();
+        let rows = merge(dataset, &batches)?;
+        self.put_new(&into.path(), encode(dataset, &rows, &BTreeSet::new())?).await?;
+        for mb in &read {
+            let path = mb.path();
+            match self.store().delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(&path, e)),
+            }
+        }
+        Ok(rows.num_rows())
+    }
+
     /// Compacts every partition of `dataset` (of one symbol, or all) that has micro-batches.
     pub async fn compact_all(&self, dataset: Dataset, symbol: Option<&Symbol>) -> Result<Vec<Compacted>> {
         let mut out = Vec::new();

@@ -16,7 +16,9 @@
 //! captured symbols' micro-batches are folded into their day partitions ([`crate::Lake::compact`]:
 //! an atomic replace, and the micro-batches deleted only once it is visible); a run that was
 //! killed leaves them in place, and the next run compacts them at its start (or
-//! `twslake compact` does). When a flush's lag still passes the bound (a storage too slow for
+//! `twslake compact` does). During a long run, every [`LiveOptions::rollup_every`] micro-batches
+//! of a day are merged into one in the background (a cost of those rows only, never the day's),
+//! so readers of a day being captured open a few hundred files, not one per flush. When a flush's lag still passes the bound (a storage too slow for
 //! the rate) a WARNING says so.
 //!
 //! `seq` continues from the largest stored in the symbol's latest partition, so a restarted
@@ -40,7 +42,7 @@ use crate::datasets::quotes::{self, Quote};
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::jobs::Ingest;
-use crate::lake::layout::Symbol;
+use crate::lake::layout::{MicroBatch, Partition, Symbol};
 use crate::lake::manifest::{DateWindow, Entry, Outcome, Request};
 use crate::monitor::Severity;
 use crate::source::errors::ErrorClass;
@@ -76,6 +78,9 @@ pub struct LiveOptions {
     /// How often the option selection is made again around the live spot (options leaving the
     /// band are unsubscribed before those entering it are subscribed: the line limit holds).
     pub reselect_every: Duration,
+    /// Once a day partition has this many of the run's micro-batches, they are merged into one
+    /// in the background (fewer files for readers during a long capture; 0: never).
+    pub rollup_every: usize,
     /// The live gauges (shared with the metrics endpoint).
     pub metrics: Arc<LiveMetrics>,
 }
@@ -88,6 +93,7 @@ impl Default for LiveOptions {
             chain_every: Duration::from_secs(4 * 3600),
             backoff: Duration::from_millis(250),
             reselect_every: Duration::from_secs(60),
+            rollup_every: 150,
             metrics: Arc::new(LiveMetrics::default()),
         }
     }
@@ -110,6 +116,8 @@ pub struct LiveReport {
     pub reselected: u64,
     /// The con_ids subscribed at the end.
     pub subscribed: Vec<i64>,
+    /// Micro-batches merged into larger ones during the run (see [`LiveOptions::rollup_every`]).
+    pub rolled_up: usize,
     /// Micro-batches left by an earlier (killed) run and compacted at the start.
     pub compacted_at_start: usize,
     /// Micro-batches of this run compacted at its end (fewer when compaction failed: the next
@@ -223,6 +231,8 @@ pub async fn run<S: MarketData>(
         book: Book::new(next_seq(ingest, symbols).await?),
         run_id: rand::random(),
         flushes: 0,
+        written: BTreeMap::new(),
+        rollups: Rollups(Vec::new()),
         pending: BTreeMap::new(),
         oldest: None,
         gap: None,
@@ -407,6 +417,10 @@ struct Writer<'a, S> {
     run_id: u64,
     /// Flushes done (the `<SEQ>` of the next micro-batches).
     flushes: u64,
+    /// This run's micro-batches not merged yet, by partition.
+    written: BTreeMap<Partition, Vec<MicroBatch>>,
+    /// Merges of micro-batches running in the background.
+    rollups: Rollups,
     pending: BTreeMap<Symbol, Vec<Quote>>,
     oldest: Option<Instant>,
     gap: Option<DateTime<Utc>>,
@@ -418,6 +432,15 @@ struct Writer<'a, S> {
 }
 
 type Feed<'a> = futures::future::BoxFuture<'a, ()>;
+
+/// Background merges of micro-batches; a run that is dropped (killed) stops them, like a crash.
+struct Rollups(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Rollups {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|h| h.abort());
+    }
+}
 
 impl<'a, S: MarketData> Writer<'a, S> {
     /// Starts a contract's feed (the caller polls it).
@@ -525,6 +548,9 @@ impl<'a, S: MarketData> Writer<'a, S> {
             self.event(ev).await?;
         }
         self.flush().await?;
+        for h in std::mem::take(&mut self.rollups.0) {
+            let _ = h.await;
+        }
         self.close_gap().await
     }
 
@@ -587,7 +613,10 @@ impl<'a, S: MarketData> Writer<'a, S> {
             }
             let batch = quotes::to_batch(&rows);
             match self.ingest.lake.append(Dataset::Quotes, &symbol, &batch, self.run_id, seq).await {
-                Ok(_) => {
+                Ok(mbs) => {
+                    for mb in mbs {
+                        self.written.entry(mb.partition.clone()).or_default().push(mb);
+                    }
                     let n = rows.len() as u64;
                     self.report.rows += n;
                     self.opts.metrics.rows_written.fetch_add(n, Ordering::Relaxed);
@@ -618,7 +647,35 @@ impl<'a, S: MarketData> Writer<'a, S> {
         if !self.pending.is_empty() {
             self.oldest = Some(Instant::now());
         }
+        self.roll_up();
         Ok(())
+    }
+
+    /// Starts a background merge of every partition's micro-batches once there are
+    /// [`LiveOptions::rollup_every`] of them; the flushes go on meanwhile.
+    fn roll_up(&mut self) {
+        let every = self.opts.rollup_every;
+        if every < 2 {
+            return;
+        }
+        self.rollups.0.retain(|h| !h.is_finished());
+        let full: Vec<Partition> =
+            self.written.iter().filter(|(_, v)| v.len() >= every).map(|(p, _)| p.clone()).collect();
+        for p in full {
+            let sources = self.written.remove(&p).unwrap_or_default();
+            let into = match MicroBatch::new(p, self.run_id, self.flushes) {
+                Ok(m) => m,
+                Err(e) => return tracing::warn!("merging micro-batches: {e}"),
+            };
+            self.flushes += 1;
+            self.report.rolled_up += sources.len();
+            let lake = self.ingest.lake.clone();
+            self.rollups.0.push(tokio::spawn(async move {
+                if let Err(e) = lake.merge_micro_batches(&sources, &into).await {
+                    tracing::warn!("merging {} micro-batches into {into}: {e}; they stay as they are", sources.len());
+                }
+            }));
+        }
     }
 
     async fn chains(&mut self, symbols: &[Symbol]) -> Result<()> {

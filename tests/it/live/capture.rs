@@ -21,8 +21,10 @@ async fn quotes_and_greeks_match_the_model() {
     let (sim, f) = prepared(MIDDAY, &symbols).await;
     let lake = f.lake();
     let run = ingest(&sim, &lake, live_config()).await;
-    let opts = fast();
+    // Micro-batches merged in the background every 3 flushes: nothing may be lost on the way.
+    let opts = LiveOptions { rollup_every: 3, ..fast() };
     let report = capture_for(&run, &symbols, &opts, 3.0).await;
+    assert!(report.rolled_up >= 3, "{report:?}");
     assert_eq!(report.lines, 2 + 2 * 4, "{report:?}");
     assert!(report.without_options.is_empty());
     assert!(report.rows > 0 && report.rows == report.rows.min(report.ticks));

@@ -7,7 +7,7 @@ use crate::lake::on_both;
 use crate::support::Fixture;
 use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
-use twslake::lake::layout::{DataObject, Partition};
+use twslake::lake::layout::{DataObject, MicroBatch, Partition};
 use twslake::query::collect;
 
 fn ts(s: &str) -> DateTime<Utc> {
@@ -129,6 +129,21 @@ async fn micro_batches_merged_and_compacted(f: Fixture) {
     let v = lake.validate().await.unwrap();
     assert!(v.ok() && v.micro_batches == 0, "{v:?}");
     assert!(lake.compact_all(Dataset::Quotes, None).await.unwrap().is_empty(), "nothing left to compact");
+
+    // A long capture's roll-up: micro-batches merged into one new micro-batch keep every row.
+    let mut mbs = Vec::new();
+    for k in 0..3i64 {
+        let rows: Vec<Quote> = (210 + 10 * k..220 + 10 * k).map(|i| q(i, day, t1, 5.0)).collect();
+        mbs.extend(lake.append(Dataset::Quotes, &spy, &quotes::to_batch(&rows), run, 10 + k as u64).await.unwrap());
+    }
+    let into = MicroBatch::new(p.clone(), run, 20).unwrap();
+    let elsewhere = MicroBatch::new(p2.clone(), run, 21).unwrap();
+    assert!(lake.merge_micro_batches(&mbs, &elsewhere).await.is_err(), "micro-batches of another partition");
+    assert_eq!(lake.merge_micro_batches(&mbs, &into).await.unwrap(), 30);
+    assert_eq!(lake.micro_batches(&p).await.unwrap(), vec![into]);
+    want.extend((210..240).map(|i| (i, 5.0)));
+    assert_eq!(read(&lake).await, want, "{}: merged micro-batches lose nothing", f.name);
+    assert_eq!(scanned(&lake).await, want);
 }
 
 on_both!(micro_batches_merged_and_compacted);
