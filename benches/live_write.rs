@@ -1,7 +1,7 @@
 //! Live capture's writer: the cost of a flush (one micro-batch appended beside the day's quotes
 //! partition) as the day grows, against the former merge into the day partition; the cost of
-//! reading and compacting a day of micro-batches; then an end-to-end capture on the simulator
-//! (100 lines over TCP), and the background roll-up of 150 micro-batches.
+//! reading and compacting a day of micro-batches; the background roll-up of 150 micro-batches;
+//! then an end-to-end capture on the simulator (100 lines over TCP).
 //!
 //! `cargo bench --bench live_write` (release profile; plain timing, no criterion: each
 //! measurement is one flush into a growing day and cannot be repeated identically).
