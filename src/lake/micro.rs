@@ -7,7 +7,9 @@
 //! - S3: one PUT with `If-None-Match: *` (`PutMode::Create`).
 //!
 //! Readers ([`Lake::read_partition`], the polars scans) merge a partition with its micro-batches
-//! on the primary key, exactly as a write merges, so a row present in both counts once.
+//! on the primary key, exactly as a write merges, so a row present in both counts once. A polars
+//! scan that races with a compaction or a roll-up may fail on a file deleted after its listing
+//! (run it again); it never returns a row twice or misses one silently.
 //!
 //! [`Lake::compact`] folds the micro-batches into the partition file through the ordinary
 //! commit (merge, atomic replace) and deletes them only after that replacement is visible. A
@@ -108,8 +110,8 @@ impl Lake {
         }
     }
 
-    /// Reads the given micro-batches; those deleted since they were listed are skipped (a
-    /// compaction deletes them only once the partition file holds their rows).
+    /// Reads the given micro-batches; those deleted since they were listed are skipped (their
+    /// rows were made visible elsewhere first: in the partition file or a merged micro-batch).
     async fn read_micro_batches(&self, mbs: &[MicroBatch]) -> Result<(Vec<MicroBatch>, Vec<PartitionData>)> {
         let (mut read, mut data) = (Vec::new(), Vec::new());
         for mb in mbs {
@@ -125,25 +127,30 @@ impl Lake {
     /// Reads one partition with its micro-batches, merged on the primary key; `None` when
     /// neither exists.
     ///
-    /// The micro-batches are read before the partition file: one that is gone by then was
-    /// compacted, and the file read afterwards holds its rows.
+    /// The micro-batches are read before the partition file. One that is gone by then was
+    /// merged into the file (compaction) or into a newer micro-batch (a capture's roll-up), and
+    /// both become visible before the deletion: the read starts again from the listing.
     pub async fn read_partition(&self, p: &Partition) -> Result<Option<PartitionData>> {
-        let mbs = self.micro_batches(p).await?;
-        if mbs.is_empty() {
-            return self.read_partition_file(p).await;
+        const ATTEMPTS: u32 = 20;
+        for _ in 0..ATTEMPTS {
+            let mbs = self.micro_batches(p).await?;
+            if mbs.is_empty() {
+                return self.read_partition_file(p).await;
+            }
+            let (read, parts) = self.read_micro_batches(&mbs).await?;
+            if read.len() < mbs.len() {
+                continue;
+            }
+            let file = self.read_partition_file(p).await?;
+            let mut batches = Vec::new();
+            let mut requests = BTreeSet::new();
+            for d in file.into_iter().chain(parts) {
+                batches.push(d.batch);
+                requests.extend(d.requests);
+            }
+            return Ok(Some(PartitionData { batch: merge(p.dataset, &batches)?, requests }));
         }
-        let (_, parts) = self.read_micro_batches(&mbs).await?;
-        let file = self.read_partition_file(p).await?;
-        let mut batches = Vec::new();
-        let mut requests = BTreeSet::new();
-        for d in file.into_iter().chain(parts) {
-            batches.push(d.batch);
-            requests.extend(d.requests);
-        }
-        if batches.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(PartitionData { batch: merge(p.dataset, &batches)?, requests }))
+        Err(Error::Contention { path: p.path().to_string(), attempts: ATTEMPTS })
     }
 
     /// Folds a partition's micro-batches into its file (merge, atomic replace), then deletes

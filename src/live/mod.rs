@@ -206,7 +206,11 @@ pub async fn run<S: MarketData>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<LiveReport> {
     let lm = &opts.metrics;
-    let compacted_at_start = compact(ingest, symbols).await?;
+    // What a killed run left; if that fails the capture goes on (readers merge micro-batches).
+    let compacted_at_start = compact(ingest, symbols).await.unwrap_or_else(|e| {
+        tracing::warn!("compacting micro-batches left by an earlier run: {e}");
+        0
+    });
     for s in symbols {
         ingest.freshness(s).await?;
         if let Err(e) = ingest.contracts_snapshot(s).await {

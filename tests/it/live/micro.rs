@@ -147,3 +147,45 @@ async fn micro_batches_merged_and_compacted(f: Fixture) {
 }
 
 on_both!(micro_batches_merged_and_compacted);
+
+/// Readers racing a capture's roll-ups and a compaction always see every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_racing_roll_ups_and_compaction_see_every_row_once() {
+    let f = Fixture::local();
+    let lake = f.lake();
+    let spy = Symbol::new("SPY").unwrap();
+    let day = ts("2026-11-24T17:00:00Z");
+    let run = 7;
+    for k in 0..32i64 {
+        let rows: Vec<Quote> = (10 * k..10 * k + 10).map(|i| q(i, day, day, 1.0)).collect();
+        lake.append(Dataset::Quotes, &spy, &quotes::to_batch(&rows), run, k as u64).await.unwrap();
+    }
+    let p = Partition::for_date(Dataset::Quotes, &spy, None, day.date_naive()).unwrap();
+    let writer = {
+        let (lake, p) = (lake.clone(), p.clone());
+        tokio::spawn(async move {
+            let mut next = 100;
+            loop {
+                let mbs = lake.micro_batches(&p).await.unwrap();
+                if mbs.len() < 2 {
+                    break;
+                }
+                for pair in mbs.chunks_exact(2) {
+                    lake.merge_micro_batches(pair, &MicroBatch::new(p.clone(), run, next).unwrap()).await.unwrap();
+                    next += 1;
+                }
+            }
+            lake.compact(&p).await.unwrap().expect("one micro-batch left to compact");
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let d = lake.read_partition(&p).await.unwrap().unwrap();
+        assert_eq!(d.batch.num_rows(), 320, "read {reads}");
+        reads += 1;
+    }
+    writer.await.unwrap();
+    assert!(reads > 0);
+    assert_eq!(lake.read_partition_file(&p).await.unwrap().unwrap().batch.num_rows(), 320);
+    assert!(lake.micro_batches(&p).await.unwrap().is_empty());
+}
