@@ -18,8 +18,8 @@
 //! killed leaves them in place, and the next run compacts them at its start (or
 //! `twslake compact` does). During a long run, every [`LiveOptions::rollup_every`] micro-batches
 //! of a day are merged into one in the background (a cost of those rows only, never the day's),
-//! so readers of a day being captured open a few hundred files, not one per flush. When a flush's lag still passes the bound (a storage too slow for
-//! the rate) a WARNING says so.
+//! so readers of a day being captured open a few hundred files, not one per flush. When a
+//! flush's lag still passes the bound (a storage too slow for the rate) a WARNING says so.
 //!
 //! `seq` continues from the largest stored in the symbol's latest partition, so a restarted
 //! capture never reuses a primary key: kill and restart duplicate no row.
