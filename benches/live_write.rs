@@ -1,9 +1,11 @@
-//! Live capture's writer: the cost of a micro-batch flush (a merge into the day's quotes
-//! partition, rewritten atomically) as the day partition grows, and the tick rate that keeps
-//! the 5-second loss bound; then an end-to-end capture on the simulator (100 lines over TCP).
+//! Live capture's writer: the cost of a flush (one micro-batch appended beside the day's quotes
+//! partition) as the day grows, against the former merge into the day partition; the cost of
+//! reading and compacting a day of micro-batches; the background roll-up of 150 micro-batches;
+//! then an end-to-end capture on the simulator (100 lines over TCP).
 //!
 //! `cargo bench --bench live_write` (release profile; plain timing, no criterion: each
-//! measurement is one flush of a growing partition and cannot be repeated identically).
+//! measurement is one flush into a growing day and cannot be repeated identically).
+//! `LIVE_BENCH_ROWS` sets the day's size at the end of the flush series (default 1,240,000).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use twslake::datasets::Dataset;
 use twslake::lake::layout::Symbol;
 use twslake::Lake;
 
-/// Rows of one flush: 2 s of ticks at `rate` ticks/s.
+/// `n` quote rows of 100 contracts with sequence numbers from `start_seq`.
 fn batch(start_seq: i64, n: usize, ts: DateTime<Utc>) -> Vec<Quote> {
     (0..n)
         .map(|k| {
@@ -45,29 +47,102 @@ fn batch(start_seq: i64, n: usize, ts: DateTime<Utc>) -> Vec<Quote> {
         .collect()
 }
 
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
 async fn flush_cost() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let spy = Symbol::new("SPY").unwrap();
     let ts: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
     let per_flush = 10_000; // 2 s of flush interval at 5,000 rows/s
-    let max: usize = std::env::var("LIVE_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let marks: Vec<usize> =
-        [10_000usize, 100_000, 250_000, 500_000, 1_000_000].into_iter().filter(|m| *m <= max).collect();
-    println!("flush of {per_flush} rows merged into a day partition of N rows (local disk)");
-    println!("| N rows before the flush | flush time | rows/s written at that size |");
-    println!("|---|---|---|");
-    let mut n = 0usize;
-    while n < *marks.last().unwrap() {
-        let rows = batch(n as i64, per_flush, ts);
-        let b = quotes::to_batch(&rows);
-        let t0 = Instant::now();
-        lake.write(Dataset::Quotes, &spy, &b, None).await.unwrap();
-        let dt = t0.elapsed();
-        if marks.contains(&(n + per_flush)) || n == 0 {
-            println!("| {n} | {:.0} ms | {:.0} |", dt.as_secs_f64() * 1e3, per_flush as f64 / dt.as_secs_f64());
+    let start = 240_000usize; // the day file a capture restarted at noon finds
+    let end: usize = std::env::var("LIVE_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_240_000);
+    let run = 0x5eed_u64;
+    let t0 = Instant::now();
+    lake.write(Dataset::Quotes, &spy, &quotes::to_batch(&batch(0, start, ts)), None).await.unwrap();
+    println!("day file of {start} rows written in {}", ms(t0.elapsed()));
+
+    // Flushes as micro-batches while the day grows from `start` to `end` rows.
+    let mut n = start;
+    let mut times = Vec::new();
+    let mut seq = 0u64;
+    println!("flush of {per_flush} rows appended as a micro-batch (local disk)");
+    println!("| rows of the day before the flush | micro-batches before | flush time | rows/s written |");
+    println!("|---|---|---|---|");
+    while n < end {
+        let b = quotes::to_batch(&batch(n as i64, per_flush, ts));
+        let t = Instant::now();
+        lake.append(Dataset::Quotes, &spy, &b, run, seq).await.unwrap();
+        let dt = t.elapsed();
+        if seq == 0 || (n + per_flush) % 250_000 < per_flush || n + per_flush >= end {
+            println!("| {n} | {seq} | {} | {:.0} |", ms(dt), per_flush as f64 / dt.as_secs_f64());
         }
+        times.push(dt);
         n += per_flush;
+        seq += 1;
+    }
+    times.sort();
+    let q = |f: f64| times[((times.len() - 1) as f64 * f) as usize];
+    println!(
+        "{} flushes: min {}, median {}, p95 {}, max {}",
+        times.len(),
+        ms(q(0.0)),
+        ms(q(0.5)),
+        ms(q(0.95)),
+        ms(q(1.0))
+    );
+
+    // Readers and the compaction at the end of the run.
+    let p = lake.partitions(Dataset::Quotes, Some(&spy)).await.unwrap().remove(0);
+    let t = Instant::now();
+    let rows = lake.read_partition(&p).await.unwrap().unwrap().batch.num_rows();
+    println!("read_partition of the day file + {seq} micro-batches ({rows} rows): {}", ms(t.elapsed()));
+    let lf = lake.scan(Dataset::Quotes, &Default::default()).await.unwrap();
+    let t = Instant::now();
+    let counted = twslake::query::collect(lf).await.unwrap().height();
+    println!("polars scan (merged on the key) of the same: {} ({counted} rows)", ms(t.elapsed()));
+    let t = Instant::now();
+    let c = lake.compact(&p).await.unwrap().unwrap();
+    println!("compaction of {} micro-batches into {} rows: {}", c.micro_batches, c.rows, ms(t.elapsed()));
+    let t = Instant::now();
+    let rows = lake.read_partition(&p).await.unwrap().unwrap().batch.num_rows();
+    println!("read_partition after compaction ({rows} rows): {}", ms(t.elapsed()));
+
+    // The background roll-up of a 100-line capture: 150 flushes of 2 s at 1,423 rows/s.
+    let dir = tempfile::tempdir().unwrap();
+    let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (flushes, rows_per) = (150u64, 2_846usize);
+    let mut mbs = Vec::new();
+    for k in 0..flushes {
+        let b = quotes::to_batch(&batch((k as usize * rows_per) as i64, rows_per, ts));
+        mbs.extend(other.append(Dataset::Quotes, &spy, &b, run, k).await.unwrap());
+    }
+    let t = Instant::now();
+    let rows = other.read_partition(&p).await.unwrap().unwrap().batch.num_rows();
+    println!("read_partition of {flushes} micro-batches ({rows} rows): {}", ms(t.elapsed()));
+    let into = twslake::lake::layout::MicroBatch::new(p.clone(), run, flushes).unwrap();
+    let t = Instant::now();
+    let merged = other.merge_micro_batches(&mbs, &into).await.unwrap();
+    println!("roll-up of {flushes} micro-batches into one ({merged} rows): {}", ms(t.elapsed()));
+    let t = Instant::now();
+    let rows = other.read_partition(&p).await.unwrap().unwrap().batch.num_rows();
+    println!("read_partition after the roll-up ({rows} rows): {}", ms(t.elapsed()));
+
+    // The former scheme, for comparison: the same flush merged into (and rewriting) the day.
+    println!("the same flush merged into the day partition (the former scheme)");
+    println!("| rows of the day before the flush | flush time | rows/s written |");
+    println!("|---|---|---|");
+    for size in [start, n] {
+        let dir = tempfile::tempdir().unwrap();
+        let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        other.write(Dataset::Quotes, &spy, &quotes::to_batch(&batch(0, size, ts)), None).await.unwrap();
+        let b = quotes::to_batch(&batch(size as i64, per_flush, ts));
+        let t = Instant::now();
+        other.write(Dataset::Quotes, &spy, &b, None).await.unwrap();
+        let dt = t.elapsed();
+        println!("| {size} | {} | {:.0} |", ms(dt), per_flush as f64 / dt.as_secs_f64());
     }
 }
 
@@ -114,11 +189,12 @@ async fn end_to_end() {
     let (report, worst) = tokio::join!(live::run(&run, &symbols, &opts, rx), watch_lag);
     let report = report.unwrap();
     println!(
-        "end to end: {} lines, {secs} s, {:.0} ticks/s received, {:.0} rows/s written, worst tick-to-disk lag {} ms",
+        "end to end: {} lines, {secs} s, {:.0} ticks/s received, {:.0} rows/s written, worst tick-to-disk lag {} ms, {} micro-batches compacted at the end",
         report.lines,
         report.ticks as f64 / secs,
         report.rows as f64 / secs,
-        worst
+        worst,
+        report.compacted
     );
 }
 

@@ -67,6 +67,15 @@ pub struct ValidateArgs {
     json: bool,
 }
 
+/// Arguments of `compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Only these symbols (all by default).
+    pub symbols: Vec<String>,
+    #[command(flatten)]
+    lake: LakeArg,
+}
+
 /// Arguments of the hidden `synth-lake`.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
@@ -210,6 +219,26 @@ pub async fn gaps_of(lake: &Lake, symbol: &Symbol) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `compact`: folds live capture's micro-batches into their day partitions (what `live` does at
+/// its end and at its start; for captures that were killed and not run again).
+pub async fn compact(a: CompactArgs) -> anyhow::Result<i32> {
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let symbols: Vec<Option<Symbol>> = match a.symbols.is_empty() {
+        true => vec![None],
+        false => a.symbols.iter().map(|s| Symbol::new(s).map(Some)).collect::<Result<_, _>>()?,
+    };
+    let (mut parts, mut batches) = (0, 0);
+    for s in &symbols {
+        for c in lake.compact_all(Dataset::Quotes, s.as_ref()).await? {
+            println!("{}: {} micro-batches folded in, {} rows", c.partition, c.micro_batches, c.rows);
+            parts += 1;
+            batches += c.micro_batches;
+        }
+    }
+    println!("compacted {parts} partitions ({batches} micro-batches) in {}", lake.location());
+    Ok(0)
+}
+
 pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
     let lake = Lake::open_existing(&a.lake.lake)?;
     let report = lake.validate().await?;
@@ -223,6 +252,12 @@ pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
             report.entries,
             lake.location()
         );
+        if report.micro_batches > 0 {
+            println!(
+                "note: {} live micro-batches not compacted yet (read with their partitions; `twslake compact` folds them in)",
+                report.micro_batches
+            );
+        }
         if report.leftover_temp_files > 0 {
             println!(
                 "note: {} temporary files from interrupted writes under _tmp/ (never read; safe to delete)",

@@ -44,6 +44,23 @@ pub struct LiveArgs {
     /// Seconds between micro-batch flushes (at most 5: the most a crash may lose).
     #[arg(long, default_value_t = 2.0)]
     pub flush_every: f64,
+    /// How often the option selection is made again around the live spot (`30s`, `5m`).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub reselect_every: Duration,
+}
+
+impl LiveArgs {
+    /// The capture's settings from the command line.
+    fn options(&self) -> LiveOptions {
+        LiveOptions {
+            max_lines: self.max_lines,
+            flush_every: Duration::from_secs_f64(self.flush_every.clamp(0.1, live::MAX_FLUSH.as_secs_f64())),
+            // Checking is a read of the lake; the snapshot itself is taken only when due.
+            chain_every: self.chain_every.min(Duration::from_secs(600)),
+            reselect_every: self.reselect_every,
+            ..Default::default()
+        }
+    }
 }
 
 /// Parses `90s`, `30m`, `4h`, `1h30m`, `2d` (a bare number is seconds).
@@ -126,13 +143,7 @@ pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
         let sink: Arc<dyn AlertSink> = Arc::new(live::webhook::WebhookSink::new(url).map_err(anyhow::Error::msg)?);
         ingest.alerts.push(sink);
     }
-    let opts = LiveOptions {
-        max_lines: a.max_lines,
-        flush_every: Duration::from_secs_f64(a.flush_every.clamp(0.1, live::MAX_FLUSH.as_secs_f64())),
-        // Checking is a read of the lake; the snapshot itself is taken only when due.
-        chain_every: a.chain_every.min(Duration::from_secs(600)),
-        ..Default::default()
-    };
+    let opts = a.options();
     let server = match &a.metrics {
         Some(addr) => {
             let (bound, task) = live::http::serve(addr, ingest.metrics.clone(), opts.metrics.clone())
@@ -175,6 +186,28 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
         assert!(parse_duration("4x").is_err() && parse_duration("").is_err() && parse_duration("h").is_err());
+    }
+
+    fn parse(args: &[&str]) -> LiveArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["twslake", "live"].iter().chain(args)).unwrap();
+        match cli.command {
+            crate::cli::Command::Live(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reselect_every_is_a_flag() {
+        let a = parse(&["SPY"]);
+        assert_eq!(a.options().reselect_every, Duration::from_secs(60), "default: a minute");
+        let a = parse(&["SPY", "--reselect-every", "5m", "--flush-every", "9"]);
+        let o = a.options();
+        assert_eq!(o.reselect_every, Duration::from_secs(300));
+        assert_eq!(o.flush_every, live::MAX_FLUSH, "flushes clamped to the loss bound");
+        use clap::Parser;
+        let bad = crate::cli::Cli::try_parse_from(["twslake", "live", "SPY", "--reselect-every", "soon"]);
+        assert!(bad.unwrap_err().to_string().contains("soon"));
     }
 
     #[test]

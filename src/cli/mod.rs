@@ -33,6 +33,8 @@ pub enum Command {
     Gaps(lake_cmds::GapsArgs),
     /// Checks every file and manifest entry; exits non-zero when anything is wrong.
     Validate(lake_cmds::ValidateArgs),
+    /// Folds live capture's micro-batches into their day partitions (`live` does it at its end).
+    Compact(lake_cmds::CompactArgs),
     /// Runs the simulated TWS gateway (or prints the truth of its surface).
     Sim(crate::sim::cli::SimArgs),
     /// The arbitrage-checked implied-volatility surface of a symbol at an instant.
@@ -60,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,
+        Command::Compact(a) => lake_cmds::compact(a).await,
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
         Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),
         Command::SynthLake(a) => lake_cmds::synth_lake(a).await,

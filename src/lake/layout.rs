@@ -8,6 +8,7 @@
 //!   equity_bars/symbol=<SYM>/year=<YYYY>/<bar>-<WHAT>-<YYYY-MM-DD>.parquet intraday bars
 //!   option_bars/…  as equity_bars, <SYM> being the underlying
 //!   quotes/symbol=<SYM>/year=<YYYY>/quotes-<YYYY-MM-DD>.parquet
+//!   quotes/symbol=<SYM>/year=<YYYY>/quotes-<YYYY-MM-DD>.part-<RUN>-<SEQ>.parquet   live micro-batches
 //!   _manifest/symbol=<SYM>/{log-…,pending-…,snapshot-…}.json
 //! ```
 //! See `lake-layout/SPEC.md` for the reasoning; `tests/it/lake/layout_spec.rs` keeps the two in step.
@@ -431,6 +432,128 @@ impl Partition {
     }
 }
 
+/// Datasets whose partitions may have micro-batches beside them (live capture's `quotes`).
+pub fn has_micro_batches(dataset: Dataset) -> bool {
+    dataset == Dataset::Quotes
+}
+
+/// One micro-batch: an immutable file of new rows written beside its day partition by a live
+/// capture's flush, `quotes-<YYYY-MM-DD>.part-<RUN>-<SEQ>.parquet` in the partition's folder.
+///
+/// It lies in the same hive folders as its partition, so engines that glob a dataset
+/// (`quotes/**/*.parquet`) read it as rows of the dataset with the same `symbol` and `year`.
+/// Readers of twslake merge a partition with its micro-batches on the primary key; compaction
+/// folds them into the partition file and deletes them only once that replacement is visible.
+/// `<RUN>` is 16 lowercase hex digits drawn at random per writer, `<SEQ>` the writer's flush
+/// counter (decimal, at least 6 digits), so two writers never name one object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MicroBatch {
+    /// The partition the rows belong to.
+    pub partition: Partition,
+    /// The writer's random id.
+    pub run: u64,
+    /// The writer's flush counter.
+    pub seq: u64,
+}
+
+const PART_MARK: &str = ".part-";
+
+impl MicroBatch {
+    /// A micro-batch of `partition`; refused for datasets other than `quotes`.
+    pub fn new(partition: Partition, run: u64, seq: u64) -> Result<Self> {
+        if !has_micro_batches(partition.dataset) {
+            let why = "only quotes partitions have micro-batches";
+            return Err(Error::bad_input("micro-batch", partition.path().to_string(), why));
+        }
+        Ok(MicroBatch { partition, run, seq })
+    }
+
+    /// The object path: the partition's, with `.part-<RUN>-<SEQ>` before `.parquet`.
+    pub fn path(&self) -> Path {
+        let p = self.partition.path();
+        let stem = p.as_ref().strip_suffix(".parquet").unwrap_or(p.as_ref());
+        obj(&format!("{stem}{PART_MARK}{:016x}-{:06}.parquet", self.run, self.seq))
+    }
+
+    /// The folder a partition's micro-batches are listed from (the partition's own folder).
+    pub fn dir_of(partition: &Partition) -> Path {
+        let p = partition.path();
+        obj(p.as_ref().rsplit_once('/').map_or("", |(dir, _)| dir))
+    }
+
+    /// Parses a path written by [`MicroBatch::path`] (in its one canonical spelling).
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let foreign =
+            |why: &str| Error::Corrupt { path: path.to_string(), reason: format!("not a twslake micro-batch: {why}") };
+        let s = path.as_ref();
+        let (head, tail) = s.rsplit_once(PART_MARK).ok_or_else(|| foreign("no .part- in the name"))?;
+        if tail.contains('/') {
+            return Err(foreign("no .part- in the file name"));
+        }
+        let partition = Partition::from_path(&obj(&format!("{head}.parquet")))
+            .map_err(|_| foreign("the name before .part- is not a partition's"))?;
+        let id = tail.strip_suffix(".parquet").ok_or_else(|| foreign("not a .parquet file"))?;
+        let (run, seq) = id.split_once('-').ok_or_else(|| foreign("expected part-<RUN>-<SEQ>"))?;
+        let hex = run.len() == 16 && run.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let digits = !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit());
+        let (Some(run), Some(seq)) = (
+            hex.then(|| u64::from_str_radix(run, 16).ok()).flatten(),
+            digits.then(|| seq.parse::<u64>().ok()).flatten(),
+        ) else {
+            return Err(foreign("<RUN> must be 16 lowercase hex digits and <SEQ> decimal"));
+        };
+        let mb = MicroBatch::new(partition, run, seq).map_err(|_| foreign("only quotes have micro-batches"))?;
+        if mb.path().as_ref() != s {
+            return Err(foreign("not the canonical spelling (<SEQ> has at least 6 digits, no extra zeros)"));
+        }
+        Ok(mb)
+    }
+}
+
+impl fmt::Display for MicroBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path())
+    }
+}
+
+/// A data object of the lake: a partition file or one of its micro-batches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataObject {
+    /// The partition file itself.
+    Partition(Partition),
+    /// A micro-batch beside it.
+    MicroBatch(MicroBatch),
+}
+
+impl DataObject {
+    /// Parses a partition's or a micro-batch's path; anything else is a foreign file.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        match Partition::from_path(path) {
+            Ok(p) => Ok(DataObject::Partition(p)),
+            Err(e) if path.as_ref().contains(PART_MARK) => {
+                MicroBatch::from_path(path).map(DataObject::MicroBatch).map_err(|_| e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The partition whose rows the object holds.
+    pub fn partition(&self) -> &Partition {
+        match self {
+            DataObject::Partition(p) => p,
+            DataObject::MicroBatch(m) => &m.partition,
+        }
+    }
+
+    /// The object's path.
+    pub fn path(&self) -> Path {
+        match self {
+            DataObject::Partition(p) => p.path(),
+            DataObject::MicroBatch(m) => m.path(),
+        }
+    }
+}
+
 impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.path())
@@ -490,6 +613,56 @@ mod tests {
             let p = Partition::for_date(ds, &sym, series, d).unwrap();
             assert_eq!(p.path().as_ref(), want);
             assert_eq!(Partition::from_path(&p.path()).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn micro_batch_paths_round_trip() {
+        let sym = Symbol::new("BRK B").unwrap();
+        let d: NaiveDate = "2024-11-22".parse().unwrap();
+        let p = Partition::for_date(Dataset::Quotes, &sym, None, d).unwrap();
+        let mb = MicroBatch::new(p.clone(), 0x00ab_cdef_0123_4567, 42).unwrap();
+        let want = "quotes/symbol=BRK%20B/year=2024/quotes-2024-11-22.part-00abcdef01234567-000042.parquet";
+        assert_eq!(mb.path().as_ref(), want);
+        assert_eq!(MicroBatch::from_path(&mb.path()).unwrap(), mb);
+        assert_eq!(DataObject::from_path(&mb.path()).unwrap(), DataObject::MicroBatch(mb.clone()));
+        assert_eq!(DataObject::from_path(&p.path()).unwrap(), DataObject::Partition(p.clone()));
+        assert_eq!(DataObject::from_path(&mb.path()).unwrap().partition(), &p);
+        assert_eq!(MicroBatch::dir_of(&p).as_ref(), "quotes/symbol=BRK%20B/year=2024");
+        let big = MicroBatch::new(p.clone(), u64::MAX, 12_345_678).unwrap();
+        assert_eq!(MicroBatch::from_path(&big.path()).unwrap(), big);
+        // A micro-batch is not a partition: code that knows only partitions skips it.
+        assert!(Partition::from_path(&mb.path()).is_err());
+        let bars = Partition::for_date(
+            Dataset::OptionBars,
+            &sym,
+            Some(Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Trades }),
+            d,
+        )
+        .unwrap();
+        assert!(MicroBatch::new(bars, 1, 1).is_err(), "only quotes have micro-batches");
+    }
+
+    #[test]
+    fn malformed_micro_batch_names_are_refused() {
+        for bad in [
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00abcdef01234567.parquet",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00ABCDEF01234567-000001.parquet",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-abcdef01234567-000001.parquet",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00abcdef01234567-1.parquet",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00abcdef01234567-0000001.parquet",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00abcdef01234567-00000x.parquet",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00abcdef01234567-000001.csv",
+            "quotes/symbol=SPY/year=2024/quotes-2024-11-22.part-00abcdef01234567--00001.parquet",
+            "quotes/symbol=SPY/year=2023/quotes-2024-11-22.part-00abcdef01234567-000001.parquet",
+            "quotes/symbol=SPY/year=2024/notes-2024-11-22.part-00abcdef01234567-000001.parquet",
+            "quotes/symbol=SPY/year=2024/x.part-00abcdef01234567-000001.parquet/y.parquet",
+            "chains/symbol=SPY/year=2024/chains-2024-11-22.part-00abcdef01234567-000001.parquet",
+            "option_bars/symbol=SPY/year=2024/1min-TRADES-2024-11-22.part-00abcdef01234567-000001.parquet",
+        ] {
+            let err = MicroBatch::from_path(&Path::from(bad)).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+            assert!(DataObject::from_path(&Path::from(bad)).is_err(), "{bad}");
         }
     }
 

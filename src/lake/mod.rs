@@ -8,6 +8,7 @@
 pub mod example;
 pub mod layout;
 pub mod manifest;
+pub mod micro;
 pub mod parquet_io;
 pub mod validate;
 pub mod write;

@@ -80,7 +80,7 @@ pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<B
         .collect()
 }
 
-fn check(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<()> {
+pub(crate) fn check(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<()> {
     if batch.schema().fields() != dataset.schema().fields() {
         let reason = format!("rows do not have the {dataset} schema");
         return Err(Error::BadRows { partition: format!("{dataset}/{symbol}"), reason });
@@ -97,15 +97,6 @@ fn check(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<()> {
 }
 
 impl Lake {
-    /// Reads one partition, `None` when it does not exist.
-    pub async fn read_partition(&self, p: &Partition) -> Result<Option<PartitionData>> {
-        let path = p.path();
-        match self.get_opt(&path).await? {
-            Some((bytes, _, _)) => Ok(Some(decode(p.dataset, path.as_ref(), bytes)?)),
-            None => Ok(None),
-        }
-    }
-
     /// Writes rows of one symbol: each partition is merged on the primary key and replaced
     /// atomically. Rows are checked first; a refused batch changes nothing.
     pub async fn write(
@@ -193,7 +184,8 @@ impl Lake {
         }
     }
 
-    /// Merges `rows` into partition `p` and makes the result visible atomically.
+    /// Merges `rows` into partition `p`'s file and makes the result visible atomically (its
+    /// micro-batches, if any, are left as they are: see [`Lake::compact`]).
     pub async fn commit(&self, p: &Partition, rows: &RecordBatch, ids: &BTreeSet<String>) -> Result<Committed> {
         match self.location() {
             Location::Local(root) => self.commit_local(root.clone(), p, rows, ids).await,
@@ -233,7 +225,7 @@ impl Lake {
         let _lock = tokio::task::spawn_blocking(move || lock_file(&lock_path))
             .await
             .map_err(|e| Error::Integrity(format!("lock task failed: {e}")))??;
-        let (bytes, done) = Self::merged(p, self.read_partition(p).await?, rows, ids)?;
+        let (bytes, done) = Self::merged(p, self.read_partition_file(p).await?, rows, ids)?;
         let tmp = obj(&format!("_tmp/{}.parquet", uuid::Uuid::new_v4().simple()));
         self.store().put(&tmp, PutPayload::from(bytes)).await.map_err(|e| Error::storage(&tmp, e))?;
         let dest = p.path();

@@ -7,16 +7,19 @@
 //! every tick into the contract's quote state after it ([`book`]), and flushes every
 //! [`LiveOptions::flush_every`] (at most 5 s: the most a crash can lose).
 //!
-//! # Storage decision: merge into the day partition
-//! Each flush merges its rows into the day partition (`quotes/symbol=S/year=Y/quotes-<date>.parquet`)
-//! through [`crate::Lake::write`]: the merge on the primary key (con_id, ts, seq) is written to a
-//! temporary object and made visible atomically, so nothing is ever deleted before its
-//! replacement is visible, a crash leaves the last flushed state, and there is no second file
-//! kind to compact at the end of the session (the partition is always compact). The price is a
-//! rewrite whose cost grows with the day's rows (measured in `BENCHMARKS.md`): at 100 lines the
-//! bound holds for minutes, not a trading day. When a flush's lag passes the bound a WARNING says
-//! so; micro-batch files beside the day partition, compacted at the end of the session, are the
-//! way to a day-long capture at that rate (not built yet).
+//! # Storage: micro-batches beside the day partition, compacted at the end
+//! Each flush writes only its new rows, one immutable micro-batch per symbol and day
+//! (`quotes/symbol=S/year=Y/quotes-<date>.part-<RUN>-<SEQ>.parquet`, see
+//! [`crate::lake::micro`]): its cost is that of the flush, whatever the day already holds, so
+//! the loss bound holds through a trading day. Readers merge a day's file and micro-batches on
+//! the primary key (con_id, ts, seq). At the end of a run (time up, SIGINT, SIGTERM) the
+//! captured symbols' micro-batches are folded into their day partitions ([`crate::Lake::compact`]:
+//! an atomic replace, and the micro-batches deleted only once it is visible); a run that was
+//! killed leaves them in place, and the next run compacts them at its start (or
+//! `twslake compact` does). During a long run, every [`LiveOptions::rollup_every`] micro-batches
+//! of a day are merged into one in the background (a cost of those rows only, never the day's),
+//! so readers of a day being captured open a few hundred files, not one per flush. When a
+//! flush's lag still passes the bound (a storage too slow for the rate) a WARNING says so.
 //!
 //! `seq` continues from the largest stored in the symbol's latest partition, so a restarted
 //! capture never reuses a primary key: kill and restart duplicate no row.
@@ -39,7 +42,7 @@ use crate::datasets::quotes::{self, Quote};
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::jobs::Ingest;
-use crate::lake::layout::Symbol;
+use crate::lake::layout::{MicroBatch, Partition, Symbol};
 use crate::lake::manifest::{DateWindow, Entry, Outcome, Request};
 use crate::monitor::Severity;
 use crate::source::errors::ErrorClass;
@@ -75,6 +78,9 @@ pub struct LiveOptions {
     /// How often the option selection is made again around the live spot (options leaving the
     /// band are unsubscribed before those entering it are subscribed: the line limit holds).
     pub reselect_every: Duration,
+    /// Once a day partition has this many of the run's micro-batches, they are merged into one
+    /// in the background (fewer files for readers during a long capture; 0: never).
+    pub rollup_every: usize,
     /// The live gauges (shared with the metrics endpoint).
     pub metrics: Arc<LiveMetrics>,
 }
@@ -87,6 +93,7 @@ impl Default for LiveOptions {
             chain_every: Duration::from_secs(4 * 3600),
             backoff: Duration::from_millis(250),
             reselect_every: Duration::from_secs(60),
+            rollup_every: 150,
             metrics: Arc::new(LiveMetrics::default()),
         }
     }
@@ -109,6 +116,13 @@ pub struct LiveReport {
     pub reselected: u64,
     /// The con_ids subscribed at the end.
     pub subscribed: Vec<i64>,
+    /// Micro-batches merged into larger ones during the run (see [`LiveOptions::rollup_every`]).
+    pub rolled_up: usize,
+    /// Micro-batches left by an earlier (killed) run and compacted at the start.
+    pub compacted_at_start: usize,
+    /// Micro-batches of this run compacted at its end (fewer when compaction failed: the next
+    /// run or `twslake compact` folds in the rest).
+    pub compacted: usize,
 }
 
 /// What the subscription tasks tell the writer.
@@ -192,6 +206,11 @@ pub async fn run<S: MarketData>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<LiveReport> {
     let lm = &opts.metrics;
+    // What a killed run left; if that fails the capture goes on (readers merge micro-batches).
+    let compacted_at_start = compact(ingest, symbols).await.unwrap_or_else(|e| {
+        tracing::warn!("compacting micro-batches left by an earlier run: {e}");
+        0
+    });
     for s in symbols {
         ingest.freshness(s).await?;
         if let Err(e) = ingest.contracts_snapshot(s).await {
@@ -214,6 +233,10 @@ pub async fn run<S: MarketData>(
         tx,
         resub,
         book: Book::new(next_seq(ingest, symbols).await?),
+        run_id: rand::random(),
+        flushes: 0,
+        written: BTreeMap::new(),
+        rollups: Rollups(Vec::new()),
         pending: BTreeMap::new(),
         oldest: None,
         gap: None,
@@ -222,7 +245,7 @@ pub async fn run<S: MarketData>(
         behind: false,
         with_options,
         per_symbol: opts.max_lines.saturating_sub(symbols.len()) / symbols.len().max(1),
-        report: LiveReport { lines: contracts.len(), without_options, ..Default::default() },
+        report: LiveReport { lines: contracts.len(), without_options, compacted_at_start, ..Default::default() },
     };
     let feeds = FuturesUnordered::new();
     for c in contracts {
@@ -239,7 +262,27 @@ pub async fn run<S: MarketData>(
     }
     w.report.subscribed = w.active.keys().copied().collect();
     w.report.subscribed.sort_unstable();
+    // Everything is flushed: fold the run's micro-batches into the day partitions. A failure
+    // leaves them readable where they are; the next run (or `twslake compact`) retries.
+    match compact(ingest, symbols).await {
+        Ok(n) => w.report.compacted = n,
+        Err(e) => tracing::warn!(
+            "compacting the capture's micro-batches: {e}; they stay readable and are compacted next time"
+        ),
+    }
     Ok(w.report)
+}
+
+/// Compacts the quotes micro-batches of `symbols`; the number folded in.
+async fn compact<S: MarketData>(ingest: &Ingest<S>, symbols: &[Symbol]) -> Result<usize> {
+    let mut n = 0;
+    for s in symbols {
+        for c in ingest.lake.compact_all(Dataset::Quotes, Some(s)).await? {
+            tracing::info!("{}: {} micro-batches compacted ({} rows)", c.partition, c.micro_batches, c.rows);
+            n += c.micro_batches;
+        }
+    }
+    Ok(n)
 }
 
 async fn chain_age<S: MarketData>(ingest: &Ingest<S>, symbols: &[Symbol], lm: &LiveMetrics) -> Result<()> {
@@ -374,6 +417,14 @@ struct Writer<'a, S> {
     with_options: Vec<Symbol>,
     per_symbol: usize,
     book: Book,
+    /// This run's id in its micro-batches' names.
+    run_id: u64,
+    /// Flushes done (the `<SEQ>` of the next micro-batches).
+    flushes: u64,
+    /// This run's micro-batches not merged yet, by partition.
+    written: BTreeMap<Partition, Vec<MicroBatch>>,
+    /// Merges of micro-batches running in the background.
+    rollups: Rollups,
     pending: BTreeMap<Symbol, Vec<Quote>>,
     oldest: Option<Instant>,
     gap: Option<DateTime<Utc>>,
@@ -385,6 +436,15 @@ struct Writer<'a, S> {
 }
 
 type Feed<'a> = futures::future::BoxFuture<'a, ()>;
+
+/// Background merges of micro-batches; a run that is dropped (killed) stops them, like a crash.
+struct Rollups(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Rollups {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|h| h.abort());
+    }
+}
 
 impl<'a, S: MarketData> Writer<'a, S> {
     /// Starts a contract's feed (the caller polls it).
@@ -492,6 +552,9 @@ impl<'a, S: MarketData> Writer<'a, S> {
             self.event(ev).await?;
         }
         self.flush().await?;
+        for h in std::mem::take(&mut self.rollups.0) {
+            let _ = h.await;
+        }
         self.close_gap().await
     }
 
@@ -544,12 +607,20 @@ impl<'a, S: MarketData> Writer<'a, S> {
     async fn flush(&mut self) -> Result<()> {
         let now = self.ingest.now();
         let pending = std::mem::take(&mut self.pending);
+        let seq = self.flushes;
+        if !pending.is_empty() {
+            self.flushes += 1;
+        }
         for (symbol, mut rows) in pending {
             for r in &mut rows {
                 r.ingested_at = now;
             }
-            match self.ingest.lake.write(Dataset::Quotes, &symbol, &quotes::to_batch(&rows), None).await {
-                Ok(_) => {
+            let batch = quotes::to_batch(&rows);
+            match self.ingest.lake.append(Dataset::Quotes, &symbol, &batch, self.run_id, seq).await {
+                Ok(mbs) => {
+                    for mb in mbs {
+                        self.written.entry(mb.partition.clone()).or_default().push(mb);
+                    }
                     let n = rows.len() as u64;
                     self.report.rows += n;
                     self.opts.metrics.rows_written.fetch_add(n, Ordering::Relaxed);
@@ -568,7 +639,7 @@ impl<'a, S: MarketData> Writer<'a, S> {
             if lag > MAX_FLUSH && !self.behind {
                 self.behind = true;
                 let msg = format!(
-                    "live capture falls behind the 5 s loss bound: tick-to-disk lag {:.1} s (the day partition is too large to rewrite in time)",
+                    "live capture falls behind the 5 s loss bound: tick-to-disk lag {:.1} s (storage too slow for this tick rate)",
                     lag.as_secs_f64()
                 );
                 if let Some(s) = self.contracts.first().map(|c| c.symbol.clone()) {
@@ -580,7 +651,35 @@ impl<'a, S: MarketData> Writer<'a, S> {
         if !self.pending.is_empty() {
             self.oldest = Some(Instant::now());
         }
+        self.roll_up();
         Ok(())
+    }
+
+    /// Starts a background merge of every partition's micro-batches once there are
+    /// [`LiveOptions::rollup_every`] of them; the flushes go on meanwhile.
+    fn roll_up(&mut self) {
+        let every = self.opts.rollup_every;
+        if every < 2 {
+            return;
+        }
+        self.rollups.0.retain(|h| !h.is_finished());
+        let full: Vec<Partition> =
+            self.written.iter().filter(|(_, v)| v.len() >= every).map(|(p, _)| p.clone()).collect();
+        for p in full {
+            let sources = self.written.remove(&p).unwrap_or_default();
+            let into = match MicroBatch::new(p, self.run_id, self.flushes) {
+                Ok(m) => m,
+                Err(e) => return tracing::warn!("merging micro-batches: {e}"),
+            };
+            self.flushes += 1;
+            self.report.rolled_up += sources.len();
+            let lake = self.ingest.lake.clone();
+            self.rollups.0.push(tokio::spawn(async move {
+                if let Err(e) = lake.merge_micro_batches(&sources, &into).await {
+                    tracing::warn!("merging {} micro-batches into {into}: {e}; they stay as they are", sources.len());
+                }
+            }));
+        }
     }
 
     async fn chains(&mut self, symbols: &[Symbol]) -> Result<()> {

@@ -11,11 +11,12 @@ pub mod surface;
 
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
-use crate::lake::layout::{Partition, Period, Series, Symbol};
+use crate::lake::layout::{DataObject, Partition, Period, Series, Symbol};
 use crate::lake::{Lake, Location};
 use arrow::datatypes::{DataType as ArrowType, TimeUnit as ArrowUnit};
 use chrono::{Datelike, NaiveDate};
 use polars::prelude::*;
+use std::collections::BTreeMap;
 
 /// Which partitions a scan reads. Empty fields mean "all".
 #[derive(Debug, Clone, Default)]
@@ -82,38 +83,27 @@ fn hive_schema(dataset: Dataset) -> SchemaRef {
 }
 
 impl Lake {
-    /// The partitions of a dataset (all symbols, or one), skipping anything not in the layout.
+    /// The partitions of a dataset (all symbols, or one), skipping anything not in the layout;
+    /// a partition that so far has only micro-batches is listed too.
     pub async fn partitions(&self, dataset: Dataset, symbol: Option<&Symbol>) -> Result<Vec<Partition>> {
-        let prefix = match symbol {
-            Some(s) => Partition::symbol_dir(dataset, s),
-            None => crate::lake::layout::obj(dataset.name()),
-        };
-        let mut out: Vec<Partition> = self
-            .list(Some(&prefix))
-            .await?
-            .iter()
-            .filter_map(|m| Partition::from_path(&m.location).ok())
-            .filter(|p| p.dataset == dataset)
-            .collect();
-        out.sort();
-        Ok(out)
+        Ok(self.data_objects(dataset, symbol).await?.into_keys().collect())
     }
 
     /// A lazy scan of a dataset: `symbol` plus the file columns, with `date` a Date and every
     /// timestamp a UTC Datetime. Partitions outside the filter are never opened; the date range
     /// is also pushed down to row groups through the files' statistics.
     pub async fn scan(&self, dataset: Dataset, filter: &ScanFilter) -> Result<LazyFrame> {
-        let mut parts = Vec::new();
+        let mut objects = BTreeMap::new();
         match &filter.symbols {
             Some(symbols) => {
                 for s in symbols {
-                    parts.extend(self.partitions(dataset, Some(s)).await?);
+                    objects.extend(self.data_objects(dataset, Some(s)).await?);
                 }
             }
-            None => parts = self.partitions(dataset, None).await?,
+            None => objects = self.data_objects(dataset, None).await?,
         }
-        parts.retain(|p| filter.keeps(p));
-        let lf = self.scan_partitions(dataset, &parts)?;
+        objects.retain(|p, _| filter.keeps(p));
+        let lf = self.scan_objects(dataset, &objects)?;
         let mut pred: Option<Expr> = None;
         if let (Some(from), true) = (filter.from, dataset != Dataset::Contracts) {
             pred = Some(col("date").gt_eq(lit(from)));
@@ -132,15 +122,37 @@ impl Lake {
         })
     }
 
-    /// A lazy scan of exactly these partitions of one dataset.
-    pub fn scan_partitions(&self, dataset: Dataset, parts: &[Partition]) -> Result<LazyFrame> {
+    /// A lazy scan of exactly these data objects of one dataset (as [`Lake::data_objects`]
+    /// lists them). Partitions with micro-batches are merged on the primary key as a write
+    /// merges: of rows sharing a key the greater `ingested_at` wins, ties going to the greater
+    /// row; the others are read as they are.
+    pub fn scan_objects(&self, dataset: Dataset, objects: &BTreeMap<Partition, Vec<DataObject>>) -> Result<LazyFrame> {
+        let (mut whole, mut mixed) = (Vec::new(), Vec::new());
+        for list in objects.values() {
+            let paths = list.iter().map(|o| o.path());
+            match list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))) {
+                true => mixed.extend(paths),
+                false => whole.extend(paths),
+            }
+        }
+        if mixed.is_empty() {
+            return self.scan_files(dataset, &whole);
+        }
+        let merged = dedupe(dataset, self.scan_files(dataset, &mixed)?);
+        if whole.is_empty() {
+            return Ok(merged);
+        }
+        Ok(concat([self.scan_files(dataset, &whole)?, merged], UnionArgs::default())?)
+    }
+
+    /// A lazy scan of these files of one dataset, read as they are.
+    fn scan_files(&self, dataset: Dataset, files: &[object_store::path::Path]) -> Result<LazyFrame> {
         let schema = polars_schema(dataset);
-        if parts.is_empty() {
+        if files.is_empty() {
             return Ok(DataFrame::empty_with_schema(&schema).lazy());
         }
         let root = self.location().url_of("");
-        let paths: Vec<PlRefPath> =
-            parts.iter().map(|p| PlRefPath::new(self.location().url_of(p.path().as_ref()))).collect();
+        let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(self.location().url_of(p.as_ref()))).collect();
         let hive_options = HiveOptions {
             enabled: Some(true),
             hive_start_idx: root.len(),
@@ -159,6 +171,24 @@ impl Lake {
         let cols: Vec<Expr> = schema.iter_names().map(|n| col(n.clone())).collect();
         Ok(lf.select(cols))
     }
+}
+
+/// One row per (symbol, primary key), chosen as [`crate::lake::parquet_io::merge`] chooses: the
+/// greatest version column, then the greatest row in the file's column order (nulls greatest).
+fn dedupe(dataset: Dataset, lf: LazyFrame) -> LazyFrame {
+    let mut key: Vec<PlSmallStr> = vec!["symbol".into()];
+    key.extend(dataset.primary_key().iter().map(|k| PlSmallStr::from(*k)));
+    let mut order = key.clone();
+    order.push(dataset.version_column().into());
+    // Within one key and version the rest decides; the key's columns are equal there already.
+    for f in dataset.schema().fields() {
+        let name = PlSmallStr::from(f.name().as_str());
+        if !order.contains(&name) {
+            order.push(name);
+        }
+    }
+    let opts = SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true);
+    lf.sort(order, opts).unique_stable_generic(Some(key.into_iter().map(col).collect()), UniqueKeepStrategy::Last)
 }
 
 /// Runs a polars collect off the async runtime (polars' cloud reader blocks on its own runtime).

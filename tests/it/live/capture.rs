@@ -21,8 +21,10 @@ async fn quotes_and_greeks_match_the_model() {
     let (sim, f) = prepared(MIDDAY, &symbols).await;
     let lake = f.lake();
     let run = ingest(&sim, &lake, live_config()).await;
-    let opts = fast();
+    // Micro-batches merged in the background every 3 flushes: nothing may be lost on the way.
+    let opts = LiveOptions { rollup_every: 3, ..fast() };
     let report = capture_for(&run, &symbols, &opts, 3.0).await;
+    assert!(report.rolled_up >= 3, "{report:?}");
     assert_eq!(report.lines, 2 + 2 * 4, "{report:?}");
     assert!(report.without_options.is_empty());
     assert!(report.rows > 0 && report.rows == report.rows.min(report.ticks));
@@ -77,15 +79,22 @@ async fn kill_and_restart_lose_only_unflushed_rows_and_duplicate_none() {
     let after_kill = stored(&lake, &symbols[0]).await;
     assert!(written1 > 0);
     assert_eq!(after_kill.len() as u64, written1, "every flushed row is visible, nothing torn");
+    assert_eq!(scanned_rows(&lake, &symbols[0]).await, after_kill.len(), "the polars scan sees the same rows");
+    let left = micro_batch_count(&lake, &symbols[0]).await;
+    assert!(left > 0, "a killed run leaves its micro-batches uncompacted");
     let max1 = after_kill.iter().map(|q| q.seq).max().unwrap();
     drop(run);
 
     let run = ingest(&sim, &lake, live_config()).await;
     let opts2 = fast();
     let report = capture_for(&run, &symbols, &opts2, 1.5).await;
+    assert_eq!(report.compacted_at_start, left, "the restart compacts what the killed run left");
+    assert!(report.compacted > 0, "{report:?}");
+    assert_eq!(micro_batch_count(&lake, &symbols[0]).await, 0, "compacted at the end of the run");
     let rows = stored(&lake, &symbols[0]).await;
     assert_unique(&rows);
     assert_eq!(rows.len() as u64, written1 + report.rows, "no row lost or merged away");
+    assert_eq!(scanned_rows(&lake, &symbols[0]).await, rows.len());
     assert!(rows.iter().filter(|q| q.seq > max1).count() as u64 == report.rows, "restart numbers after the kill");
     assert!(lake.validate().await.unwrap().ok());
 }

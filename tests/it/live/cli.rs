@@ -104,6 +104,17 @@ async fn sigkill_then_restart_loses_only_the_unflushed_and_duplicates_nothing() 
     let after_kill = stored(&lake, &symbols[0]).await;
     assert!(after_kill.len() >= written, "every row reported flushed before the kill is in the lake");
     assert!(lake.validate().await.unwrap().ok(), "nothing torn");
+    assert!(micro_batch_count(&lake, &symbols[0]).await > 0, "the killed capture left micro-batches");
+    assert_eq!(scanned_rows(&lake, &symbols[0]).await, after_kill.len(), "the polars scan counts the same");
+
+    // `twslake compact` folds them in: counted before and after, nothing lost.
+    let out = Command::new(BIN).args(["compact", "--lake", &f.url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("compacted 1 partitions"));
+    assert_eq!(micro_batch_count(&lake, &symbols[0]).await, 0);
+    let compacted = stored(&lake, &symbols[0]).await;
+    assert_eq!(compacted, after_kill, "compaction loses, changes and doubles nothing");
+    assert_eq!(scanned_rows(&lake, &symbols[0]).await, after_kill.len());
 
     let child = spawn_live(&sim, &f.url, "0.5", None, &["--for", "2s"]);
     let (code, stdout, stderr) = finish(child);
@@ -112,6 +123,7 @@ async fn sigkill_then_restart_loses_only_the_unflushed_and_duplicates_nothing() 
     assert_eq!(rows.len() as u64, after_kill.len() as u64 + rows_reported(&stdout), "no row lost or merged away");
     let keys: std::collections::HashSet<i64> = rows.iter().map(|q| q.seq).collect();
     assert_eq!(keys.len(), rows.len(), "no duplicated row");
+    assert_eq!(micro_batch_count(&lake, &symbols[0]).await, 0, "a clean exit compacts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,4 +141,7 @@ async fn sigterm_flushes_and_exits_cleanly() {
     assert!(reported > 0, "{stdout}");
     // The flush interval (5 s) was never reached: every row is there because SIGTERM flushed.
     assert_eq!(stored(&f.lake(), &symbols[0]).await.len() as u64, reported);
+    assert_eq!(micro_batch_count(&f.lake(), &symbols[0]).await, 0, "SIGTERM compacts the micro-batches");
+    let files = f.lake().list(Some(&object_store::path::Path::from("quotes"))).await.unwrap();
+    assert_eq!(files.len(), 1, "one file for the day: {files:?}");
 }

@@ -2,6 +2,7 @@
 
 mod capture;
 mod cli;
+mod micro;
 mod monitoring;
 
 use crate::ingest::{ingest, sim_at};
@@ -75,4 +76,16 @@ pub async fn stored(lake: &Lake, symbol: &Symbol) -> Vec<Quote> {
         }
     }
     out
+}
+
+/// Micro-batches of a symbol's quotes not compacted yet.
+pub async fn micro_batch_count(lake: &Lake, symbol: &Symbol) -> usize {
+    let objects = lake.data_objects(Dataset::Quotes, Some(symbol)).await.unwrap();
+    objects.values().flatten().filter(|o| matches!(o, twslake::lake::layout::DataObject::MicroBatch(_))).count()
+}
+
+/// Rows of a symbol's quotes as the polars scan counts them.
+pub async fn scanned_rows(lake: &Lake, symbol: &Symbol) -> usize {
+    let lf = lake.scan(Dataset::Quotes, &twslake::query::ScanFilter::symbol(symbol)).await.unwrap();
+    twslake::query::collect(lf).await.unwrap().height()
 }
