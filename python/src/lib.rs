@@ -19,11 +19,12 @@ use polars_arrow::ffi;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::OnceLock;
 use twslake::datasets::Dataset;
 use twslake::error::Error;
-use twslake::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use twslake::lake::layout::{BarSize, DataObject, Partition, Series, Symbol, WhatToShow};
 use twslake::query::coverage::SeriesSpec;
 use twslake::query::iv::{self, IvColumns, Rates};
 use twslake::query::pit::AsOf;
@@ -283,6 +284,22 @@ fn date_frame(rows: impl Iterator<Item = (chrono::NaiveDate, chrono::NaiveDate, 
     ])
 }
 
+impl NativeLake {
+    async fn objects(&self, ds: Dataset, filter: &ScanFilter) -> twslake::Result<BTreeMap<Partition, Vec<DataObject>>> {
+        let mut objects = BTreeMap::new();
+        match &filter.symbols {
+            Some(list) => {
+                for s in list {
+                    objects.extend(self.lake.data_objects(ds, Some(s)).await?);
+                }
+            }
+            None => objects = self.lake.data_objects(ds, None).await?,
+        }
+        objects.retain(|p, _| filter.keeps(p));
+        Ok(objects)
+    }
+}
+
 #[pymethods]
 impl NativeLake {
     #[new]
@@ -307,7 +324,9 @@ impl NativeLake {
         Ok(syms.into_iter().map(|s| s.as_str().to_string()).collect())
     }
 
-    /// The files of a dataset that a scan with these filters must open: `(symbol, url)` pairs.
+    /// The files of a dataset that a scan with these filters must open, as `(symbol, url)` pairs,
+    /// and whether some kept partitions also have live micro-batches (those are read with
+    /// [`NativeLake::read_micro`], which merges them on the key as every twslake reader does).
     #[pyo3(signature = (dataset_name, symbols=None, bar_size=None, what_to_show=None, start=None, end=None))]
     fn files(
         &self,
@@ -318,25 +337,41 @@ impl NativeLake {
         what_to_show: Option<&str>,
         start: Option<&str>,
         end: Option<&str>,
-    ) -> PyResult<Vec<(String, String)>> {
+    ) -> PyResult<(Vec<(String, String)>, bool)> {
         let (ds, filter) = scan_filter(dataset_name, symbols, bar_size, what_to_show, start, end)?;
-        let parts = block(py, || async {
-            let mut parts = Vec::new();
-            match &filter.symbols {
-                Some(list) => {
-                    for s in list {
-                        parts.extend(self.lake.partitions(ds, Some(s)).await?);
-                    }
-                }
-                None => parts = self.lake.partitions(ds, None).await?,
+        let objects = block(py, || self.objects(ds, &filter))?;
+        let mut whole = Vec::new();
+        let mut micro = false;
+        for (p, list) in objects {
+            if list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))) {
+                micro = true;
+                continue;
             }
-            Ok(parts)
+            let sym = p.symbol.as_str().to_string();
+            whole.extend(list.iter().map(|o| (sym.clone(), self.lake.location().url_of(o.path().as_ref()))));
+        }
+        Ok((whole, micro))
+    }
+
+    /// The kept partitions that have micro-batches, read and merged on the key.
+    #[pyo3(signature = (dataset_name, symbols=None, bar_size=None, what_to_show=None, start=None, end=None))]
+    fn read_micro(
+        &self,
+        py: Python<'_>,
+        dataset_name: &str,
+        symbols: Option<Vec<String>>,
+        bar_size: Option<&str>,
+        what_to_show: Option<&str>,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> PyResult<Frame> {
+        let (ds, filter) = scan_filter(dataset_name, symbols, bar_size, what_to_show, start, end)?;
+        let df = block(py, || async {
+            let mut objects = self.objects(ds, &filter).await?;
+            objects.retain(|_, list| list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))));
+            collect(self.lake.scan_objects(ds, &objects)?).await
         })?;
-        Ok(parts
-            .into_iter()
-            .filter(|p| filter.keeps(p))
-            .map(|p| (p.symbol.as_str().to_string(), self.lake.location().url_of(p.path().as_ref())))
-            .collect())
+        Ok(Frame::new(df))
     }
 
     /// A dataset read through the Rust scan (pruned partitions, then collected).

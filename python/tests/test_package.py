@@ -50,7 +50,8 @@ def test_filters_prune_and_select(lake):
         & (pl.col("what_to_show") == "TRADES")
     )
     assert spy.sort("ts").equals(expected.sort("ts")) and spy.height > 50
-    files = lake._native.files("equity_bars", ["SPY"], "1 min", "TRADES", "2026-11-24", "2026-11-24")
+    files, micro = lake._native.files("equity_bars", ["SPY"], "1 min", "TRADES", "2026-11-24", "2026-11-24")
+    assert not micro
     assert [u.rsplit("/", 1)[1] for _, u in files] == ["1min-TRADES-2026-11-24.parquet"]
     both = lake.option_bars(["SPY", "QQQ"]).select("symbol").unique().collect()
     assert sorted(both["symbol"]) == ["QQQ", "SPY"]
@@ -244,3 +245,44 @@ def test_a_lake_on_s3_answers_like_the_same_lake_on_disk(lake, lake_dir, snapsho
     assert s3.surface("SPY", snapshot_at, max_staleness_min=180).expiries.equals(
         lake.surface("SPY", snapshot_at, max_staleness_min=180).expiries
     )
+
+
+def test_quotes_being_captured_read_once_per_key(lake_dir, tmp_path):
+    """Days a live capture is writing (micro-batches beside the day file) read like the Rust
+    reader: merged on (con_id, ts, seq), the latest ingested row winning."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "lake"
+    shutil.copytree(lake_dir, root)
+    lake = twslake.Lake(root)
+    schema = pa.table(lake._native.read("quotes", [], None, None, None, None)).schema
+    arrow = pa.schema(
+        [pa.field(f.name, pa.string() if f.type == pa.string_view() else f.type) for f in schema if f.name != "symbol"]
+    )
+    t0 = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
+
+    def batch(n: int, bid: float, ingested: datetime) -> pa.Table:
+        none = [None] * n
+        cols = {
+            "ts": [t0 + timedelta(seconds=i) for i in range(n)],
+            "date": [date(2026, 11, 24)] * n,
+            "con_id": [42] * n,
+            "seq": list(range(n)),
+            "sec_type": ["STK"] * n,
+            "bid": [bid] * n,
+            "ask": [bid + 0.01] * n,
+            "ingested_at": [ingested] * n,
+        }
+        return pa.table({f.name: cols.get(f.name, none) for f in arrow}, schema=arrow)
+
+    day = root / "quotes" / "symbol=SPY" / "year=2026"
+    day.mkdir(parents=True)
+    pq.write_table(batch(10, 100.0, t0), day / "quotes-2026-11-24.part-00000000000000aa-000001.parquet")
+    pq.write_table(batch(4, 101.0, t0 + timedelta(seconds=5)), day / "quotes-2026-11-24.part-00000000000000aa-000002.parquet")
+    ours = lake.quotes("SPY").sort("ts").collect()
+    assert ours.height == 10
+    assert ours["bid"].to_list() == [101.0] * 4 + [100.0] * 6
+    assert ours.equals(lake.read("quotes", "SPY").sort("ts"))
+    assert lake.sql("SELECT count(*) FROM quotes").item() == 10

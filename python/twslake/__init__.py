@@ -193,21 +193,26 @@ class Lake:
         if dataset not in DATASETS:
             raise BadInputError(f"invalid dataset {dataset!r}: use one of {', '.join(DATASETS)}")
         s, e = _day(start), _day(end)
-        files = self._native.files(dataset, _symbols(symbols), bar_size, what_to_show, s, e)
+        args = (dataset, _symbols(symbols), bar_size, what_to_show, s, e)
+        files, micro = self._native.files(*args)
         schema = self._schema(dataset)
-        if not files:
-            return pl.DataFrame(schema=schema).lazy()
         by_symbol: dict[str, list[str]] = {}
         for sym, url in files:
             by_symbol.setdefault(sym, []).append(url)
         opts = dict(self._native.storage_options()) or None
         frames = [
-            pl.scan_parquet(urls, storage_options=opts, hive_partitioning=False).with_columns(
-                pl.lit(sym, dtype=pl.String).alias("symbol")
-            )
+            pl.scan_parquet(urls, storage_options=opts, hive_partitioning=False)
+            .with_columns(pl.lit(sym, dtype=pl.String).alias("symbol"))
+            .select(list(schema))
             for sym, urls in by_symbol.items()
         ]
-        lf = pl.concat(frames, how="vertical").select(list(schema))
+        if micro:
+            # Days a live capture is still writing (a day file plus micro-batches, or only
+            # micro-batches): merged on the key by the Rust reader, as every twslake answer is.
+            frames.append(_frame(self._native.read_micro(*args)).lazy())
+        if not frames:
+            return pl.DataFrame(schema=schema).lazy()
+        lf = pl.concat(frames, how="vertical")
         if dataset != "contracts":
             if s is not None:
                 lf = lf.filter(pl.col("date") >= date.fromisoformat(s))

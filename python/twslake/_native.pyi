@@ -36,7 +36,16 @@ class NativeLake:
         what_to_show: str | None = None,
         start: str | None = None,
         end: str | None = None,
-    ) -> list[tuple[str, str]]: ...
+    ) -> tuple[list[tuple[str, str]], bool]: ...
+    def read_micro(
+        self,
+        dataset_name: str,
+        symbols: list[str] | None = None,
+        bar_size: str | None = None,
+        what_to_show: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> Frame: ...
     def read(
         self,
         dataset_name: str,
