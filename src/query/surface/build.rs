@@ -138,12 +138,24 @@ fn slice(
     })
 }
 
-/// Runs both checks on one grid over the whole surface.
+/// The calendar check's view of a slice: its fit, quoted range and total-variance error.
+fn calendar_slice(e: &ExpirySlice) -> arbitrage::Slice {
+    let (k_lo, k_hi) =
+        e.points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.k), hi.max(p.k)));
+    let params = e.params();
+    let sq: f64 = e.points.iter().map(|p| (params.w(p.k) - p.iv_market * p.iv_market * e.t).powi(2)).sum();
+    let w_rmse = (sq / e.points.len().max(1) as f64).sqrt();
+    arbitrage::Slice { params, k_lo, k_hi, w_rmse }
+}
+
+/// Runs both checks: butterfly on one grid over the whole surface's quoted range widened by
+/// [`SurfaceOptions::grid_margin`]; calendar between neighbouring expiries on the range both
+/// quote, within the fits' own error ([`arbitrage`]'s module docs give the rule).
 fn check(surface: &mut Surface, opts: &SurfaceOptions) {
     let (lo, hi) = surface.grid_bounds(opts.grid_margin);
     let grid = arbitrage::grid(lo, hi, opts.grid_points);
-    let params: Vec<_> = surface.expiries.iter().map(ExpirySlice::params).collect();
-    let calendar = arbitrage::calendar_ok(&params, &grid);
+    let slices: Vec<_> = surface.expiries.iter().map(calendar_slice).collect();
+    let calendar = arbitrage::calendar_ok(&slices, opts.grid_points);
     for (e, cal) in surface.expiries.iter_mut().zip(calendar) {
         e.min_g = arbitrage::min_g(&e.params(), &grid).0;
         e.butterfly_ok = e.min_g >= -arbitrage::TOLERANCE;
@@ -172,4 +184,53 @@ pub fn fit_surface(
     }
     check(&mut surface, opts);
     Ok(surface)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::iv::black_price;
+
+    /// Two expiries (about 3 and 4 months) of calls and puts at strikes 80–120, priced with a
+    /// skewed smile of at-the-money vols `v1` and `v2` and rounded to the cent like real mids.
+    fn panel(at: DateTime<Utc>, v1: f64, v2: f64) -> DataFrame {
+        let (mut e, mut k, mut r, mut p, mut t) = (vec![], vec![], vec![], vec![], vec![]);
+        for (days, v) in [(91, v1), (119, v2)] {
+            let expiry = at.date_naive() + chrono::Duration::days(days);
+            let tt = time_to_expiry(at, expiry);
+            for j in 0..=16 {
+                let strike = 80.0 + 2.5 * j as f64;
+                let x = (strike / 100.0f64).ln();
+                let vol = v - 0.15 * x + 0.3 * x * x;
+                for call in [true, false] {
+                    e.push((expiry - NaiveDate::default()).num_days() as i32);
+                    k.push(strike);
+                    r.push(if call { "C" } else { "P" });
+                    t.push(tt);
+                    p.push((black_price(100.0, strike, tt, vol, call) * 100.0).round() / 100.0);
+                }
+            }
+        }
+        let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t).unwrap();
+        df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap()
+    }
+
+    #[test]
+    fn a_genuine_calendar_arbitrage_in_rounded_quotes_is_flagged() {
+        let at: DateTime<Utc> = "2024-11-22T16:00:00Z".parse().unwrap();
+        let opts = SurfaceOptions { rates: iv::Rates { rate: 0.0, dividend_yield: 0.0 }, ..Default::default() };
+        // 25 then 20 vol points at the money, 91 then 119 days: the later expiry has about 16 %
+        // less total variance across the quoted range, far beyond what cent rounding explains.
+        let s = fit_surface("X", at, 100.0, &panel(at, 0.25, 0.20), None, &opts).unwrap();
+        assert_eq!(s.expiries.len(), 2, "{:?}", s.skipped);
+        let (w1, w2) = (s.expiries[0].params().w(0.0), s.expiries[1].params().w(0.0));
+        assert!(w2 < w1, "{w1} {w2}");
+        for e in &s.expiries {
+            assert!(e.butterfly_ok, "{e:?}");
+            assert!(!e.calendar_ok, "{}: total variance {w1} then {w2} passed the calendar check", e.expiry);
+        }
+        // The same quotes with the later expiry at 25 vol points: no arbitrage, none reported.
+        let fine = fit_surface("X", at, 100.0, &panel(at, 0.25, 0.25), None, &opts).unwrap();
+        assert!(fine.arbitrage_free(), "{:?}", fine.expiries);
+    }
 }
