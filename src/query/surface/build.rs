@@ -10,7 +10,7 @@ use polars::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 
 /// One option's mid, as the fit sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Quote {
     strike: f64,
     is_call: bool,
@@ -67,11 +67,28 @@ fn pairs(quotes: &[Quote]) -> Vec<(f64, f64, f64)> {
     by_strike.values().filter_map(|(c, p, k)| Some((*k, (*c)?, (*p)?))).collect()
 }
 
-/// The out-of-the-money points of one expiry with their implied vols (puts below the forward).
+/// The quotes of one side, ordered away from the money, up to the price floor: without
+/// arbitrage an out-of-the-money price falls strictly with distance from the money, so the first
+/// quote that is not dearer than the next one out starts a floor (a zero bid, whose mid is half
+/// the minimum ask, or the tick) whose mids say nothing about the vol. It and every quote beyond
+/// it are left out. Cheap quotes above the floor are kept.
+fn above_the_floor(mut away: Vec<Quote>) -> Vec<Quote> {
+    if let Some(j) = away.windows(2).position(|w| w[1].mid >= w[0].mid) {
+        away.truncate(j);
+    }
+    away
+}
+
+/// The out-of-the-money points of one expiry with their implied vols (puts below the forward),
+/// each side up to its price floor ([`above_the_floor`]).
 fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOptions) -> Vec<(Quote, f64)> {
-    let mut pts: Vec<(Quote, f64)> = quotes
-        .iter()
-        .filter(|q| q.is_call == (q.strike >= fd.forward))
+    let by_strike = |a: &Quote, b: &Quote| a.strike.total_cmp(&b.strike);
+    let mut calls: Vec<Quote> = quotes.iter().filter(|q| q.is_call && q.strike >= fd.forward).copied().collect();
+    let mut puts: Vec<Quote> = quotes.iter().filter(|q| !q.is_call && q.strike < fd.forward).copied().collect();
+    calls.sort_by(by_strike);
+    puts.sort_by(|a, b| by_strike(b, a));
+    let otm = above_the_floor(puts).into_iter().chain(above_the_floor(calls));
+    let mut pts: Vec<(Quote, f64)> = otm
         .filter_map(|q| {
             let undiscounted = q.mid / fd.discount;
             if undiscounted < opts.min_price {
@@ -79,7 +96,7 @@ fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOpti
             }
             // The quote's own clock for the inversion, re-stated as variance to the slice's t.
             let vol = iv::implied_vol(undiscounted, fd.forward, q.strike, q.t, q.is_call)?;
-            Some((*q, vol * (q.t / t).sqrt()))
+            Some((q, vol * (q.t / t).sqrt()))
         })
         .collect();
     pts.sort_by(|a, b| a.0.strike.total_cmp(&b.0.strike));
@@ -213,6 +230,17 @@ mod tests {
         }
         let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t).unwrap();
         df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap()
+    }
+
+    #[test]
+    fn quotes_at_the_price_floor_are_left_out() {
+        let q = |strike: f64, mid: f64| Quote { strike, is_call: true, mid, t: 0.01 };
+        let away = vec![q(100.0, 1.2), q(105.0, 0.15), q(110.0, 0.025), q(115.0, 0.015), q(120.0, 0.015)];
+        let kept: Vec<f64> = above_the_floor(away).iter().map(|q| q.strike).collect();
+        // 115 is no dearer than 120: the floor starts there. 110, cheap but above it, stays.
+        assert_eq!(kept, vec![100.0, 105.0, 110.0]);
+        let falling = vec![q(100.0, 1.2), q(105.0, 0.15), q(110.0, 0.02)];
+        assert_eq!(above_the_floor(falling.clone()), falling);
     }
 
     #[test]

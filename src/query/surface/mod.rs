@@ -7,10 +7,11 @@
 //! [`SurfaceOptions::max_staleness`] before). Per expiry: forward and discount from put–call
 //! parity ([`iv::parity_forward`]), implied vols of the out-of-the-money side (puts below the
 //! forward, calls at and above: US equity options are American, and out-of-the-money options
-//! carry the least early-exercise premium), a fit ([`svi::fit`]), and the checks
-//! ([`arbitrage`]: butterfly on the whole quoted range and a margin beyond it; calendar only
-//! where neighbouring expiries both have quotes, beyond the fits' own error). [`fit_surface`]
-//! does the same from a panel already in memory.
+//! carry the least early-exercise premium) walking away from the money up to the price floor
+//! (the first quote no dearer than the next one out: a zero bid or the tick), a fit
+//! ([`svi::fit`]), and the checks ([`arbitrage`]: butterfly on the whole quoted range and a
+//! margin beyond it; calendar only where neighbouring expiries both have quotes, beyond the
+//! fits' own error). [`fit_surface`] does the same from a panel already in memory.
 
 pub mod arbitrage;
 mod build;
