@@ -1,7 +1,8 @@
 //! Implied volatility and Black–Scholes greeks, vectorised over polars columns.
 //!
 //! Inversion is Jäckel's *Let's Be Rational* through the `implied-vol` crate: accurate to the
-//! floor set by double precision and about 5 M options/s on one core here (see `STACK.md`).
+//! floor set by double precision; about 4.3 M options/s on one core here from polars columns or
+//! plain slices alike (`BENCHMARKS.md`).
 //! Everything is in Black's forward form: a market price `P` of an option expiring in `t` years
 //! with discount factor `D` and forward `F` has undiscounted price `P / D`, which is what is
 //! inverted. Forwards and discounts per expiry come from put–call parity ([`parity_forward`]).
