@@ -1,7 +1,8 @@
 //! Implied volatility and Black–Scholes greeks, vectorised over polars columns.
 //!
 //! Inversion is Jäckel's *Let's Be Rational* through the `implied-vol` crate: accurate to the
-//! floor set by double precision and about 5 M options/s on one core here (see `STACK.md`).
+//! floor set by double precision; about 4.3 M options/s on one core here from polars columns or
+//! plain slices alike (`BENCHMARKS.md`).
 //! Everything is in Black's forward form: a market price `P` of an option expiring in `t` years
 //! with discount factor `D` and forward `F` has undiscounted price `P / D`, which is what is
 //! inverted. Forwards and discounts per expiry come from put–call parity ([`parity_forward`]).
@@ -14,12 +15,19 @@
 use crate::error::{Error, Result};
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility, PriceBlackScholes, SpecialFn};
 use polars::prelude::*;
+use std::borrow::Cow;
 
 /// The implied Black volatility of one option, `None` when the price is outside the no-arbitrage
 /// bounds (below intrinsic, above the forward for a call or the strike for a put) or an input is
 /// not positive and finite. `undiscounted_price` is the market price divided by the discount factor.
+#[inline]
 pub fn implied_vol(undiscounted_price: f64, forward: f64, strike: f64, t: f64, is_call: bool) -> Option<f64> {
-    if t.is_nan() || t <= 0.0 || !undiscounted_price.is_finite() {
+    // The builder's `build()` checks (forward and strike positive and finite, price finite and
+    // not negative) plus `t > 0`, done once here so that the solver is entered through
+    // `build_unchecked()` without repeating them.
+    let non_negative = |x: f64| x >= 0.0 && x.is_finite();
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    if !(t > 0.0 && non_negative(undiscounted_price) && positive(forward) && positive(strike)) {
         return None;
     }
     let iv = ImpliedBlackVolatility::builder()
@@ -28,7 +36,7 @@ pub fn implied_vol(undiscounted_price: f64, forward: f64, strike: f64, t: f64, i
         .strike(strike)
         .expiry(t)
         .is_call(is_call)
-        .build()?
+        .build_unchecked()
         .calculate::<DefaultSpecialFn>()?;
     iv.is_finite().then_some(iv)
 }
@@ -56,10 +64,14 @@ pub fn implied_vols(
     calls: &[bool],
 ) -> Vec<f64> {
     let n = prices.len();
-    debug_assert!([discounts.len(), forwards.len(), strikes.len(), ts.len(), calls.len()].iter().all(|l| *l == n));
-    (0..n)
-        .map(|i| implied_vol(prices[i] / discounts[i], forwards[i], strikes[i], ts[i], calls[i]).unwrap_or(f64::NAN))
-        .collect()
+    assert!([discounts.len(), forwards.len(), strikes.len(), ts.len(), calls.len()].iter().all(|l| *l == n));
+    (0..n).map(|i| iv_or_nan(prices[i], discounts[i], forwards[i], strikes[i], ts[i], calls[i])).collect()
+}
+
+/// One inversion from a discounted price, NaN where there is no implied vol.
+#[inline(always)]
+fn iv_or_nan(price: f64, discount: f64, forward: f64, strike: f64, t: f64, is_call: bool) -> f64 {
+    implied_vol(price / discount, forward, strike, t, is_call).unwrap_or(f64::NAN)
 }
 
 /// The columns [`with_implied_vol`] and [`with_greeks`] read.
@@ -100,35 +112,59 @@ impl Default for IvColumns {
     }
 }
 
-fn f64_col(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let c = df.column(name)?.cast(&DataType::Float64)?;
-    let ca = c.f64()?;
-    // One chunk without nulls (the usual case) is a plain copy; the iterator costs ~20 % of an
-    // inversion's time per column.
-    if let Ok(s) = ca.cont_slice() {
-        return Ok(s.to_vec());
+/// The values of a numeric column as `f64`, nulls as NaN. A column that already is one
+/// null-free `Float64` chunk (the usual case) is borrowed, not copied: at 100,000 rows the five
+/// copies the IV path used to make cost more than their `memcpy` (fresh pages, page faults on
+/// every call: ~10 % of the inversions' time).
+fn f64_col<'a>(df: &'a DataFrame, name: &str) -> Result<Cow<'a, [f64]>> {
+    let c = df.column(name)?;
+    if let Ok(ca) = c.f64() {
+        if let Ok(s) = ca.cont_slice() {
+            return Ok(Cow::Borrowed(s));
+        }
     }
-    Ok(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    let c = c.cast(&DataType::Float64)?;
+    let ca = c.f64()?;
+    if let Ok(s) = ca.cont_slice() {
+        return Ok(Cow::Owned(s.to_vec()));
+    }
+    Ok(Cow::Owned(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+}
+
+fn right_col<'a>(df: &'a DataFrame, name: &str) -> Result<&'a StringChunked> {
+    df.column(name)?
+        .str()
+        .map_err(|_| Error::bad_input("column", name, "the option right must be a text column of C or P"))
+}
+
+/// `C`, `c` or `CALL` is a call; anything else (`P`, null) a put.
+#[inline(always)]
+fn is_call(right: Option<&str>) -> bool {
+    matches!(right.map(str::as_bytes), Some(b"C" | b"c" | b"CALL"))
 }
 
 fn call_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
-    let c = df.column(name)?;
-    let s =
-        c.str().map_err(|_| Error::bad_input("column", name, "the option right must be a text column of C or P"))?;
-    Ok(s.iter().map(|v| matches!(v, Some("C") | Some("c") | Some("CALL"))).collect())
+    Ok(right_col(df, name)?.iter().map(is_call).collect())
 }
 
 /// Adds the implied-vol column (`cols.iv`, NaN where the price has no implied vol).
+///
+/// One pass over the columns as they are stored: the numeric columns are borrowed (see
+/// [`f64_col`]), the right is read from the string column as it goes, and the result vector
+/// becomes the new column without a copy. Runs on one thread; as fast as [`implied_vols`] on
+/// plain slices (BENCHMARKS.md).
 pub fn with_implied_vol(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
-    let iv = implied_vols(
-        &f64_col(&df, &cols.price)?,
-        &f64_col(&df, &cols.discount)?,
-        &f64_col(&df, &cols.forward)?,
-        &f64_col(&df, &cols.strike)?,
-        &f64_col(&df, &cols.t)?,
-        &call_col(&df, &cols.right)?,
-    );
-    df.with_column(Column::new(cols.iv.as_str().into(), iv))?;
+    let n = df.height();
+    let iv = {
+        let (p, d, f) = (f64_col(&df, &cols.price)?, f64_col(&df, &cols.discount)?, f64_col(&df, &cols.forward)?);
+        let (k, t, right) = (f64_col(&df, &cols.strike)?, f64_col(&df, &cols.t)?, right_col(&df, &cols.right)?);
+        let (p, d, f, k, t) = (&p[..n], &d[..n], &f[..n], &k[..n], &t[..n]);
+        let mut iv = Vec::with_capacity(n);
+        iv.extend(right.iter().enumerate().map(|(i, r)| iv_or_nan(p[i], d[i], f[i], k[i], t[i], is_call(r))));
+        iv
+    };
+    // `from_vec` moves the vector into the column (`Column::new` would copy it).
+    df.with_column(Float64Chunked::from_vec(cols.iv.as_str().into(), iv).into_column())?;
     Ok(df)
 }
 
@@ -214,7 +250,7 @@ pub fn with_greeks(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
     let fields: [(&str, Get); 4] =
         [("delta", |g| g.delta), ("gamma", |g| g.gamma), ("vega", |g| g.vega), ("theta", |g| g.theta)];
     for (name, get) in fields {
-        df.with_column(Column::new(name.into(), g.iter().map(get).collect::<Vec<f64>>()))?;
+        df.with_column(Float64Chunked::from_vec(name.into(), g.iter().map(get).collect()).into_column())?;
     }
     Ok(df)
 }

@@ -10,7 +10,7 @@ use polars::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 
 /// One option's mid, as the fit sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Quote {
     strike: f64,
     is_call: bool,
@@ -67,11 +67,28 @@ fn pairs(quotes: &[Quote]) -> Vec<(f64, f64, f64)> {
     by_strike.values().filter_map(|(c, p, k)| Some((*k, (*c)?, (*p)?))).collect()
 }
 
-/// The out-of-the-money points of one expiry with their implied vols (puts below the forward).
+/// The quotes of one side, ordered away from the money, up to the price floor: without
+/// arbitrage an out-of-the-money price falls strictly with distance from the money, so the first
+/// quote that is not dearer than the next one out starts a floor (a zero bid, whose mid is half
+/// the minimum ask, or the tick) whose mids say nothing about the vol. It and every quote beyond
+/// it are left out. Cheap quotes above the floor are kept.
+fn above_the_floor(mut away: Vec<Quote>) -> Vec<Quote> {
+    if let Some(j) = away.windows(2).position(|w| w[1].mid >= w[0].mid) {
+        away.truncate(j);
+    }
+    away
+}
+
+/// The out-of-the-money points of one expiry with their implied vols (puts below the forward),
+/// each side up to its price floor ([`above_the_floor`]).
 fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOptions) -> Vec<(Quote, f64)> {
-    let mut pts: Vec<(Quote, f64)> = quotes
-        .iter()
-        .filter(|q| q.is_call == (q.strike >= fd.forward))
+    let by_strike = |a: &Quote, b: &Quote| a.strike.total_cmp(&b.strike);
+    let mut calls: Vec<Quote> = quotes.iter().filter(|q| q.is_call && q.strike >= fd.forward).copied().collect();
+    let mut puts: Vec<Quote> = quotes.iter().filter(|q| !q.is_call && q.strike < fd.forward).copied().collect();
+    calls.sort_by(by_strike);
+    puts.sort_by(|a, b| by_strike(b, a));
+    let otm = above_the_floor(puts).into_iter().chain(above_the_floor(calls));
+    let mut pts: Vec<(Quote, f64)> = otm
         .filter_map(|q| {
             let undiscounted = q.mid / fd.discount;
             if undiscounted < opts.min_price {
@@ -79,7 +96,7 @@ fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOpti
             }
             // The quote's own clock for the inversion, re-stated as variance to the slice's t.
             let vol = iv::implied_vol(undiscounted, fd.forward, q.strike, q.t, q.is_call)?;
-            Some((*q, vol * (q.t / t).sqrt()))
+            Some((q, vol * (q.t / t).sqrt()))
         })
         .collect();
     pts.sort_by(|a, b| a.0.strike.total_cmp(&b.0.strike));
@@ -138,12 +155,24 @@ fn slice(
     })
 }
 
-/// Runs both checks on one grid over the whole surface.
+/// The calendar check's view of a slice: its fit, quoted range and total-variance error.
+fn calendar_slice(e: &ExpirySlice) -> arbitrage::Slice {
+    let (k_lo, k_hi) =
+        e.points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.k), hi.max(p.k)));
+    let params = e.params();
+    let sq: f64 = e.points.iter().map(|p| (params.w(p.k) - p.iv_market * p.iv_market * e.t).powi(2)).sum();
+    let w_rmse = (sq / e.points.len().max(1) as f64).sqrt();
+    arbitrage::Slice { params, k_lo, k_hi, w_rmse }
+}
+
+/// Runs both checks: butterfly on one grid over the whole surface's quoted range widened by
+/// [`SurfaceOptions::grid_margin`]; calendar between neighbouring expiries on the range both
+/// quote, within the fits' own error ([`arbitrage`]'s module docs give the rule).
 fn check(surface: &mut Surface, opts: &SurfaceOptions) {
     let (lo, hi) = surface.grid_bounds(opts.grid_margin);
     let grid = arbitrage::grid(lo, hi, opts.grid_points);
-    let params: Vec<_> = surface.expiries.iter().map(ExpirySlice::params).collect();
-    let calendar = arbitrage::calendar_ok(&params, &grid);
+    let slices: Vec<_> = surface.expiries.iter().map(calendar_slice).collect();
+    let calendar = arbitrage::calendar_ok(&slices, opts.grid_points);
     for (e, cal) in surface.expiries.iter_mut().zip(calendar) {
         e.min_g = arbitrage::min_g(&e.params(), &grid).0;
         e.butterfly_ok = e.min_g >= -arbitrage::TOLERANCE;
@@ -172,4 +201,64 @@ pub fn fit_surface(
     }
     check(&mut surface, opts);
     Ok(surface)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::iv::black_price;
+
+    /// Two expiries (about 3 and 4 months) of calls and puts at strikes 80–120, priced with a
+    /// skewed smile of at-the-money vols `v1` and `v2` and rounded to the cent like real mids.
+    fn panel(at: DateTime<Utc>, v1: f64, v2: f64) -> DataFrame {
+        let (mut e, mut k, mut r, mut p, mut t) = (vec![], vec![], vec![], vec![], vec![]);
+        for (days, v) in [(91, v1), (119, v2)] {
+            let expiry = at.date_naive() + chrono::Duration::days(days);
+            let tt = time_to_expiry(at, expiry);
+            for j in 0..=16 {
+                let strike = 80.0 + 2.5 * j as f64;
+                let x = (strike / 100.0f64).ln();
+                let vol = v - 0.15 * x + 0.3 * x * x;
+                for call in [true, false] {
+                    e.push((expiry - NaiveDate::default()).num_days() as i32);
+                    k.push(strike);
+                    r.push(if call { "C" } else { "P" });
+                    t.push(tt);
+                    p.push((black_price(100.0, strike, tt, vol, call) * 100.0).round() / 100.0);
+                }
+            }
+        }
+        let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t).unwrap();
+        df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap()
+    }
+
+    #[test]
+    fn quotes_at_the_price_floor_are_left_out() {
+        let q = |strike: f64, mid: f64| Quote { strike, is_call: true, mid, t: 0.01 };
+        let away = vec![q(100.0, 1.2), q(105.0, 0.15), q(110.0, 0.025), q(115.0, 0.015), q(120.0, 0.015)];
+        let kept: Vec<f64> = above_the_floor(away).iter().map(|q| q.strike).collect();
+        // 115 is no dearer than 120: the floor starts there. 110, cheap but above it, stays.
+        assert_eq!(kept, vec![100.0, 105.0, 110.0]);
+        let falling = vec![q(100.0, 1.2), q(105.0, 0.15), q(110.0, 0.02)];
+        assert_eq!(above_the_floor(falling.clone()), falling);
+    }
+
+    #[test]
+    fn a_genuine_calendar_arbitrage_in_rounded_quotes_is_flagged() {
+        let at: DateTime<Utc> = "2024-11-22T16:00:00Z".parse().unwrap();
+        let opts = SurfaceOptions { rates: iv::Rates { rate: 0.0, dividend_yield: 0.0 }, ..Default::default() };
+        // 25 then 20 vol points at the money, 91 then 119 days: the later expiry has about 16 %
+        // less total variance across the quoted range, far beyond what cent rounding explains.
+        let s = fit_surface("X", at, 100.0, &panel(at, 0.25, 0.20), None, &opts).unwrap();
+        assert_eq!(s.expiries.len(), 2, "{:?}", s.skipped);
+        let (w1, w2) = (s.expiries[0].params().w(0.0), s.expiries[1].params().w(0.0));
+        assert!(w2 < w1, "{w1} {w2}");
+        for e in &s.expiries {
+            assert!(e.butterfly_ok, "{e:?}");
+            assert!(!e.calendar_ok, "{}: total variance {w1} then {w2} passed the calendar check", e.expiry);
+        }
+        // The same quotes with the later expiry at 25 vol points: no arbitrage, none reported.
+        let fine = fit_surface("X", at, 100.0, &panel(at, 0.25, 0.25), None, &opts).unwrap();
+        assert!(fine.arbitrage_free(), "{:?}", fine.expiries);
+    }
 }

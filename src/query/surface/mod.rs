@@ -7,8 +7,11 @@
 //! [`SurfaceOptions::max_staleness`] before). Per expiry: forward and discount from put–call
 //! parity ([`iv::parity_forward`]), implied vols of the out-of-the-money side (puts below the
 //! forward, calls at and above: US equity options are American, and out-of-the-money options
-//! carry the least early-exercise premium), a fit ([`svi::fit`]), and the checks
-//! ([`arbitrage`]). [`fit_surface`] does the same from a panel already in memory.
+//! carry the least early-exercise premium) walking away from the money up to the price floor
+//! (the first quote no dearer than the next one out: a zero bid or the tick), a fit
+//! ([`svi::fit`]), and the checks ([`arbitrage`]: butterfly on the whole quoted range and a
+//! margin beyond it; calendar only where neighbouring expiries both have quotes, beyond the
+//! fits' own error). [`fit_surface`] does the same from a panel already in memory.
 
 pub mod arbitrage;
 mod build;
@@ -42,10 +45,11 @@ pub struct SurfaceOptions {
     pub min_t: f64,
     /// Undiscounted prices below this are left out (no information in a quote of nothing).
     pub min_price: f64,
-    /// Points of the check grid (over the quoted log-moneyness range, widened by
-    /// [`SurfaceOptions::grid_margin`] on each side).
+    /// Points of the check grids: the butterfly grid (over the quoted log-moneyness range,
+    /// widened by [`SurfaceOptions::grid_margin`] on each side) and each calendar grid (over the
+    /// range two neighbouring expiries both quote).
     pub grid_points: usize,
-    /// How far beyond the quoted log-moneyness the checks look.
+    /// How far beyond the quoted log-moneyness the butterfly check looks.
     pub grid_margin: f64,
 }
 
@@ -106,7 +110,10 @@ pub struct ExpirySlice {
     pub rmse: f64,
     /// No butterfly arbitrage (`g(k) ≥ 0`, `w(k) > 0`) on the check grid.
     pub butterfly_ok: bool,
-    /// Total variance between the neighbouring expiries' at every grid point.
+    /// No calendar arbitrage with the neighbouring expiries: on the log-moneyness range quoted
+    /// by both, this slice's total variance is nowhere below the previous expiry's nor above the
+    /// next one's by more than twice the two fits' combined total-variance error
+    /// ([`arbitrage`]'s module docs). Wings beyond either slice's quotes are not judged.
     pub calendar_ok: bool,
     /// The smallest `g(k)` on the grid.
     pub min_g: f64,

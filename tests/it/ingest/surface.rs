@@ -36,14 +36,24 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
         ..Default::default()
     };
     let surface = lake.surface(&spy, at, &opts).await.unwrap();
-    assert!(surface.expiries.len() >= 3, "{} slices", surface.expiries.len());
+    // Every expiry the simulator lists within the 70 days ingested has a slice, down to this
+    // week's (three days out, on Thanksgiving week): none is skipped for want of quotes.
+    assert!(surface.skipped.is_empty(), "skipped: {:?}", surface.skipped);
+    assert!(surface.expiries.len() >= 8, "{} slices", surface.expiries.len());
+    assert!(surface.expiries[0].t < 7.0 / 365.0, "nearest slice {}", surface.expiries[0].expiry);
     let mut checked = 0;
-    // Liquid here: five weeks and more. Nearer slices are fitted to mids rounded to the cent on
-    // options worth little, whose implied vols are noise of several tenths of a vol point.
-    for slice in surface.expiries.iter().filter(|s| s.t >= 0.1) {
-        assert!(slice.butterfly_ok && slice.calendar_ok, "{}: arbitrage checks {slice:?}", slice.expiry);
+    for slice in &surface.expiries {
         let tag = slice.expiry.format("%Y%m%d").to_string();
+        // Both checks hold for every slice. Short expiries used to fail them: their far wings are
+        // at the price floor (zero bid: mid 1.5 cents), now left out of the fit, and the calendar
+        // check now judges only the strikes both neighbours quote, beyond the fits' own error.
+        assert!(slice.points.len() >= 10, "{tag}: {} points", slice.points.len());
+        assert!(slice.butterfly_ok && slice.calendar_ok, "{tag}: arbitrage checks {slice:?}");
         let true_slice = truth.expiries.iter().find(|e| e.expiry == tag).expect("the expiry is in the truth");
+        // Compared as total variance: the simulator expires options at the session's close, which
+        // is 13:00 on early-close days (Nov 27, Dec 24), while `pit::expiry_instant` takes 16:00
+        // for every expiry; the same total variance over a longer t is a lower vol.
+        let restate = (true_slice.t / slice.t).sqrt();
         let errors: Vec<f64> = slice
             .points
             .iter()
@@ -52,14 +62,19 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
                     .strikes
                     .iter()
                     .find(|s| (s.strike - p.strike).abs() < 1e-9)
-                    .map(|s| slice.vol_at_strike(p.strike) - s.iv)
+                    .map(|s| slice.vol_at_strike(p.strike) - s.iv * restate)
             })
             .collect();
         assert!(errors.len() >= 5, "{tag}: {} points", errors.len());
         let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
         eprintln!("{tag}: t {:.3}, RMSE {:.4} vol points against the truth", slice.t, rmse * 100.0);
-        assert!(rmse <= 0.0015, "{tag}: RMSE {:.3} vol points against the truth", rmse * 100.0);
-        checked += 1;
+        // Liquid here: five weeks and more. Nearer slices are fitted to mids rounded to the cent
+        // on options worth little (a zero bid above the floor still rounds the mid by a third):
+        // their errors reach about 0.16 vol points, printed above but not held to 0.15.
+        if slice.t >= 0.1 {
+            assert!(rmse <= 0.0015, "{tag}: RMSE {:.3} vol points against the truth", rmse * 100.0);
+            checked += 1;
+        }
     }
     assert!(checked >= 2, "liquid expiries checked: {checked}");
 }
