@@ -7,6 +7,8 @@ should be a release build (`pip install ./python`). Prints a Markdown table for 
 - the package's lazy scan (`Lake.option_bars(...)`: the Rust layout code lists the partitions,
   polars reads them) against `pl.scan_parquet` over the symbol's folder and over the whole
   dataset's glob with hive partitioning, filtered to the symbol;
+- a month of it, where the package lists only that month's day partitions and polars over the
+  glob opens every file's footer to prune;
 - the eager Rust read (`Lake.read`: polars in Rust, then the Arrow C stream into Python);
 - the hand-over alone: importing an already-read frame through the C stream, whose cost does
   not grow with the rows if nothing is copied.
@@ -38,6 +40,10 @@ def main() -> None:
     lake = twslake.Lake(root)
     symbol = symbol or lake.scan("option_bars").select("symbol").first().collect().item()
     enc = symbol.replace(" ", "%20")
+    dates = lake.scan("option_bars", symbol).select(pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi"))
+    lo, hi = dates.collect().row(0)
+    mid = lo + (hi - lo) / 2
+    month = (mid.replace(day=1), mid.replace(day=28))  # most of the middle month
     cases = {
         "twslake `Lake.option_bars(sym, ...)` (lazy, collected)": lambda: lake.scan("option_bars", symbol).collect(),
         "polars `scan_parquet(symbol folder)`": lambda: pl.scan_parquet(
@@ -49,6 +55,14 @@ def main() -> None:
         .filter(pl.col("symbol") == symbol)
         .collect(),
         "twslake `Lake.read` (Rust scan, then Arrow C stream)": lambda: lake.read("option_bars", symbol),
+        "one month: twslake `Lake.option_bars(sym, start=, end=)`": lambda: lake.scan(
+            "option_bars", symbol, start=month[0], end=month[1]
+        ).collect(),
+        "one month: polars `scan_parquet(dataset glob, hive)` filtered on symbol and date": lambda: pl.scan_parquet(
+            f"{root}/option_bars/**/*.parquet", hive_partitioning=True
+        )
+        .filter((pl.col("symbol") == symbol) & pl.col("date").is_between(*month))
+        .collect(),
     }
     print(f"lake {root}, option_bars of {symbol}\n")
     print("| read | rows | best ms | median ms |\n|---|---:|---:|---:|")
