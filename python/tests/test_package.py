@@ -90,6 +90,7 @@ def test_surface_matches_the_cli(lake, lake_dir, snapshot_at):
             assert row[k] == pytest.approx(theirs[k], rel=1e-12, abs=1e-15), k
         assert (row["butterfly_ok"], row["calendar_ok"]) == (theirs["butterfly_ok"], theirs["calendar_ok"])
     assert s.points.height == sum(len(e["points"]) for e in doc["expiries"])
+    assert [(e.isoformat(), r) for e, r in s.skipped.iter_rows()] == [(k["expiry"], k["reason"]) for k in doc["skipped"]]
     # The fit reproduces its own points.
     e0 = s.expiries.row(len(s.expiries) - 1, named=True)
     pts = s.points.filter(pl.col("expiry") == e0["expiry"])

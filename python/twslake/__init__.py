@@ -118,7 +118,8 @@ class Surface:
     ``expiries`` has one row per expiry (``expiry``, ``t``, ``forward``, ``discount``, the raw SVI
     parameters ``a b rho m sigma``, ``rmse``, ``butterfly_ok``, ``calendar_ok``, ``min_g``);
     ``points`` one row per quoted strike (``strike``, ``right``, ``k``, ``iv_market``,
-    ``iv_fit`` and the slice's fields). ``raw`` is the JSON document as a dict.
+    ``iv_fit`` and the slice's fields); ``skipped`` one row per listed expiry left without a
+    slice and why. ``raw`` is the JSON document as a dict.
     """
 
     symbol: str
@@ -126,6 +127,7 @@ class Surface:
     spot: float
     expiries: pl.DataFrame
     points: pl.DataFrame
+    skipped: pl.DataFrame
     raw: dict
 
     @property
@@ -356,7 +358,7 @@ class Lake:
         """Option bars closed by ``at`` (from ``start``, default ``at``'s trading day), each with
         the underlying's spot as of the bar's end (backward as-of join on 1-minute equity bars of
         ``spot_what_to_show``; by default the series :meth:`spot_at` reads), ``t`` (ACT/365 years
-        to 16:00 New York on expiry), and, by default, ``forward``/``discount`` from the given
+        to the expiry session's close: 16:00 New York, 13:00 on early-close days), and, by default, ``forward``/``discount`` from the given
         rates and the Let's Be Rational implied vol ``iv`` of the bar's close; ``greeks=True``
         adds ``delta gamma vega theta``. Nothing stamped after ``at`` is used.
         """
@@ -401,6 +403,9 @@ class Lake:
             spot=raw["spot"],
             expiries=expiries,
             points=_frame(points),
+            skipped=pl.DataFrame(
+                raw.get("skipped", []), schema={"expiry": pl.String, "reason": pl.String}
+            ).with_columns(pl.col("expiry").str.to_date()),
             raw=raw,
         )
 

@@ -28,16 +28,36 @@ pub fn ts_lit(at: DateTime<Utc>) -> Expr {
     lit(at.timestamp_micros()).cast(ts_type())
 }
 
-/// The instant an option expiring on `expiry` is taken to expire: 16:00 New York, the regular
-/// close (early closes are ignored: a few hours on a day's expiry). Times to expiry are measured
-/// to this instant, in ACT/365 years; [`with_time_to_expiry`] computes the same in polars.
+/// The instant an option expiring on `expiry` is taken to expire: the close of its NYSE session,
+/// 16:00 New York, or 13:00 on an early-close day (the day after Thanksgiving, Christmas Eve,
+/// July 3); 16:00 New York on a date with no session. Times to expiry are measured to this
+/// instant, in ACT/365 years; [`with_time_to_expiry`] computes the same in polars.
 pub fn expiry_instant(expiry: NaiveDate) -> DateTime<Utc> {
+    if let Some(s) = calendar::session(expiry) {
+        return s.close;
+    }
     let local = expiry.and_hms_opt(16, 0, 0).unwrap_or_default();
     chrono_tz::America::New_York
         .from_local_datetime(&local)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| Utc.from_utc_datetime(&local))
+}
+
+/// The early-close trading dates of the calendar's years (2000–2035), as days since 1970.
+fn early_close_days() -> &'static [i32] {
+    static DAYS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    DAYS.get_or_init(|| {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let (first, last) = (NaiveDate::from_ymd_opt(2000, 1, 1), NaiveDate::from_ymd_opt(2035, 12, 31));
+        first
+            .into_iter()
+            .flat_map(|f| f.iter_days())
+            .take_while(|d| Some(*d) <= last)
+            .filter(|d| calendar::is_early_close(*d))
+            .map(|d| (d - epoch).num_days() as i32)
+            .collect()
+    })
 }
 
 /// Years from `from` to the expiry instant of `expiry` (negative once expired).
@@ -184,18 +204,26 @@ impl Lake {
     }
 }
 
-/// Adds `expiry_at` (16:00 New York of the expiry date; UTC 20:00 or 21:00 by daylight saving)
+/// Adds `expiry_at` (the close of the expiry date's session, as [`expiry_instant`]: 16:00 New
+/// York, 13:00 on early-close days; UTC 20:00 or 21:00 by daylight saving)
 /// and `t` (ACT/365 years from `end`) to frames with `expiry` and `end` columns.
 pub fn with_time_to_expiry(lf: LazyFrame) -> Result<LazyFrame> {
     let new_york = PlTimeZone::opt_try_new(Some("America/New_York"))?;
     let day_us = 86_400_000_000i64;
     let local = (col("expiry").cast(DataType::Int64) * lit(day_us) + lit(16 * 3_600_000_000i64))
         .cast(DataType::Datetime(TimeUnit::Microseconds, None));
-    let expiry_at = local
+    let regular = local
         .dt()
         .replace_time_zone(new_york, lit("earliest"), NonExistent::Null)
         .dt()
         .convert_time_zone(PlTimeZone::UTC);
+    // Early closes are at 13:00 New York: three hours before 16:00 on the same date, whatever
+    // the daylight-saving offset.
+    let early = polars::prelude::Series::new("early".into(), early_close_days()).cast(&DataType::Date)?;
+    let is_early = col("expiry").is_in(lit(early).implode(false), false);
+    let three_hours = lit(3 * 3_600_000_000i64);
+    let expiry_at =
+        when(is_early).then((regular.clone().cast(DataType::Int64) - three_hours).cast(ts_type())).otherwise(regular);
     let t = (col("expiry_at").cast(DataType::Int64) - col("end").cast(DataType::Int64)).cast(DataType::Float64)
         / lit(1e6 * YEAR_SECONDS);
     Ok(lf.with_column(expiry_at.alias("expiry_at")).with_column(t.alias("t")))
@@ -212,6 +240,31 @@ mod tests {
         assert_eq!(expiry_instant(d("2024-06-21")).to_rfc3339(), "2024-06-21T20:00:00+00:00");
         let from: DateTime<Utc> = "2024-12-19T21:00:00Z".parse().unwrap();
         assert!((time_to_expiry(from, d("2024-12-20")) - 1.0 / 365.0).abs() < 1e-15);
+        // Early closes: 13:00 New York (the day after Thanksgiving in EST, July 3 in EDT).
+        assert_eq!(expiry_instant(d("2026-11-27")).to_rfc3339(), "2026-11-27T18:00:00+00:00");
+        assert_eq!(expiry_instant(d("2025-07-03")).to_rfc3339(), "2025-07-03T17:00:00+00:00");
+        // No session (a holiday): 16:00 New York.
+        assert_eq!(expiry_instant(d("2026-11-26")).to_rfc3339(), "2026-11-26T21:00:00+00:00");
+    }
+
+    #[test]
+    fn the_polars_expiry_matches_expiry_instant() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let epoch = d("1970-01-01");
+        let expiries =
+            ["2024-12-20", "2024-06-21", "2026-11-27", "2025-07-03", "2026-12-24", "2026-11-26", "2035-12-24"];
+        let days: Vec<i32> = expiries.iter().map(|e| (d(e) - epoch).num_days() as i32).collect();
+        let end: DateTime<Utc> = "2024-01-02T15:00:00Z".parse().unwrap();
+        let df = df!("expiry" => days, "end" => vec![end.timestamp_micros(); expiries.len()]).unwrap();
+        let lf = df.lazy().with_columns([col("expiry").cast(DataType::Date), col("end").cast(ts_type())]);
+        let out = with_time_to_expiry(lf).unwrap().collect().unwrap();
+        let at = out.column("expiry_at").unwrap().cast(&DataType::Int64).unwrap();
+        let t = out.column("t").unwrap().f64().unwrap().clone();
+        for (i, e) in expiries.iter().enumerate() {
+            let want = expiry_instant(d(e));
+            assert_eq!(at.i64().unwrap().get(i), Some(want.timestamp_micros()), "{e}");
+            assert!((t.get(i).unwrap() - time_to_expiry(end, d(e))).abs() < 1e-12, "{e}");
+        }
     }
 
     #[test]

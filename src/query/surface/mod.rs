@@ -88,7 +88,8 @@ pub struct SurfacePoint {
 pub struct ExpirySlice {
     /// Expiration date.
     pub expiry: NaiveDate,
-    /// ACT/365 years from the instant to 16:00 New York of the expiry date.
+    /// ACT/365 years from the instant to the close of the expiry date's session (16:00 New York,
+    /// 13:00 on early-close days).
     pub t: f64,
     /// Forward to expiry.
     pub forward: f64,

@@ -50,10 +50,9 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
         assert!(slice.points.len() >= 10, "{tag}: {} points", slice.points.len());
         assert!(slice.butterfly_ok && slice.calendar_ok, "{tag}: arbitrage checks {slice:?}");
         let true_slice = truth.expiries.iter().find(|e| e.expiry == tag).expect("the expiry is in the truth");
-        // Compared as total variance: the simulator expires options at the session's close, which
-        // is 13:00 on early-close days (Nov 27, Dec 24), while `pit::expiry_instant` takes 16:00
-        // for every expiry; the same total variance over a longer t is a lower vol.
-        let restate = (true_slice.t / slice.t).sqrt();
+        // Both expire options at the session's close (13:00 New York on early-close days), so the
+        // times to expiry agree.
+        assert!((true_slice.t - slice.t).abs() < 1e-9, "{tag}: t {} against the truth's {}", slice.t, true_slice.t);
         let errors: Vec<f64> = slice
             .points
             .iter()
@@ -62,7 +61,7 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
                     .strikes
                     .iter()
                     .find(|s| (s.strike - p.strike).abs() < 1e-9)
-                    .map(|s| slice.vol_at_strike(p.strike) - s.iv * restate)
+                    .map(|s| slice.vol_at_strike(p.strike) - s.iv)
             })
             .collect();
         assert!(errors.len() >= 5, "{tag}: {} points", errors.len());
