@@ -69,7 +69,7 @@ def main() -> None:
     for name, f in cases.items():
         lo, med, out = best(f)
         print(f"| {name} | {out.height:,} | {lo * 1e3:.1f} | {med * 1e3:.1f} |")
-    big = lake._native.read("option_bars", [symbol], None, None, None, None)
+    big = lake._native.read(("option_bars", [symbol], None, None, None, None))
     small = lake._native.sql("SELECT * FROM option_bars LIMIT 1000")
     print("\n| Arrow C stream hand-over (`pl.DataFrame(frame)`) | rows | chunks | MB | best µs |\n|---|---:|---:|---:|---:|")
     for name, frame in [("a 1,000-row frame", small), ("the whole read", big)]:

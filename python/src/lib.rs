@@ -134,25 +134,26 @@ fn series(bar_size: &str, what_to_show: &str) -> PyResult<Series> {
     Ok(Series { bar_size, what_to_show })
 }
 
-fn scan_filter(
-    dataset_name: &str,
-    symbols: Option<Vec<String>>,
-    bar_size: Option<&str>,
-    what_to_show: Option<&str>,
-    start: Option<&str>,
-    end: Option<&str>,
-) -> PyResult<(Dataset, ScanFilter)> {
-    let filter = ScanFilter {
-        symbols: symbols.map(|v| v.iter().map(|s| symbol(s)).collect::<PyResult<Vec<_>>>()).transpose()?,
-        series: match (bar_size, what_to_show) {
-            (Some(b), Some(w)) => Some(series(b, w)?),
-            (None, None) => None,
-            _ => return Err(bad("series", dataset_name, "give both bar_size and what_to_show, or neither")),
-        },
-        from: start.map(date).transpose()?,
-        to: end.map(date).transpose()?,
-    };
-    Ok((dataset(dataset_name)?, filter))
+/// What a scan reads, as Python passes it: `(dataset, symbols, bar_size, what_to_show, start,
+/// end)`, each filter `None` for "all" (see `twslake.Lake.scan`).
+#[derive(FromPyObject)]
+struct Scan(String, Option<Vec<String>>, Option<String>, Option<String>, Option<String>, Option<String>);
+
+impl Scan {
+    fn filter(&self) -> PyResult<(Dataset, ScanFilter)> {
+        let Scan(name, symbols, bar_size, what_to_show, start, end) = self;
+        let filter = ScanFilter {
+            symbols: symbols.as_ref().map(|v| v.iter().map(|s| symbol(s)).collect::<PyResult<Vec<_>>>()).transpose()?,
+            series: match (bar_size, what_to_show) {
+                (Some(b), Some(w)) => Some(series(b, w)?),
+                (None, None) => None,
+                _ => return Err(bad("series", name, "give both bar_size and what_to_show, or neither")),
+            },
+            from: start.as_deref().map(date).transpose()?,
+            to: end.as_deref().map(date).transpose()?,
+        };
+        Ok((dataset(name)?, filter))
+    }
 }
 
 /// The 1-minute equity series of a spot's what-to-show.
@@ -327,18 +328,8 @@ impl NativeLake {
     /// The files of a dataset that a scan with these filters must open, as `(symbol, url)` pairs,
     /// and whether some kept partitions also have live micro-batches (those are read with
     /// [`NativeLake::read_micro`], which merges them on the key as every twslake reader does).
-    #[pyo3(signature = (dataset_name, symbols=None, bar_size=None, what_to_show=None, start=None, end=None))]
-    fn files(
-        &self,
-        py: Python<'_>,
-        dataset_name: &str,
-        symbols: Option<Vec<String>>,
-        bar_size: Option<&str>,
-        what_to_show: Option<&str>,
-        start: Option<&str>,
-        end: Option<&str>,
-    ) -> PyResult<(Vec<(String, String)>, bool)> {
-        let (ds, filter) = scan_filter(dataset_name, symbols, bar_size, what_to_show, start, end)?;
+    fn files(&self, py: Python<'_>, scan: Scan) -> PyResult<(Vec<(String, String)>, bool)> {
+        let (ds, filter) = scan.filter()?;
         let objects = block(py, || self.objects(ds, &filter))?;
         let mut whole = Vec::new();
         let mut micro = false;
@@ -354,18 +345,8 @@ impl NativeLake {
     }
 
     /// The kept partitions that have micro-batches, read and merged on the key.
-    #[pyo3(signature = (dataset_name, symbols=None, bar_size=None, what_to_show=None, start=None, end=None))]
-    fn read_micro(
-        &self,
-        py: Python<'_>,
-        dataset_name: &str,
-        symbols: Option<Vec<String>>,
-        bar_size: Option<&str>,
-        what_to_show: Option<&str>,
-        start: Option<&str>,
-        end: Option<&str>,
-    ) -> PyResult<Frame> {
-        let (ds, filter) = scan_filter(dataset_name, symbols, bar_size, what_to_show, start, end)?;
+    fn read_micro(&self, py: Python<'_>, scan: Scan) -> PyResult<Frame> {
+        let (ds, filter) = scan.filter()?;
         let df = block(py, || async {
             let mut objects = self.objects(ds, &filter).await?;
             objects.retain(|_, list| list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))));
@@ -375,18 +356,8 @@ impl NativeLake {
     }
 
     /// A dataset read through the Rust scan (pruned partitions, then collected).
-    #[pyo3(signature = (dataset_name, symbols=None, bar_size=None, what_to_show=None, start=None, end=None))]
-    fn read(
-        &self,
-        py: Python<'_>,
-        dataset_name: &str,
-        symbols: Option<Vec<String>>,
-        bar_size: Option<&str>,
-        what_to_show: Option<&str>,
-        start: Option<&str>,
-        end: Option<&str>,
-    ) -> PyResult<Frame> {
-        let (ds, filter) = scan_filter(dataset_name, symbols, bar_size, what_to_show, start, end)?;
+    fn read(&self, py: Python<'_>, scan: Scan) -> PyResult<Frame> {
+        let (ds, filter) = scan.filter()?;
         let df = block(py, || async { collect(self.lake.scan(ds, &filter).await?).await })?;
         Ok(Frame::new(df))
     }

@@ -50,7 +50,7 @@ def test_filters_prune_and_select(lake):
         & (pl.col("what_to_show") == "TRADES")
     )
     assert spy.sort("ts").equals(expected.sort("ts")) and spy.height > 50
-    files, micro = lake._native.files("equity_bars", ["SPY"], "1 min", "TRADES", "2026-11-24", "2026-11-24")
+    files, micro = lake._native.files(("equity_bars", ["SPY"], "1 min", "TRADES", "2026-11-24", "2026-11-24"))
     assert not micro
     assert [u.rsplit("/", 1)[1] for _, u in files] == ["1min-TRADES-2026-11-24.parquet"]
     both = lake.option_bars(["SPY", "QQQ"]).select("symbol").unique().collect()
@@ -166,7 +166,7 @@ def test_implied_vols_of_a_user_table_round_trip():
 
 
 def test_frames_cross_through_the_arrow_c_stream(lake):
-    native = lake._native.read("equity_bars", ["SPY"], "1 day", "TRADES", None, None)
+    native = lake._native.read(("equity_bars", ["SPY"], "1 day", "TRADES", None, None))
     assert hasattr(native, "__arrow_c_stream__")
     table = pa.table(native)  # pyarrow takes the same capsule
     df = pl.DataFrame(native)
@@ -258,7 +258,7 @@ def test_quotes_being_captured_read_once_per_key(lake_dir, tmp_path):
     root = tmp_path / "lake"
     shutil.copytree(lake_dir, root)
     lake = twslake.Lake(root)
-    schema = pa.table(lake._native.read("quotes", [], None, None, None, None)).schema
+    schema = pa.table(lake._native.read(("quotes", [], None, None, None, None))).schema
     arrow = pa.schema(
         [pa.field(f.name, pa.string() if f.type == pa.string_view() else f.type) for f in schema if f.name != "symbol"]
     )

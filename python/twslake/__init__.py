@@ -196,7 +196,7 @@ class Lake:
             raise BadInputError(f"invalid dataset {dataset!r}: use one of {', '.join(DATASETS)}")
         s, e = _day(start), _day(end)
         args = (dataset, _symbols(symbols), bar_size, what_to_show, s, e)
-        files, micro = self._native.files(*args)
+        files, micro = self._native.files(args)
         schema = self._schema(dataset)
         by_symbol: dict[str, list[str]] = {}
         for sym, url in files:
@@ -211,7 +211,7 @@ class Lake:
         if micro:
             # Days a live capture is still writing (a day file plus micro-batches, or only
             # micro-batches): merged on the key by the Rust reader, as every twslake answer is.
-            frames.append(_frame(self._native.read_micro(*args)).lazy())
+            frames.append(_frame(self._native.read_micro(args)).lazy())
         if not frames:
             return pl.DataFrame(schema=schema).lazy()
         lf = pl.concat(frames, how="vertical")
@@ -229,7 +229,7 @@ class Lake:
         if cached is None:
             cached = self._schemas = {}
         if dataset not in cached:
-            cached[dataset] = dict(_frame(self._native.read(dataset, [], None, None, None, None)).schema)
+            cached[dataset] = dict(_frame(self._native.read((dataset, [], None, None, None, None))).schema)
         return cached[dataset]
 
     def equity_bars(
@@ -272,12 +272,14 @@ class Lake:
         """A dataset read eagerly by the Rust scan (same filters as :meth:`scan`)."""
         return _frame(
             self._native.read(
-                dataset,
-                _symbols(symbols),
-                filters.get("bar_size"),
-                filters.get("what_to_show"),
-                _day(filters.get("start")),
-                _day(filters.get("end")),
+                (
+                    dataset,
+                    _symbols(symbols),
+                    filters.get("bar_size"),
+                    filters.get("what_to_show"),
+                    _day(filters.get("start")),
+                    _day(filters.get("end")),
+                )
             )
         )
 

@@ -14,6 +14,9 @@ class QueryError(TwslakeError): ...
 class PrerequisiteError(TwslakeError): ...
 class GatewayError(TwslakeError): ...
 
+# (dataset, symbols, bar_size, what_to_show, start, end); None filters mean "all".
+Scan = tuple[str, list[str] | None, str | None, str | None, str | None, str | None]
+
 class Frame:
     """A table made in Rust, handed over through the Arrow PyCapsule interface."""
 
@@ -28,33 +31,9 @@ class NativeLake:
     def url(self) -> str: ...
     def storage_options(self) -> list[tuple[str, str]]: ...
     def symbols(self) -> list[str]: ...
-    def files(
-        self,
-        dataset_name: str,
-        symbols: list[str] | None = None,
-        bar_size: str | None = None,
-        what_to_show: str | None = None,
-        start: str | None = None,
-        end: str | None = None,
-    ) -> tuple[list[tuple[str, str]], bool]: ...
-    def read_micro(
-        self,
-        dataset_name: str,
-        symbols: list[str] | None = None,
-        bar_size: str | None = None,
-        what_to_show: str | None = None,
-        start: str | None = None,
-        end: str | None = None,
-    ) -> Frame: ...
-    def read(
-        self,
-        dataset_name: str,
-        symbols: list[str] | None = None,
-        bar_size: str | None = None,
-        what_to_show: str | None = None,
-        start: str | None = None,
-        end: str | None = None,
-    ) -> Frame: ...
+    def files(self, scan: Scan) -> tuple[list[tuple[str, str]], bool]: ...
+    def read_micro(self, scan: Scan) -> Frame: ...
+    def read(self, scan: Scan) -> Frame: ...
     def missing_windows(
         self,
         dataset_name: str,
