@@ -57,3 +57,13 @@ def lake(lake_dir) -> twslake.Lake:
 def snapshot_at(lake):
     """The instant of SPY's latest chain snapshot: after the last session the demo ingested."""
     return lake.chains("SPY").select(pl.col("snapshot_at").max()).collect().item()
+
+
+@pytest.fixture(scope="session")
+def staleness_min(lake, snapshot_at) -> int:
+    """Minutes from SPY's last option bar's close to the snapshot, plus a margin: how stale the
+    surface at `snapshot_at` must allow its mids to be. The demo follows the wall clock, so this
+    is minutes after a session, hours at night, days over a weekend or a holiday."""
+    last_start = lake.option_bars("SPY").select(pl.col("ts").max()).collect().item()
+    gap = snapshot_at - last_start
+    return int(gap.total_seconds() // 60) + 5
