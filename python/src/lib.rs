@@ -304,8 +304,11 @@ impl NativeLake {
 #[pymethods]
 impl NativeLake {
     #[new]
-    fn new(url: &str) -> PyResult<Self> {
-        Ok(NativeLake { lake: Lake::open_existing(url).map_err(py_err)? })
+    #[pyo3(signature = (url, storage_options=None))]
+    fn new(url: &str, storage_options: Option<Vec<(String, String)>>) -> PyResult<Self> {
+        let options = storage_options.unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Ok(NativeLake { lake: Lake::open_existing_with(url, &pairs).map_err(py_err)? })
     }
 
     /// The lake's location as a URL.

@@ -258,6 +258,15 @@ def test_a_lake_on_s3_answers_like_the_same_lake_on_disk(lake, lake_dir, snapsho
         b = lake.scan(name, "BRK B").collect()
         assert a.height == b.height > 0
         assert a.sort(a.columns).equals(b.sort(b.columns))
+    # The same settings given as storage options instead of the environment.
+    options = {"aws_endpoint_url": endpoint, "aws_region": "us-east-1", "aws_access_key_id": "test",
+               "aws_secret_access_key": "test"}
+    for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(k)
+    by_options = twslake.Lake(f"s3://{bucket}/lake", storage_options=options)
+    assert by_options.equity_bars("SPY").collect().height == lake.equity_bars("SPY").collect().height > 0
+    with pytest.raises(twslake.BadInputError, match="s3:// lakes only"):
+        twslake.Lake(lake_dir, storage_options={"aws_region": "us-east-1"})
     kw = dict(start="2020-01-01", end=date.today())
     assert s3.missing_windows("SPY", **kw).equals(lake.missing_windows("SPY", **kw))
     assert s3.surface("SPY", snapshot_at, max_staleness_min=staleness_min).expiries.equals(

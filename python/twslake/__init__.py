@@ -153,13 +153,22 @@ class Lake:
 
     ``url`` is a folder path, ``file://`` or ``s3://bucket/prefix`` URL; by default the
     ``TWSLAKE_LAKE`` environment variable, else ``./lake``. A local folder that does not exist is
-    an error (:class:`StorageError`); nothing is ever created or written.
+    an error (:class:`BadInputError`); nothing is ever created or written.
+
+    S3 is configured from the standard AWS environment (``AWS_REGION``, ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL``), or by
+    ``storage_options`` with polars' keys (``aws_region``, ``aws_access_key_id``,
+    ``aws_secret_access_key``, ``aws_endpoint_url``, ...), which take precedence and are used for
+    every file the lake reads.
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, url: str | os.PathLike[str] | None = None, *, storage_options: dict[str, str] | None = None
+    ) -> None:
         if url is None:
             url = os.environ.get("TWSLAKE_LAKE", "lake")
-        self._native = _native.NativeLake(os.fspath(url))
+        options = [(str(k), str(v)) for k, v in (storage_options or {}).items()]
+        self._native = _native.NativeLake(os.fspath(url), options)
 
     def __repr__(self) -> str:
         return f"Lake({self.url!r})"

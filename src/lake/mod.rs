@@ -157,6 +157,17 @@ impl Lake {
         Self::open_location(Location::parse(url)?, false)
     }
 
+    /// [`Lake::open_existing`] with S3 settings that override the environment's (as
+    /// [`Lake::open_with`]); settings given for a local lake are refused, naming them.
+    pub fn open_existing_with(url: &str, s3: &[(&str, &str)]) -> Result<Self> {
+        let location = Location::parse(url)?;
+        if let (Location::Local(_), Some((key, _))) = (&location, s3.first()) {
+            let why = format!("storage options (here {key:?}) apply to s3:// lakes only; drop them for a local folder");
+            return Err(Error::bad_input("lake URL", url, why));
+        }
+        Self::open_location_with(location, false, s3)
+    }
+
     fn open_location(location: Location, create: bool) -> Result<Self> {
         Self::open_location_with(location, create, &[])
     }
