@@ -7,7 +7,8 @@
 //!   each owning its Arrow schema, primary key and row type.
 //! - [`lake`]: the storage: URLs (`./lake`, `file://`, `s3://`), the path layout
 //!   ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON request
-//!   manifest ([`lake::manifest`]), validation ([`lake::validate`]).
+//!   manifest ([`lake::manifest`]), validation ([`lake::validate`]), live micro-batches and
+//!   their compaction ([`lake::micro`]).
 //! - [`live`]: live capture: streaming quotes and option computations into the `quotes`
 //!   dataset in micro-batches, reconnects and gaps, the metrics endpoint, the webhook alert sink.
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
@@ -23,6 +24,9 @@
 //! - [`cli`]: the `twslake` command line.
 //! - [`clock`]: the clock passed in to the simulator and the jobs.
 //! - [`error`]: the one public error type.
+//!
+//! Beside the crate: `python/`, the Python package (PyO3, maturin) over [`query`], whose frames
+//! cross into Python through the Arrow C stream interface; `notebooks/` uses it.
 //!
 //! # Open a lake, record a request, ask what is missing
 //! ```

@@ -184,7 +184,7 @@ pub enum Outcome {
 /// One request, as remembered.
 ///
 /// In JSON the request's fields sit beside the entry's own (one flat object); the conversion goes
-/// through [`EntryWire`] because serde's `flatten` buffers every field and made loading a
+/// through `EntryWire` because serde's `flatten` buffers every field and made loading a
 /// 100,000-entry snapshot several times slower.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "EntryWire", into = "EntryWire")]

@@ -3,7 +3,7 @@
 //! A lake is opened from a URL ([`Lake::open`]): a plain path or `file://…` for the local file
 //! system, `s3://bucket/prefix` for S3 and S3-compatible servers. Both go through one
 //! [`ObjectStore`]; they differ only in how a partition write is guarded against a concurrent
-//! writer (see [`write`]).
+//! writer (see [`mod@write`]).
 
 pub mod example;
 pub mod layout;

@@ -149,8 +149,8 @@ fn call_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
 
 /// Adds the implied-vol column (`cols.iv`, NaN where the price has no implied vol).
 ///
-/// One pass over the columns as they are stored: the numeric columns are borrowed (see
-/// [`f64_col`]), the right is read from the string column as it goes, and the result vector
+/// One pass over the columns as they are stored: the numeric columns are borrowed (one
+/// null-free chunk), the right is read from the string column as it goes, and the result vector
 /// becomes the new column without a copy. Runs on one thread; as fast as [`implied_vols`] on
 /// plain slices (BENCHMARKS.md).
 pub fn with_implied_vol(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {

@@ -5,7 +5,7 @@
 //! from [`Lake::spot_at`], the listed contracts from [`Lake::chain_as_of`], and for each listed
 //! option its latest MIDPOINT bar that had closed by then (and not longer than
 //! [`SurfaceOptions::max_staleness`] before). Per expiry: forward and discount from put–call
-//! parity ([`iv::parity_forward`]), implied vols of the out-of-the-money side (puts below the
+//! parity ([`super::iv::parity_forward`]), implied vols of the out-of-the-money side (puts below the
 //! forward, calls at and above: US equity options are American, and out-of-the-money options
 //! carry the least early-exercise premium) walking away from the money up to the price floor
 //! (the first quote no dearer than the next one out: a zero bid or the tick), a fit
