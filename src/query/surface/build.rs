@@ -103,6 +103,18 @@ fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOpti
     pts
 }
 
+/// The vol error the fit expects of any quote (5 basis points of vol).
+const VOL_FLOOR: f64 = 0.0005;
+/// The rounding error of a mid of two cent quotes: up to half a cent.
+const MID_ROUNDING: f64 = 0.005;
+
+/// The undiscounted Black vega ∂C/∂σ = F·φ(d1)·√t.
+fn black_vega(forward: f64, strike: f64, t: f64, vol: f64) -> f64 {
+    let sd = vol * t.sqrt();
+    let d1 = (forward / strike).ln() / sd + 0.5 * sd;
+    forward * (-0.5 * d1 * d1).exp() / (2.0 * std::f64::consts::PI).sqrt() * t.sqrt()
+}
+
 /// Fits one expiry; `Err(reason)` when it cannot be.
 fn slice(
     expiry: NaiveDate,
@@ -117,10 +129,19 @@ fn slice(
     }
     let fd = iv::parity_forward(&pairs(quotes), spot, t, opts.parity_pairs, &opts.rates);
     let pts = otm_points(quotes, &fd, t, opts);
-    // Weights 1/(2σt)² turn total-variance residuals into vol residuals (dw = 2σt·dσ).
+    // Weights 1/(2σt)² turn total-variance residuals into vol residuals (dw = 2σt·dσ), divided by
+    // each quote's own vol uncertainty: a floor for the model (VOL_FLOOR) plus the rounding of the
+    // mid to half a cent, seen through the option's vega. Liquid quotes weigh alike; cheap wings
+    // whose cents move the vol by points weigh by what their price can tell.
     let fit_points: Vec<FitPoint> = pts
         .iter()
-        .map(|(q, v)| FitPoint { k: (q.strike / fd.forward).ln(), w: v * v * t, weight: 1.0 / (2.0 * v * t).powi(2) })
+        .map(|(q, v)| {
+            let k = (q.strike / fd.forward).ln();
+            let vega = black_vega(fd.forward, q.strike, t, *v) * fd.discount;
+            let rounding = if vega > 0.0 { MID_ROUNDING / vega } else { f64::INFINITY };
+            let precision = VOL_FLOOR * VOL_FLOOR / (VOL_FLOOR * VOL_FLOOR + rounding * rounding);
+            FitPoint { k, w: v * v * t, weight: precision / (2.0 * v * t).powi(2) }
+        })
         .collect();
     let p =
         svi::fit(&fit_points).ok_or_else(|| format!("{} usable out-of-the-money quotes; a fit needs 5", pts.len()))?;
@@ -230,6 +251,24 @@ mod tests {
         }
         let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t).unwrap();
         df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap()
+    }
+
+    #[test]
+    fn vega_matches_the_black_price_and_cheap_wings_weigh_less() {
+        let (f, t, v) = (100.0, 0.05, 0.2);
+        for k in [80.0, 95.0, 100.0, 110.0] {
+            let h = 1e-6;
+            let fd = (black_price(f, k, t, v + h, true) - black_price(f, k, t, v - h, true)) / (2.0 * h);
+            assert!((black_vega(f, k, t, v) - fd).abs() < 1e-6, "{k}: {} vs {fd}", black_vega(f, k, t, v));
+        }
+        // The share of the weight a quote keeps: about half at the money (half a cent is 6 basis
+        // points of vol there, against the 5 expected of any fit), almost none for a far wing
+        // worth a few cents.
+        let keep = |k: f64| {
+            let rounding = MID_ROUNDING / black_vega(f, k, t, v);
+            VOL_FLOOR * VOL_FLOOR / (VOL_FLOOR * VOL_FLOOR + rounding * rounding)
+        };
+        assert!(keep(100.0) > 0.4 && keep(115.0) < 1e-3 && keep(100.0) > keep(105.0) && keep(105.0) > keep(110.0));
     }
 
     #[test]

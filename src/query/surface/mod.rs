@@ -9,7 +9,8 @@
 //! forward, calls at and above: US equity options are American, and out-of-the-money options
 //! carry the least early-exercise premium) walking away from the money up to the price floor
 //! (the first quote no dearer than the next one out: a zero bid or the tick), a fit
-//! ([`svi::fit`]), and the checks ([`arbitrage`]: butterfly on the whole quoted range and a
+//! ([`svi::fit`]) weighing each quote by what its price can tell (a mid rounded to the cent moves
+//! a cheap wing's vol by points: the rounding is seen through the quote's vega), and the checks ([`arbitrage`]: butterfly on the whole quoted range and a
 //! margin beyond it; calendar only where neighbouring expiries both have quotes, beyond the
 //! fits' own error). [`fit_surface`] does the same from a panel already in memory.
 
