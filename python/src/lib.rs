@@ -109,8 +109,9 @@ fn block<T: Send, Fut: Future<Output = twslake::Result<T>>, F: FnOnce() -> Fut +
     py.detach(|| runtime().block_on(make())).map_err(py_err)
 }
 
+/// Instants as the CLI's `--at` reads them (RFC 3339, New York wall-clock time, or a date's close).
 fn instant(s: &str) -> PyResult<chrono::DateTime<chrono::Utc>> {
-    twslake::sim::cli::parse_instant(s).map_err(|why| bad("instant", s, why))
+    twslake::query::pit::parse_instant(s).map_err(py_err)
 }
 
 fn date(s: &str) -> PyResult<chrono::NaiveDate> {

@@ -198,7 +198,7 @@ def test_errors_name_the_input_and_change_nothing(lake, lake_dir, tmp_path):
     assert not (tmp_path / "nothing").exists()
     with pytest.raises(twslake.BadInputError, match="symbol"):
         lake.spot_at("../etc", "2026-01-05 15:00")
-    with pytest.raises(twslake.BadInputError, match="instant"):
+    with pytest.raises(twslake.BadInputError, match="timestamp"):
         lake.spot_at("SPY", "yesterday-ish")
     with pytest.raises(twslake.BadInputError, match="dataset"):
         lake.scan("trades")
@@ -313,3 +313,23 @@ def test_quotes_being_captured_read_once_per_key(lake_dir, tmp_path):
     assert ours["bid"].to_list() == [101.0] * 4 + [100.0] * 6
     assert ours.equals(lake.read("quotes", "SPY").sort("ts"))
     assert lake.sql("SELECT count(*) FROM quotes").item() == 10
+
+
+def test_instants_read_as_the_cli_reads_them(lake, snapshot_at):
+    from zoneinfo import ZoneInfo
+
+    ny = snapshot_at.astimezone(ZoneInfo("America/New_York"))
+    wall = ny.replace(tzinfo=None)
+    same = [
+        snapshot_at,  # aware, UTC
+        ny,  # aware, New York
+        wall,  # naive: New York wall clock
+        wall.strftime("%Y-%m-%d %H:%M:%S.%f"),  # the same as text
+        snapshot_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),  # RFC 3339
+    ]
+    answers = {lake.spot_at("SPY", at) for at in same}
+    assert len(answers) == 1, answers
+    # A date alone is its close: the spot then is that session's last close.
+    last = lake.equity_bars("SPY", bar_size="1 min").select(pl.col("date").max()).collect().item()
+    spot = lake.spot_at("SPY", last)
+    assert spot.as_of.astimezone(ZoneInfo("America/New_York")).hour in (13, 16)

@@ -14,8 +14,10 @@ listed); computed answers (missing windows, status, chains as of an instant, the
 implied vols, surfaces) are made by the same Rust code as the ``twslake`` binary and cross into
 Python through the Arrow C stream interface, without a copy through text.
 
-Instants are ``datetime`` objects (naive ones are read as UTC) or strings in RFC 3339 or
-``YYYY-MM-DD HH:MM[:SS]`` (UTC). Dates are ``date`` objects or ``YYYY-MM-DD`` strings.
+Instants are read as the CLI's ``--at`` reads them: timezone-aware ``datetime`` objects (the
+lake's own timestamps are UTC-aware), RFC 3339 strings (``2026-11-24T15:30:00Z``), New York
+wall-clock times (``"2026-11-24 10:30"``, or a naive ``datetime``: the exchange's clock), or a
+date alone, meaning that date's close. Dates are ``date`` objects or ``YYYY-MM-DD`` strings.
 """
 
 from __future__ import annotations
@@ -67,9 +69,9 @@ DATASETS = ("contracts", "chains", "equity_bars", "option_bars", "quotes")
 
 def _instant(at: Instant) -> str:
     if isinstance(at, datetime):
-        if at.tzinfo is not None:
-            at = at.astimezone(timezone.utc).replace(tzinfo=None)
-        return at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+        if at.tzinfo is None:  # the exchange's wall clock, as a string without an offset
+            return at.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
     if isinstance(at, date):
         return at.isoformat()
     if isinstance(at, str):

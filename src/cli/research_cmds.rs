@@ -2,14 +2,12 @@
 //! (polars SQL over the datasets), plus the hidden `iv` used by the Python reference test.
 
 use super::lake_cmds::LakeArg;
-use crate::error::Error;
 use crate::lake::layout::Symbol;
 use crate::lake::Lake;
 use crate::query::collect;
 use crate::query::iv::{self, IvColumns, Rates};
 use crate::query::surface::{Surface, SurfaceOptions};
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use clap::{Args, ValueEnum};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -82,20 +80,7 @@ pub struct IvArgs {
     output: PathBuf,
 }
 
-/// Parses `--at`: RFC 3339, or a naive time read as New York wall-clock time.
-pub fn parse_instant(s: &str) -> crate::Result<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"];
-    let naive = formats.iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok());
-    let why = "use RFC 3339 (2024-11-22T15:30:00Z) or New York time (2024-11-22 10:30)";
-    let naive = naive.ok_or_else(|| Error::bad_input("timestamp", s, why))?;
-    chrono_tz::America::New_York.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc)).ok_or_else(|| {
-        Error::bad_input("timestamp", s, "ambiguous or skipped at a daylight-saving change; give an offset")
-    })
-}
+pub use crate::query::pit::parse_instant;
 
 fn print_surface(s: &Surface) {
     println!("{} at {}  spot {:.4}", s.symbol, s.at.to_rfc3339(), s.spot);
@@ -258,6 +243,10 @@ mod tests {
         assert_eq!(utc("2024-11-22T15:30:00Z"), "2024-11-22T15:30:00+00:00");
         assert_eq!(utc("2024-11-22 10:30"), "2024-11-22T15:30:00+00:00");
         assert_eq!(utc("2024-07-01T10:30:00"), "2024-07-01T14:30:00+00:00");
+        assert_eq!(utc("2024-07-01 10:30:00.250"), "2024-07-01T14:30:00.250+00:00");
+        // A date alone is its close: 16:00 New York, 13:00 on an early close.
+        assert_eq!(utc("2024-11-22"), "2024-11-22T21:00:00+00:00");
+        assert_eq!(utc("2024-11-29"), "2024-11-29T18:00:00+00:00");
         let e = parse_instant("yesterday").unwrap_err().to_string();
         assert!(e.contains("\"yesterday\""), "{e}");
     }

@@ -60,6 +60,27 @@ fn early_close_days() -> &'static [i32] {
     })
 }
 
+/// Reads an instant as users write it: RFC 3339 (`2024-11-22T15:30:00Z`, any offset), a New York
+/// wall-clock time (`2024-11-22 10:30`, `2024-11-22T10:30:00`: the exchange's clock, which is how
+/// quants speak of a moment), or a date alone, meaning that date's close (16:00 New York, 13:00
+/// on an early close). The CLI's `--at` and the Python package read instants with this.
+pub fn parse_instant(s: &str) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(expiry_instant(d));
+    }
+    let formats = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
+    let naive = formats.iter().find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok());
+    let why = "use RFC 3339 (2024-11-22T15:30:00Z), New York time (2024-11-22 10:30) or a date (its close)";
+    let naive = naive.ok_or_else(|| Error::bad_input("timestamp", s, why))?;
+    chrono_tz::America::New_York.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc)).ok_or_else(|| {
+        Error::bad_input("timestamp", s, "ambiguous or skipped at a daylight-saving change; give an offset")
+    })
+}
+
 /// Years from `from` to the expiry instant of `expiry` (negative once expired).
 pub fn time_to_expiry(from: DateTime<Utc>, expiry: NaiveDate) -> f64 {
     (expiry_instant(expiry) - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6 / YEAR_SECONDS

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use tokio::io::AsyncWriteExt;
 
 use super::faults::Fault;
@@ -43,7 +43,7 @@ pub struct MarketArgs {
     /// Symbols to list (comma-separated; default SPY,QQQ,AAPL,MSFT,BRK B).
     #[arg(long, value_delimiter = ',')]
     pub symbols: Vec<String>,
-    /// Freeze the market's clock at this instant (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC).
+    /// Freeze the market's clock at this instant (RFC 3339, or New York time `YYYY-MM-DD HH:MM`).
     #[arg(long, value_parser = parse_instant)]
     pub now: Option<DateTime<Utc>>,
 }
@@ -83,7 +83,7 @@ pub enum SimCommand {
 pub struct TruthArgs {
     /// The underlying.
     pub symbol: String,
-    /// The instant (RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC).
+    /// The instant (RFC 3339, or New York time `YYYY-MM-DD HH:MM`).
     #[arg(long, value_parser = parse_instant)]
     pub at: DateTime<Utc>,
     /// Print JSON.
@@ -94,20 +94,10 @@ pub struct TruthArgs {
     pub market: MarketArgs,
 }
 
-/// Parses an instant given on the command line.
+/// Parses an instant given on the command line, as every `twslake` command does (see
+/// [`crate::query::pit::parse_instant`]: RFC 3339, New York wall-clock time, or a date's close).
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(21, 0, 0).unwrap_or_default().and_utc());
-    }
-    Err(format!("cannot read {s:?} as an instant (use RFC 3339 or YYYY-MM-DD HH:MM:SS in UTC)"))
+    crate::query::pit::parse_instant(s).map_err(|e| e.to_string())
 }
 
 /// Runs `twslake sim`: serves until Ctrl-C, or prints the truth.
