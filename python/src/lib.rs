@@ -135,6 +135,9 @@ fn series(bar_size: &str, what_to_show: &str) -> PyResult<Series> {
     Ok(Series { bar_size, what_to_show })
 }
 
+/// A file of a scan: `(symbol, url)`.
+type SymbolUrl = (String, String);
+
 /// What a scan reads, as Python passes it: `(dataset, symbols, bar_size, what_to_show, start,
 /// end)`, each filter `None` for "all" (see `twslake.Lake.scan`).
 #[derive(FromPyObject)]
@@ -270,19 +273,70 @@ pub struct NativeLake {
     lake: Lake,
 }
 
-fn date_frame(rows: impl Iterator<Item = (chrono::NaiveDate, chrono::NaiveDate, usize)>) -> PolarsResult<DataFrame> {
+/// A Date column from dates (days since 1970, the Arrow and polars representation).
+fn date_column(name: &str, dates: impl IntoIterator<Item = Option<chrono::NaiveDate>>) -> PolarsResult<Column> {
     let epoch = chrono::NaiveDate::default();
-    let days = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
-    let (mut s, mut e, mut n) = (vec![], vec![], vec![]);
-    for (a, b, k) in rows {
-        s.push(days(a));
-        e.push(days(b));
-        n.push(k as u32);
-    }
+    let days: Vec<Option<i32>> = dates.into_iter().map(|d| d.map(|d| (d - epoch).num_days() as i32)).collect();
+    Column::new(name.into(), days).cast(&DataType::Date)
+}
+
+fn date_frame(rows: impl Iterator<Item = (chrono::NaiveDate, chrono::NaiveDate, usize)>) -> PolarsResult<DataFrame> {
+    let rows: Vec<_> = rows.collect();
     DataFrame::new_infer_height(vec![
-        Column::new("start".into(), s).cast(&DataType::Date)?,
-        Column::new("end".into(), e).cast(&DataType::Date)?,
-        Column::new("trading_days".into(), n),
+        date_column("start", rows.iter().map(|r| Some(r.0)))?,
+        date_column("end", rows.iter().map(|r| Some(r.1)))?,
+        Column::new("trading_days".into(), rows.iter().map(|r| r.2 as u32).collect::<Vec<u32>>()),
+    ])
+}
+
+/// `status` as a table (column types as the Python stub documents).
+fn status_frame(rows: &[twslake::query::status::StatusRow]) -> PolarsResult<DataFrame> {
+    let strs = |f: fn(&twslake::query::status::StatusRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let u32s =
+        |f: fn(&twslake::query::status::StatusRow) -> usize| rows.iter().map(|r| f(r) as u32).collect::<Vec<u32>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("symbol".into(), strs(|r| &r.symbol)),
+        Column::new("dataset".into(), strs(|r| &r.dataset)),
+        Column::new("rows".into(), rows.iter().map(|r| r.rows).collect::<Vec<u64>>()),
+        date_column("first_date", rows.iter().map(|r| r.first_date))?,
+        date_column("last_date", rows.iter().map(|r| r.last_date))?,
+        Column::new(
+            "latest_snapshot_age_secs".into(),
+            rows.iter().map(|r| r.latest_snapshot_age_secs).collect::<Vec<_>>(),
+        ),
+        Column::new("missing_windows".into(), u32s(|r| r.missing_windows)),
+        Column::new("requests".into(), u32s(|r| r.requests)),
+        Column::new("latest_quote_age_secs".into(), rows.iter().map(|r| r.latest_quote_age_secs).collect::<Vec<_>>()),
+        Column::new("capture_gaps".into(), u32s(|r| r.capture_gaps)),
+    ])
+}
+
+/// A surface's slices, one row each (the fit and its checks; the points are [`Surface::to_frame`]).
+fn expiries_frame(s: &twslake::query::surface::Surface) -> PolarsResult<DataFrame> {
+    let e = &s.expiries;
+    let f = |get: fn(&twslake::query::surface::ExpirySlice) -> f64| e.iter().map(get).collect::<Vec<f64>>();
+    DataFrame::new_infer_height(vec![
+        date_column("expiry", e.iter().map(|x| Some(x.expiry)))?,
+        Column::new("t".into(), f(|x| x.t)),
+        Column::new("forward".into(), f(|x| x.forward)),
+        Column::new("discount".into(), f(|x| x.discount)),
+        Column::new("a".into(), f(|x| x.a)),
+        Column::new("b".into(), f(|x| x.b)),
+        Column::new("rho".into(), f(|x| x.rho)),
+        Column::new("m".into(), f(|x| x.m)),
+        Column::new("sigma".into(), f(|x| x.sigma)),
+        Column::new("rmse".into(), f(|x| x.rmse)),
+        Column::new("butterfly_ok".into(), e.iter().map(|x| x.butterfly_ok).collect::<Vec<bool>>()),
+        Column::new("calendar_ok".into(), e.iter().map(|x| x.calendar_ok).collect::<Vec<bool>>()),
+        Column::new("min_g".into(), f(|x| x.min_g)),
+    ])
+}
+
+/// The listed expiries a surface has no slice for, and why.
+fn skipped_frame(s: &twslake::query::surface::Surface) -> PolarsResult<DataFrame> {
+    DataFrame::new_infer_height(vec![
+        date_column("expiry", s.skipped.iter().map(|x| Some(x.expiry)))?,
+        Column::new("reason".into(), s.skipped.iter().map(|x| x.reason.as_str()).collect::<Vec<&str>>()),
     ])
 }
 
@@ -329,34 +383,32 @@ impl NativeLake {
         Ok(syms.into_iter().map(|s| s.as_str().to_string()).collect())
     }
 
-    /// The files of a dataset that a scan with these filters must open, as `(symbol, url)` pairs,
-    /// and whether some kept partitions also have live micro-batches (those are read with
-    /// [`NativeLake::read_micro`], which merges them on the key as every twslake reader does).
-    fn files(&self, py: Python<'_>, scan: Scan) -> PyResult<(Vec<(String, String)>, bool)> {
+    /// How to read a scan, from one listing: the files polars can read as they are, as
+    /// `(symbol, url)` pairs, and the partitions a live capture is still writing (a day file and
+    /// micro-batches) read here and merged on the key as every twslake reader does, or `None`.
+    fn files(&self, py: Python<'_>, scan: Scan) -> PyResult<(Vec<SymbolUrl>, Option<Frame>)> {
         let (ds, filter) = scan.filter()?;
-        let objects = block(py, || self.objects(ds, &filter))?;
-        let mut whole = Vec::new();
-        let mut micro = false;
-        for (p, list) in objects {
-            if list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))) {
-                micro = true;
-                continue;
-            }
-            let sym = p.symbol.as_str().to_string();
-            whole.extend(list.iter().map(|o| (sym.clone(), self.lake.location().url_of(o.path().as_ref()))));
-        }
-        Ok((whole, micro))
-    }
-
-    /// The kept partitions that have micro-batches, read and merged on the key.
-    fn read_micro(&self, py: Python<'_>, scan: Scan) -> PyResult<Frame> {
-        let (ds, filter) = scan.filter()?;
-        let df = block(py, || async {
-            let mut objects = self.objects(ds, &filter).await?;
-            objects.retain(|_, list| list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))));
-            collect(self.lake.scan_objects(ds, &objects)?).await
+        let (whole, micro) = block(py, || async {
+            let (micro, whole): (BTreeMap<_, _>, BTreeMap<_, _>) = self
+                .objects(ds, &filter)
+                .await?
+                .into_iter()
+                .partition(|(_, list)| list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))));
+            let micro = match micro.is_empty() {
+                true => None,
+                false => Some(collect(self.lake.scan_objects(ds, &micro)?).await?),
+            };
+            Ok((whole, micro))
         })?;
-        Ok(Frame::new(df))
+        let urls = whole
+            .into_iter()
+            .flat_map(|(p, list)| {
+                let sym = p.symbol.as_str().to_string();
+                list.into_iter().map(move |o| (sym.clone(), o.path()))
+            })
+            .map(|(sym, path)| (sym, self.lake.location().url_of(path.as_ref())))
+            .collect();
+        Ok((urls, micro.map(Frame::new)))
     }
 
     /// A dataset read through the Rust scan (pruned partitions, then collected).
@@ -396,10 +448,10 @@ impl NativeLake {
 
     /// What the lake holds per symbol and dataset, as JSON rows (the Python side makes the frame).
     #[pyo3(signature = (now=None))]
-    fn status(&self, py: Python<'_>, now: Option<&str>) -> PyResult<String> {
+    fn status(&self, py: Python<'_>, now: Option<&str>) -> PyResult<Frame> {
         let now = now.map(instant).transpose()?.unwrap_or_else(chrono::Utc::now);
         let rows = block(py, || self.lake.status(now))?;
-        Ok(serde_json::to_string(&rows).expect("status rows serialise"))
+        Ok(Frame::new(status_frame(&rows).map_err(polars_err)?))
     }
 
     /// The spot at an instant: `(price, as_of, what_to_show)`.
@@ -462,7 +514,8 @@ impl NativeLake {
         Ok(Frame::new(df))
     }
 
-    /// The volatility surface: its JSON (as `twslake surface --json` prints it) and its points.
+    /// The volatility surface: its JSON (as `twslake surface --json` prints it), its points, its
+    /// slices and its skipped expiries.
     #[pyo3(signature = (sym, at, bar_size, max_staleness_min, rate, dividend_yield))]
     fn surface(
         &self,
@@ -473,7 +526,7 @@ impl NativeLake {
         max_staleness_min: i64,
         rate: f64,
         dividend_yield: f64,
-    ) -> PyResult<(String, Frame)> {
+    ) -> PyResult<(String, Frame, Frame, Frame)> {
         let (s, at) = (symbol(sym)?, instant(at)?);
         if max_staleness_min < 1 {
             return Err(bad("max_staleness_min", &max_staleness_min.to_string(), "give at least 1 minute"));
@@ -486,7 +539,10 @@ impl NativeLake {
         };
         let surface = block(py, || self.lake.surface(&s, at, &opts))?;
         let json = serde_json::to_string(&surface).expect("surfaces serialise");
-        Ok((json, Frame::new(surface.to_frame().map_err(py_err)?)))
+        let points = Frame::new(surface.to_frame().map_err(py_err)?);
+        let expiries = Frame::new(expiries_frame(&surface).map_err(polars_err)?);
+        let skipped = Frame::new(skipped_frame(&surface).map_err(polars_err)?);
+        Ok((json, points, expiries, skipped))
     }
 
     /// polars SQL over the datasets registered as tables.
@@ -541,16 +597,33 @@ fn implied_vols(
     Ok(Frame::new(df))
 }
 
-/// The simulator's surface at an instant (the truth the demo lake was generated from), as JSON.
+/// The simulator's surface at an instant (the truth the demo lake was generated from): one row
+/// per listed expiry and strike.
 #[pyfunction]
 #[pyo3(signature = (sym, at, seed=0))]
-fn sim_truth(sym: &str, at: &str, seed: u64) -> PyResult<String> {
+fn sim_truth(sym: &str, at: &str, seed: u64) -> PyResult<Frame> {
     use twslake::sim::market::{Market, SymbolSpec};
     let at = instant(at)?;
     let market = Market::new(seed, SymbolSpec::defaults(), std::sync::Arc::new(twslake::clock::WallClock));
     let truth = twslake::sim::truth::truth(&market, sym, at)
         .ok_or_else(|| bad("symbol", sym, "the simulator lists SPY, QQQ, AAPL, MSFT and BRK B, from 2000 on"))?;
-    Ok(serde_json::to_string(&truth).expect("truths serialise"))
+    let rows: Vec<_> = truth.expiries.iter().flat_map(|e| e.strikes.iter().map(move |k| (e, k))).collect();
+    let expiry = |e: &twslake::sim::truth::ExpiryTruth| chrono::NaiveDate::parse_from_str(&e.expiry, "%Y%m%d").ok();
+    let f = |get: &dyn Fn(&(&twslake::sim::truth::ExpiryTruth, &twslake::sim::truth::StrikeTruth)) -> f64| {
+        rows.iter().map(get).collect::<Vec<f64>>()
+    };
+    let df = DataFrame::new_infer_height(vec![
+        date_column("expiry", rows.iter().map(|(e, _)| expiry(e))).map_err(polars_err)?,
+        Column::new("t".into(), f(&|(e, _)| e.t)),
+        Column::new("forward".into(), f(&|(e, _)| e.forward)),
+        Column::new("atm_vol".into(), f(&|(e, _)| e.atm_vol)),
+        Column::new("strike".into(), f(&|(_, k)| k.strike)),
+        Column::new("iv".into(), f(&|(_, k)| k.iv)),
+        Column::new("call".into(), f(&|(_, k)| k.call)),
+        Column::new("put".into(), f(&|(_, k)| k.put)),
+    ])
+    .map_err(polars_err)?;
+    Ok(Frame::new(df))
 }
 
 /// The version of the Rust crate the extension was built from.

@@ -53,8 +53,8 @@ def test_filters_prune_and_select(lake):
     )
     assert spy.sort("ts").equals(expected.sort("ts")) and spy.height == 61
     last = lake.equity_bars("SPY", bar_size="1 min").select(pl.col("date").max()).collect().item()
-    files, micro = lake._native.files(("equity_bars", ["SPY"], "1 min", "TRADES", str(last), str(last)))
-    assert not micro
+    files, live = lake._native.files(("equity_bars", ["SPY"], "1 min", "TRADES", str(last), str(last)))
+    assert live is None
     assert [u.rsplit("/", 1)[1] for _, u in files] == [f"1min-TRADES-{last}.parquet"]
     both = lake.option_bars(["SPY", "QQQ"]).select("symbol").unique().collect()
     assert sorted(both["symbol"]) == ["QQQ", "SPY"]

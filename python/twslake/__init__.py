@@ -207,7 +207,7 @@ class Lake:
             raise BadInputError(f"invalid dataset {dataset!r}: use one of {', '.join(DATASETS)}")
         s, e = _day(start), _day(end)
         args = (dataset, _symbols(symbols), bar_size, what_to_show, s, e)
-        files, micro = self._native.files(args)
+        files, live = self._native.files(args)
         schema = self._schema(dataset)
         by_symbol: dict[str, list[str]] = {}
         for sym, url in files:
@@ -219,10 +219,10 @@ class Lake:
             .select(list(schema))
             for sym, urls in by_symbol.items()
         ]
-        if micro:
+        if live is not None:
             # Days a live capture is still writing (a day file plus micro-batches, or only
             # micro-batches): merged on the key by the Rust reader, as every twslake answer is.
-            frames.append(_frame(self._native.read_micro(args)).lazy())
+            frames.append(_frame(live).lazy())
         if not frames:
             return pl.DataFrame(schema=schema).lazy()
         lf = pl.concat(frames, how="vertical")
@@ -318,30 +318,7 @@ class Lake:
 
     def status(self, now: Instant | None = None) -> pl.DataFrame:
         """Per symbol and dataset: rows, first/last date, missing windows, requests, freshness."""
-        rows = json.loads(self._native.status(None if now is None else _instant(now)))
-        schema = {
-            "symbol": pl.String,
-            "dataset": pl.String,
-            "rows": pl.UInt64,
-            "first_date": pl.Date,
-            "last_date": pl.Date,
-            "latest_snapshot_age_secs": pl.Int64,
-            "missing_windows": pl.UInt32,
-            "requests": pl.UInt32,
-            "latest_quote_age_secs": pl.Int64,
-            "capture_gaps": pl.UInt32,
-        }
-        if not rows:
-            return pl.DataFrame(schema=schema)
-        df = pl.DataFrame(rows, infer_schema_length=None)
-        return df.with_columns(
-            [
-                (pl.col(c).str.to_date() if t == pl.Date else pl.col(c)).cast(t)
-                if c in df.columns
-                else pl.lit(None, dtype=t).alias(c)
-                for c, t in schema.items()
-            ]
-        ).select(list(schema))
+        return _frame(self._native.status(None if now is None else _instant(now)))
 
     # -- point in time ----------------------------------------------------------------------
 
@@ -402,23 +379,17 @@ class Lake:
     ) -> Surface:
         """The arbitrage-checked implied-volatility surface at ``at`` (raw SVI per expiry), from
         the latest option mids closed within ``max_staleness_min`` minutes before ``at``."""
-        doc, points = self._native.surface(symbol, _instant(at), bar_size, max_staleness_min, rate, dividend_yield)
+        doc, points, expiries, skipped = self._native.surface(
+            symbol, _instant(at), bar_size, max_staleness_min, rate, dividend_yield
+        )
         raw = json.loads(doc)
-        keys = ("expiry", "t", "forward", "discount", "a", "b", "rho", "m", "sigma", "rmse", "butterfly_ok",
-                "calendar_ok", "min_g")
-        expiries = pl.DataFrame(
-            [{k: e[k] for k in keys} for e in raw["expiries"]],
-            schema={k: (pl.String if k == "expiry" else pl.Boolean if k.endswith("_ok") else pl.Float64) for k in keys},
-        ).with_columns(pl.col("expiry").str.to_date())
         return Surface(
             symbol=raw["symbol"],
             at=_parse_ts(raw["at"]),
             spot=raw["spot"],
-            expiries=expiries,
+            expiries=_frame(expiries),
             points=_frame(points),
-            skipped=pl.DataFrame(
-                raw.get("skipped", []), schema={"expiry": pl.String, "reason": pl.String}
-            ).with_columns(pl.col("expiry").str.to_date()),
+            skipped=_frame(skipped),
             raw=raw,
         )
 
@@ -455,19 +426,4 @@ def sim_truth(symbol: str, at: Instant, *, seed: int = 0) -> pl.DataFrame:
     """The built-in simulator's true surface at ``at`` (what ``twslake demo`` lakes are made
     from): one row per listed expiry and strike with ``expiry``, ``t``, ``forward``,
     ``atm_vol``, ``strike``, ``iv``, ``call``, ``put``."""
-    doc = json.loads(_native.sim_truth(symbol, _instant(at), seed))
-    rows = [
-        {
-            "expiry": datetime.strptime(e["expiry"], "%Y%m%d").date(),
-            "t": e["t"],
-            "forward": e["forward"],
-            "atm_vol": e["atm_vol"],
-            "strike": s["strike"],
-            "iv": s["iv"],
-            "call": s["call"],
-            "put": s["put"],
-        }
-        for e in doc["expiries"]
-        for s in e["strikes"]
-    ]
-    return pl.DataFrame(rows)
+    return _frame(_native.sim_truth(symbol, _instant(at), seed))

@@ -148,14 +148,7 @@ pub async fn plan<S: MarketData>(
             symbol: s.to_string(),
             missing: vec!["contract descriptions (backfill_contracts)".into()],
         })?;
-        out.push(StreamContract {
-            con_id: stock.con_id,
-            symbol: s.clone(),
-            sec_type: SecType::Stock,
-            expiry: None,
-            strike: None,
-            right: None,
-        });
+        out.push(StreamContract::stock(stock.con_id, s));
     }
     out.truncate(max_lines);
     let per_symbol = max_lines.saturating_sub(out.len()) / symbols.len().max(1);
@@ -171,14 +164,7 @@ pub async fn plan<S: MarketData>(
         let expiries: BTreeSet<_> = pre.chain.iter().map(|r| r.expiration).collect();
         let mut targets = ingest.select_options(s, &expiries, pre.spot.1).await?;
         targets.truncate(per_symbol);
-        out.extend(targets.into_iter().map(|t| StreamContract {
-            con_id: t.contract.con_id,
-            symbol: s.clone(),
-            sec_type: SecType::Option,
-            expiry: Some(t.contract.expiry),
-            strike: Some(t.contract.strike),
-            right: Some(t.contract.right),
-        }));
+        out.extend(targets.iter().map(|t| StreamContract::option(s, &t.contract)));
     }
     Ok((out, without))
 }
@@ -499,14 +485,7 @@ impl<'a, S: MarketData> Writer<'a, S> {
                 targets.into_iter().filter(|t| !self.active.contains_key(&t.contract.con_id)).collect();
             for t in entering {
                 self.report.reselected += 1;
-                feeds.push(self.subscribe(StreamContract {
-                    con_id: t.contract.con_id,
-                    symbol: s.clone(),
-                    sec_type: SecType::Option,
-                    expiry: Some(t.contract.expiry),
-                    strike: Some(t.contract.strike),
-                    right: Some(t.contract.right),
-                }));
+                feeds.push(self.subscribe(StreamContract::option(&s, &t.contract)));
             }
         }
         Ok(feeds)
@@ -719,19 +698,6 @@ impl<'a, S: MarketData> Writer<'a, S> {
 pub const CONNECTIVITY_LOST: i32 = 1100;
 
 fn gap_request(s: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Request> {
-    Ok(Request {
-        dataset: Dataset::Quotes,
-        symbol: s.to_string(),
-        con_id: None,
-        sec_type: "STK".into(),
-        expiry: None,
-        strike: None,
-        right: None,
-        bar_size: None,
-        what_to_show: None,
-        use_rth: false,
-        window: Some(DateWindow::new(calendar::trading_date(start), calendar::trading_date(end))?),
-        end_date_time: None,
-        duration: None,
-    })
+    let window = DateWindow::new(calendar::trading_date(start), calendar::trading_date(end))?;
+    Ok(Request { window: Some(window), ..Request::new(Dataset::Quotes, s, "STK") })
 }

@@ -212,6 +212,32 @@ pub struct StreamContract {
     pub right: Option<String>,
 }
 
+impl StreamContract {
+    /// The underlying's own stock contract.
+    pub fn stock(con_id: i64, symbol: &Symbol) -> Self {
+        StreamContract {
+            con_id,
+            symbol: symbol.clone(),
+            sec_type: SecType::Stock,
+            expiry: None,
+            strike: None,
+            right: None,
+        }
+    }
+
+    /// An option on `underlying`, as stored with its bars.
+    pub fn option(underlying: &Symbol, c: &crate::datasets::option_bars::OptionContract) -> Self {
+        StreamContract {
+            con_id: c.con_id,
+            symbol: underlying.clone(),
+            sec_type: SecType::Option,
+            expiry: Some(c.expiry),
+            strike: Some(c.strike),
+            right: Some(c.right.clone()),
+        }
+    }
+}
+
 /// Which side a price or size tick is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
