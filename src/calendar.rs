@@ -195,6 +195,35 @@ pub fn session_over(d: NaiveDate, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// How far back [`session_time_before`] looks, in calendar days.
+const SESSION_TIME_LOOKBACK_DAYS: i64 = 120;
+
+/// The instant `dur` of regular-session time before `at`: nights, weekends and holidays do not
+/// count, so a quote's age is the market time it has missed. From inside a session it counts
+/// back from `at`; from outside, from the last close before `at`. Looks back at most
+/// 120 calendar days (then answers the earliest open it reached).
+pub fn session_time_before(at: DateTime<Utc>, dur: Duration) -> DateTime<Utc> {
+    if dur <= Duration::zero() {
+        return at;
+    }
+    let mut remaining = dur;
+    let mut earliest = at;
+    let first = trading_date(at);
+    for back in 0..=SESSION_TIME_LOOKBACK_DAYS {
+        let Some(s) = session(first - Duration::days(back)) else { continue };
+        if s.open >= at {
+            continue;
+        }
+        let end = s.close.min(at);
+        if end - s.open >= remaining {
+            return end - remaining;
+        }
+        remaining -= end - s.open;
+        earliest = s.open;
+    }
+    earliest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +289,21 @@ mod tests {
         assert_eq!(next_trading_day(d("2024-12-24")), d("2024-12-26"));
         assert_eq!(prev_trading_day(d("2024-01-02")), d("2023-12-29"));
         assert_eq!(trading_date("2024-03-01T02:00:00Z".parse().unwrap()), d("2024-02-29"));
+    }
+
+    #[test]
+    fn session_time_skips_nights_weekends_and_holidays() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let min = Duration::minutes;
+        // Inside a session: plain subtraction.
+        assert_eq!(session_time_before(t("2024-11-22T15:30:00Z"), min(5)), t("2024-11-22T15:25:00Z"));
+        // Overnight (03:20 New York the next Monday): five minutes before Friday's 16:00 close.
+        assert_eq!(session_time_before(t("2024-11-25T08:20:00Z"), min(5)), t("2024-11-22T20:55:00Z"));
+        // Across an open: 10 minutes after Monday's open, 15 minutes back reach Friday's close.
+        assert_eq!(session_time_before(t("2024-11-25T14:40:00Z"), min(15)), t("2024-11-22T20:55:00Z"));
+        // Across Thanksgiving to Wednesday, and the early close of the day after (13:00).
+        assert_eq!(session_time_before(t("2024-11-29T14:35:00Z"), min(10)), t("2024-11-27T20:55:00Z"));
+        assert_eq!(session_time_before(t("2024-12-02T14:30:00Z"), min(1)), t("2024-11-29T17:59:00Z"));
+        assert_eq!(session_time_before(t("2024-11-22T15:30:00Z"), Duration::zero()), t("2024-11-22T15:30:00Z"));
     }
 }

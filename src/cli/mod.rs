@@ -39,6 +39,8 @@ pub enum Command {
     Sim(crate::sim::cli::SimArgs),
     /// The arbitrage-checked implied-volatility surface of a symbol at an instant.
     Surface(research_cmds::SurfaceArgs),
+    /// Fit the surface at every step of every session of a date range into the `surfaces` dataset.
+    Surfaces(research_cmds::SurfacesArgs),
     /// Runs a SQL query over the datasets (tables equity_bars, option_bars, chains, contracts, quotes).
     Sql(research_cmds::SqlArgs),
     /// Internal: implied vols of a CSV of options (reference tests, benchmarks).
@@ -67,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),
         Command::SynthLake(a) => lake_cmds::synth_lake(a).await,
         Command::Surface(a) => research_cmds::surface(a).await,
+        Command::Surfaces(a) => research_cmds::surfaces(a).await,
         Command::Sql(a) => research_cmds::sql(a).await,
         Command::Iv(a) => research_cmds::iv(a).await,
     }

@@ -12,13 +12,53 @@ use clap::{Args, ValueEnum};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// How a surface is fitted: the flags `surface` and `surfaces` share.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Rate used where put–call parity cannot be solved (continuous, per year).
+    #[arg(long, default_value_t = 0.04)]
+    rate: f64,
+    /// Dividend yield used with --rate (continuous, per year).
+    #[arg(long, default_value_t = 0.0)]
+    dividend_yield: f64,
+    /// Ignore option bars that ended longer than this many minutes of session time before the
+    /// instant (nights, weekends and holidays do not count). Default: five bars of the series.
+    #[arg(long)]
+    max_staleness_min: Option<i64>,
+    /// The option bars read: IB's bar size of MIDPOINT bars (`1 min`, `5 mins`…). Default: the
+    /// finest MIDPOINT series the lake holds on the dates read.
+    #[arg(long)]
+    bar_size: Option<String>,
+}
+
+impl FitArgs {
+    fn options(&self) -> anyhow::Result<SurfaceOptions> {
+        if let Some(m) = self.max_staleness_min.filter(|m| *m < 1 || *m > 100_000) {
+            anyhow::bail!(crate::Error::bad_input("--max-staleness-min", m.to_string(), "give 1 to 100000 minutes"));
+        }
+        let series = match &self.bar_size {
+            Some(b) => Some(crate::lake::layout::Series {
+                bar_size: b.parse()?,
+                what_to_show: crate::lake::layout::WhatToShow::Midpoint,
+            }),
+            None => None,
+        };
+        Ok(SurfaceOptions {
+            rates: Rates { rate: self.rate, dividend_yield: self.dividend_yield },
+            max_staleness: self.max_staleness_min.map(chrono::Duration::minutes),
+            series,
+            ..Default::default()
+        })
+    }
+}
+
 /// Arguments of `surface`.
 #[derive(Debug, Args)]
 pub struct SurfaceArgs {
     /// The underlying's symbol.
     symbol: String,
-    /// The instant: RFC 3339 (`2024-11-22T15:30:00Z`), or a New York wall-clock time
-    /// (`2024-11-22 10:30`, `2024-11-22T10:30:00`).
+    /// The instant: RFC 3339 (`2024-11-22T15:30:00Z`), a New York wall-clock time
+    /// (`2024-11-22 10:30`, `2024-11-22T10:30:00`) or a date (its close).
     #[arg(long)]
     at: String,
     #[command(flatten)]
@@ -29,18 +69,34 @@ pub struct SurfaceArgs {
     /// Also write the points (one row per expiry and strike) to this Parquet file.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Rate used where put–call parity cannot be solved (continuous, per year).
-    #[arg(long, default_value_t = 0.04)]
-    rate: f64,
-    /// Dividend yield used with --rate (continuous, per year).
-    #[arg(long, default_value_t = 0.0)]
-    dividend_yield: f64,
-    /// Ignore option bars that closed longer than this many minutes before --at.
-    #[arg(long, default_value_t = 30)]
-    max_staleness_min: i64,
-    /// The option bars read: IB's bar size of MIDPOINT bars (`1 min`, `5 mins`…).
-    #[arg(long, default_value = "1 min")]
-    bar_size: String,
+    #[command(flatten)]
+    fit: FitArgs,
+}
+
+/// Arguments of `surfaces`.
+#[derive(Debug, Args)]
+pub struct SurfacesArgs {
+    /// The underlying's symbol.
+    symbol: String,
+    /// First trading date (default: the last finished session).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last trading date (default: the last finished session).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// The step between instants of a session, from the open to the close: `30m`, `1h`, `15m`.
+    #[arg(long, default_value = "30m")]
+    every: String,
+    #[command(flatten)]
+    lake: LakeArg,
+    #[command(flatten)]
+    fit: FitArgs,
+    /// Threads fitting surfaces (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the run's summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Output formats of `sql`.
@@ -83,15 +139,34 @@ pub struct IvArgs {
 pub use crate::query::pit::parse_instant;
 
 fn print_surface(s: &Surface) {
-    println!("{} at {}  spot {:.4}", s.symbol, s.at.to_rfc3339(), s.spot);
+    let ny = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&crate::calendar::EXCHANGE_TZ).format("%Y-%m-%d %H:%M");
+    println!("{} at {}  spot {:.4} (bar ended {} New York)", s.symbol, s.at.to_rfc3339(), s.spot, ny(s.spot_as_of));
+    let listing = match s.chain_snapshot_at {
+        Some(t) => format!("chain snapshot of {} New York", ny(t)),
+        None => "the contracts the bars quote (no chain snapshot by then)".into(),
+    };
+    println!("{} mids that ended since {} New York; listing: {listing}", s.series, ny(s.quotes_from));
     println!(
-        "{:<10} {:>7} {:>10} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8}",
-        "expiry", "t", "forward", "a", "b", "rho", "m", "sigma", "points", "rmse", "atm", "butterfly", "calendar"
+        "{:<10} {:>7} {:>10} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8} {:>6}",
+        "expiry",
+        "t",
+        "forward",
+        "a",
+        "b",
+        "rho",
+        "m",
+        "sigma",
+        "points",
+        "rmse",
+        "atm",
+        "butterfly",
+        "calendar",
+        "oldest"
     );
     for e in &s.expiries {
         let ok = |b: bool| if b { "ok" } else { "ARB" };
         println!(
-            "{:<10} {:>7.4} {:>10.4} {:>8.5} {:>8.5} {:>7.4} {:>8.5} {:>7.4} {:>7} {:>7.5} {:>6.4} {:>9} {:>8}",
+            "{:<10} {:>7.4} {:>10.4} {:>8.5} {:>8.5} {:>7.4} {:>8.5} {:>7.4} {:>7} {:>7.5} {:>6.4} {:>9} {:>8} {:>6}",
             e.expiry,
             e.t,
             e.forward,
@@ -102,9 +177,10 @@ fn print_surface(s: &Surface) {
             e.sigma,
             e.points.len(),
             e.rmse,
-            e.vol_at_strike(e.forward),
+            e.atm_vol,
             ok(e.butterfly_ok),
-            ok(e.calendar_ok)
+            ok(e.calendar_ok),
+            e.oldest_quote.with_timezone(&crate::calendar::EXCHANGE_TZ).format("%H:%M")
         );
     }
     for k in &s.skipped {
@@ -122,16 +198,8 @@ fn write_parquet(df: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
 pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
     let symbol = Symbol::new(&a.symbol)?;
     let at = parse_instant(&a.at)?;
+    let opts = a.fit.options()?;
     let lake = Lake::open_existing(&a.lake.lake)?;
-    let opts = SurfaceOptions {
-        rates: Rates { rate: a.rate, dividend_yield: a.dividend_yield },
-        max_staleness: chrono::Duration::minutes(a.max_staleness_min.max(1)),
-        series: crate::lake::layout::Series {
-            bar_size: a.bar_size.parse()?,
-            what_to_show: crate::lake::layout::WhatToShow::Midpoint,
-        },
-        ..Default::default()
-    };
     let s = lake.surface(&symbol, at, &opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -142,6 +210,33 @@ pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
         write_parquet(&mut s.to_frame()?, out)?;
     }
     Ok(if s.expiries.is_empty() { 1 } else { 0 })
+}
+
+/// `twslake surfaces`.
+pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
+    let symbol = Symbol::new(&a.symbol)?;
+    let every = crate::query::surface::history::parse_step(&a.every)?;
+    let now = chrono::Utc::now();
+    let last = crate::query::status::last_finished_session(now);
+    let (from, to) = (a.from.unwrap_or(a.to.unwrap_or(last)), a.to.unwrap_or(last));
+    let mut opts = crate::query::surface::history::HistoryOptions::every(every);
+    opts.surface = a.fit.options()?;
+    opts.threads = a.threads.unwrap_or(opts.threads).max(1);
+    opts.progress = !a.json;
+    let lake = Lake::open_existing(&a.lake.lake)?;
+    let r = lake.surface_history(&symbol, from, to, now, &opts).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{symbol}: {} sessions from {from} to {to}, {} already stored, {} fitted now: {} of {} instants have a surface, {} rows ({:.1} s, fits {:.1} s)",
+            r.sessions, r.sessions_done, r.sessions_written, r.surfaces, r.instants, r.rows, r.secs, r.fit_secs
+        );
+        for f in &r.failures {
+            println!("  no surface: {f}");
+        }
+    }
+    Ok(if r.instants > 0 && r.surfaces == 0 { 1 } else { 0 })
 }
 
 fn write_frame(df: &mut DataFrame, format: Format, out: Option<&Path>) -> anyhow::Result<()> {

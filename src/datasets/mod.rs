@@ -10,6 +10,7 @@ pub mod contracts;
 pub mod equity_bars;
 pub mod option_bars;
 pub mod quotes;
+pub mod surfaces;
 
 use crate::error::{Error, Result};
 use arrow::datatypes::SchemaRef;
@@ -31,12 +32,20 @@ pub enum Dataset {
     OptionBars,
     /// Live quotes and option computations.
     Quotes,
+    /// Surface history: fitted surfaces at regular instants, derived from the option bars.
+    Surfaces,
 }
 
 impl Dataset {
     /// Every dataset, in dependency order.
-    pub const ALL: [Dataset; 5] =
-        [Dataset::Contracts, Dataset::Chains, Dataset::EquityBars, Dataset::OptionBars, Dataset::Quotes];
+    pub const ALL: [Dataset; 6] = [
+        Dataset::Contracts,
+        Dataset::Chains,
+        Dataset::EquityBars,
+        Dataset::OptionBars,
+        Dataset::Quotes,
+        Dataset::Surfaces,
+    ];
 
     /// The folder name (and table name in SQL).
     pub fn name(self) -> &'static str {
@@ -46,6 +55,7 @@ impl Dataset {
             Dataset::EquityBars => "equity_bars",
             Dataset::OptionBars => "option_bars",
             Dataset::Quotes => "quotes",
+            Dataset::Surfaces => "surfaces",
         }
     }
 
@@ -62,6 +72,7 @@ impl Dataset {
             Dataset::EquityBars => equity_bars::schema(),
             Dataset::OptionBars => option_bars::schema(),
             Dataset::Quotes => quotes::schema(),
+            Dataset::Surfaces => surfaces::schema(),
         }
     }
 
@@ -73,6 +84,7 @@ impl Dataset {
             Dataset::EquityBars => equity_bars::PRIMARY_KEY,
             Dataset::OptionBars => option_bars::PRIMARY_KEY,
             Dataset::Quotes => quotes::PRIMARY_KEY,
+            Dataset::Surfaces => surfaces::PRIMARY_KEY,
         }
     }
 
@@ -80,6 +92,7 @@ impl Dataset {
     pub fn version_column(self) -> &'static str {
         match self {
             Dataset::Contracts => "fetched_at",
+            Dataset::Surfaces => "computed_at",
             _ => "ingested_at",
         }
     }
@@ -95,6 +108,7 @@ impl Dataset {
             Dataset::EquityBars | Dataset::OptionBars => cols::check_ohlc(batch),
             Dataset::Quotes => cols::check_non_negative(batch, &["bid", "ask", "last"]),
             Dataset::Chains => cols::check_non_negative(batch, &["strike"]),
+            Dataset::Surfaces => surfaces::check_rows(batch),
             Dataset::Contracts => Ok(()),
         }
     }
@@ -109,9 +123,8 @@ impl fmt::Display for Dataset {
 impl FromStr for Dataset {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Dataset::ALL
-            .into_iter()
-            .find(|d| d.name() == s.trim())
-            .ok_or_else(|| Error::bad_input("dataset", s, "use contracts, chains, equity_bars, option_bars or quotes"))
+        Dataset::ALL.into_iter().find(|d| d.name() == s.trim()).ok_or_else(|| {
+            Error::bad_input("dataset", s, "use contracts, chains, equity_bars, option_bars, quotes or surfaces")
+        })
     }
 }

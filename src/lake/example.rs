@@ -7,7 +7,8 @@ use super::layout::{BarSize, Series, Symbol, WhatToShow};
 use super::manifest::{DateWindow, Entry, Outcome, Request};
 use super::Lake;
 use crate::calendar;
-use crate::datasets::{chains, contracts, equity_bars, option_bars, quotes, Dataset};
+use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
+use crate::datasets::{chains, contracts, equity_bars, option_bars, quotes, surfaces, Dataset};
 use crate::error::Result;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -221,6 +222,59 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
             .collect();
         let batch: RecordBatch = quotes::to_batch(&q);
         lake.write(Dataset::Quotes, &symbol, &batch, None).await?;
+
+        // The surface history of the day's close: one fitted expiry and two grid points, as
+        // `twslake surfaces` writes them (the two option contracts here are too few to fit).
+        let close = calendar::session(day).expect("trading day").close;
+        let row = |kind, t: f64, forward: f64, atm_vol| SurfaceRow {
+            at: close,
+            date: day,
+            kind,
+            t,
+            forward,
+            discount: 0.998,
+            atm_vol,
+            spot: base + 1.47,
+            series: "1 min MIDPOINT".into(),
+            listing: "snapshot".into(),
+            computed_at: at,
+        };
+        let fit = ExpiryFit {
+            expiry,
+            svi: [0.0004, 0.012, -0.62, 0.004, 0.03],
+            rmse: 0.0011,
+            points: 9,
+            butterfly_ok: true,
+            calendar_ok: true,
+            forward_source: "parity".into(),
+            oldest_quote: close - Duration::minutes(3),
+            newest_quote: close,
+        };
+        let rows = vec![
+            row(RowKind::Expiry(fit), 14.0 / 365.0, base + 1.6, Some(0.131)),
+            row(
+                RowKind::Grid(GridFit { days: 7, delta: 0.25, strike: base + 6.5, k: 0.0135, iv: 0.118 }),
+                7.0 / 365.0,
+                base + 1.55,
+                Some(0.129),
+            ),
+            row(
+                RowKind::Grid(GridFit { days: 7, delta: 0.5, strike: base + 1.9, k: 0.0007, iv: 0.128 }),
+                7.0 / 365.0,
+                base + 1.55,
+                Some(0.129),
+            ),
+        ];
+        let w = DateWindow::new(day, day)?;
+        let r = Request {
+            bar_size: Some("30m".into()),
+            what_to_show: Some("MIDPOINT".into()),
+            window: Some(w),
+            inputs: Some("example".into()),
+            ..Request::new(Dataset::Surfaces, &symbol, "OPT")
+        };
+        let batch = surfaces::to_batch(&rows);
+        lake.record_entry(ids.entry(r, at, rows.len()), Some(&batch)).await?;
     }
     Ok(())
 }

@@ -96,6 +96,10 @@ pub struct Request {
     /// The duration as sent to IB (e.g. `"1 Y"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// For a derived dataset (`surfaces`): a digest of the request ids of the partitions it was
+    /// computed from. When the inputs change, the digest does, and the window is due again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
 }
 
 impl Request {
@@ -115,6 +119,7 @@ impl Request {
             window: None,
             end_date_time: None,
             duration: None,
+            inputs: None,
         }
     }
 
@@ -234,6 +239,8 @@ struct EntryWire {
     end_date_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inputs: Option<String>,
     requested_at: DateTime<Utc>,
     completed_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +266,7 @@ impl From<EntryWire> for Entry {
             window: w.window,
             end_date_time: w.end_date_time,
             duration: w.duration,
+            inputs: w.inputs,
         };
         Entry {
             id: w.id,
@@ -290,6 +298,7 @@ impl From<Entry> for EntryWire {
             window: r.window,
             end_date_time: r.end_date_time,
             duration: r.duration,
+            inputs: r.inputs,
             requested_at: e.requested_at,
             completed_at: e.completed_at,
             final_through: e.final_through,

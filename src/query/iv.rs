@@ -312,33 +312,89 @@ impl Rates {
 /// least-squares line of `C − P` on `K` over the `near` pairs closest to the spot gives
 /// `D = −slope` and `F = intercept / D`. Falls back to `rates` with fewer than 3 pairs, or when
 /// the line gives a discount outside (0.5, 1.1] or a forward further than 50 % from the spot
-/// (stale or crossed quotes, not an interest rate).
+/// (stale or crossed quotes, not an interest rate). [`parity_carry`] with every pair at `spot`.
 pub fn parity_forward(pairs: &[(f64, f64, f64)], spot: f64, t: f64, near: usize, rates: &Rates) -> ForwardDiscount {
-    let fallback = rates.forward_discount(spot, t);
-    let mut pts: Vec<(f64, f64)> = pairs
+    let at_spot: Vec<ParityPair> =
+        pairs.iter().map(|&(strike, call, put)| ParityPair { strike, call, put, spot }).collect();
+    parity_carry(&at_spot, spot, t, near, rates).at(spot)
+}
+
+/// A call and a put of one strike quoted at one instant, with the spot of that instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParityPair {
+    /// Strike.
+    pub strike: f64,
+    /// Call price (discounted, as quoted).
+    pub call: f64,
+    /// Put price.
+    pub put: f64,
+    /// The underlying's price when both were quoted.
+    pub spot: f64,
+}
+
+/// The carry of one expiry: its forward as a multiple of the spot, and its discount factor.
+/// Over the minutes a surface's quotes span the carry does not move; the spot does, so each
+/// quote's forward is the carry times the spot of its own instant.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Carry {
+    /// `F / S`.
+    pub carry: f64,
+    /// Discount factor to expiry.
+    pub discount: f64,
+    /// How they were obtained.
+    pub source: ForwardSource,
+}
+
+impl Carry {
+    /// The forward and discount when the spot is `spot`.
+    pub fn at(&self, spot: f64) -> ForwardDiscount {
+        ForwardDiscount { forward: self.carry * spot, discount: self.discount, source: self.source }
+    }
+}
+
+/// Carry and discount of one expiry from put–call parity with each pair at its own spot:
+/// `C − P = D·c·S − D·K`, a least-squares fit of `C − P` on the pair's spot and strike (no
+/// intercept) over the `near` pairs closest to the money, gives `D` and `c = F/S`. With every
+/// pair at one spot this is [`parity_forward`]'s line. Falls back to `rates` (at `spot` and `t`)
+/// with fewer than 3 pairs, a singular fit, a discount outside (0.5, 1.1] or a forward further
+/// than 50 % from the spot.
+pub fn parity_carry(pairs: &[ParityPair], spot: f64, t: f64, near: usize, rates: &Rates) -> Carry {
+    let fallback = {
+        let fd = rates.forward_discount(spot, t);
+        Carry { carry: fd.forward / spot, discount: fd.discount, source: ForwardSource::Configured }
+    };
+    let mut pts: Vec<&ParityPair> = pairs
         .iter()
-        .filter(|(k, c, p)| k.is_finite() && c.is_finite() && p.is_finite())
-        .map(|(k, c, p)| (*k, c - p))
+        .filter(|p| [p.strike, p.call, p.put, p.spot].iter().all(|x| x.is_finite()) && p.spot > 0.0)
         .collect();
-    pts.sort_by(|a, b| (a.0 - spot).abs().total_cmp(&(b.0 - spot).abs()));
+    pts.sort_by(|a, b| (a.strike / a.spot - 1.0).abs().total_cmp(&(b.strike / b.spot - 1.0).abs()));
     pts.truncate(near.max(3));
     if pts.len() < 3 {
         return fallback;
     }
+    // y = β₁·u + β₂·K with u = S/S̄ (≈ 1: the intercept of the one-spot line), β₁ = D·c·S̄ and
+    // β₂ = −D, solved on orthogonal regressors u and K⊥ = K − λu (λ = Σ uK / Σ u²) so that no
+    // digits cancel; with every u = 1 this is the centred line of `C − P` on `K`.
     let n = pts.len() as f64;
-    let (mk, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mk).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mk) * (p.1 - my)).sum();
-    if sxx <= 0.0 {
+    let s_bar = pts.iter().map(|p| p.spot).sum::<f64>() / n;
+    let u = |p: &ParityPair| p.spot / s_bar;
+    let suu: f64 = pts.iter().map(|p| u(p) * u(p)).sum();
+    let lambda = pts.iter().map(|p| u(p) * p.strike).sum::<f64>() / suu;
+    let k_perp = |p: &ParityPair| p.strike - lambda * u(p);
+    let skk: f64 = pts.iter().map(|p| k_perp(p).powi(2)).sum();
+    if skk <= 0.0 {
         return fallback;
     }
-    let discount = -sxy / sxx;
-    let forward = (my + discount * mk) / discount;
-    let sane = discount > 0.5 && discount <= 1.1 && (forward / spot - 1.0).abs() < 0.5;
+    let b2 = pts.iter().map(|p| k_perp(p) * (p.call - p.put)).sum::<f64>() / skk;
+    let gamma = pts.iter().map(|p| u(p) * (p.call - p.put)).sum::<f64>() / suu;
+    let b1 = gamma - b2 * lambda;
+    let discount = -b2;
+    let carry = b1 / (discount * s_bar);
+    let sane = discount > 0.5 && discount <= 1.1 && carry.is_finite() && (carry - 1.0).abs() < 0.5;
     if !sane {
         return fallback;
     }
-    ForwardDiscount { forward, discount, source: ForwardSource::Parity }
+    Carry { carry, discount, source: ForwardSource::Parity }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod coverage;
 pub mod iv;
 pub mod pit;
+pub mod series;
 pub mod sql;
 pub mod status;
 pub mod surface;
@@ -56,6 +57,7 @@ fn polars_type(t: &ArrowType) -> DataType {
         ArrowType::Int64 => DataType::Int64,
         ArrowType::Float64 => DataType::Float64,
         ArrowType::Date32 => DataType::Date,
+        ArrowType::Boolean => DataType::Boolean,
         ArrowType::Timestamp(ArrowUnit::Microsecond, _) => {
             DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
         }

@@ -1,70 +1,77 @@
-//! From a panel of option mids to a checked surface: forwards, out-of-the-money vols, fits, checks.
+//! From option mids to a checked surface: carry and discount by parity, out-of-the-money vols
+//! valued at each quote's own time, fits, checks.
 
 use super::svi::{self, FitPoint};
 use super::{arbitrage, ExpirySlice, Skipped, Surface, SurfaceOptions, SurfacePoint};
 use crate::error::Result;
-use crate::query::iv::{self, ForwardDiscount};
+use crate::query::iv::{self, Carry, ParityPair};
 use crate::query::pit::time_to_expiry;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One option's mid, as the fit sees it.
+/// One option's latest mid, as the fit sees it: everything it is valued with is of its own
+/// bar's end, not of the instant the surface is asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Quote {
-    strike: f64,
-    is_call: bool,
-    mid: f64,
-    /// Years from the quote's bar end to expiry (each quote's own clock).
-    t: f64,
+pub struct Quote {
+    /// Expiry, days since 1970-01-01.
+    pub expiry: i32,
+    /// Strike.
+    pub strike: f64,
+    /// Call or put.
+    pub is_call: bool,
+    /// The mid (the MIDPOINT bar's close), discounted as quoted.
+    pub mid: f64,
+    /// ACT/365 years from the bar's end to expiry.
+    pub t: f64,
+    /// The underlying's price as of the bar's end.
+    pub spot: f64,
+    /// The bar's end, µs since the epoch.
+    pub end: i64,
 }
 
-fn date_days(c: &Column) -> Result<Vec<Option<i32>>> {
-    Ok(c.cast(&DataType::Int32)?.i32()?.iter().collect())
+/// A day count as a date.
+pub fn date_of(days: i32) -> NaiveDate {
+    NaiveDate::default() + chrono::Duration::days(days as i64)
 }
 
 fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
     Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
 }
 
-/// The listed (expiry, strike) pairs of a chain snapshot, strikes as bit patterns.
-fn listed(chain: &DataFrame) -> Result<HashSet<(i32, u64)>> {
-    let e = date_days(chain.column("expiration")?)?;
-    let k = f64s(chain, "strike")?;
-    Ok(e.iter().zip(&k).filter_map(|(e, k)| Some((((*e)?), k.map(f64::to_bits)?))).collect())
-}
-
-/// The panel's quotes by expiry (days since the epoch), keeping listed contracts only.
-fn quotes_by_expiry(panel: &DataFrame, chain: Option<&DataFrame>) -> Result<BTreeMap<i32, Vec<Quote>>> {
-    let listed = chain.map(listed).transpose()?;
-    let (e, k, mid, t) =
-        (date_days(panel.column("expiry")?)?, f64s(panel, "strike")?, f64s(panel, "close")?, f64s(panel, "t")?);
+/// Quotes from a panel in memory: columns `expiry`, `strike`, `right`, `close`, `t`, and if
+/// present `spot` and `end` (else every quote is taken at `spot` and `at`).
+fn quotes_of(panel: &DataFrame, at: DateTime<Utc>, spot: f64) -> Result<Vec<Quote>> {
+    let e: Vec<Option<i32>> = panel.column("expiry")?.cast(&DataType::Int32)?.i32()?.iter().collect();
+    let (k, mid, t) = (f64s(panel, "strike")?, f64s(panel, "close")?, f64s(panel, "t")?);
+    let n = panel.height();
+    let s = if panel.column("spot").is_ok() { f64s(panel, "spot")? } else { vec![Some(spot); n] };
+    let end: Vec<Option<i64>> = match panel.column("end") {
+        Ok(c) => c.cast(&DataType::Int64)?.i64()?.iter().collect(),
+        Err(_) => vec![Some(at.timestamp_micros()); n],
+    };
     let right = panel.column("right")?.str()?.clone();
-    let mut out: BTreeMap<i32, Vec<Quote>> = BTreeMap::new();
-    for i in 0..panel.height() {
-        let (Some(e), Some(strike), Some(mid), Some(t), Some(r)) = (e[i], k[i], mid[i], t[i], right.get(i)) else {
-            continue;
-        };
-        if listed.as_ref().is_some_and(|l| !l.contains(&(e, strike.to_bits()))) {
-            continue;
-        }
-        out.entry(e).or_default().push(Quote { strike, is_call: r.eq_ignore_ascii_case("C"), mid, t });
-    }
-    Ok(out)
+    Ok((0..n)
+        .filter_map(|i| {
+            let is_call = right.get(i)?.eq_ignore_ascii_case("C");
+            Some(Quote { expiry: e[i]?, strike: k[i]?, is_call, mid: mid[i]?, t: t[i]?, spot: s[i]?, end: end[i]? })
+        })
+        .collect())
 }
 
-/// Call/put pairs `(K, C, P)` at the strikes quoted on both sides.
-fn pairs(quotes: &[Quote]) -> Vec<(f64, f64, f64)> {
-    let mut by_strike: BTreeMap<u64, (Option<f64>, Option<f64>, f64)> = BTreeMap::new();
+/// Call/put pairs quoted at one instant (both bars ended together), with that instant's spot.
+fn pairs(quotes: &[Quote]) -> Vec<ParityPair> {
+    let mut by: BTreeMap<(u64, i64), ParityPair> = BTreeMap::new();
     for q in quotes {
-        let e = by_strike.entry(q.strike.to_bits()).or_insert((None, None, q.strike));
+        let blank = ParityPair { strike: q.strike, call: f64::NAN, put: f64::NAN, spot: q.spot };
+        let e = by.entry((q.strike.to_bits(), q.end)).or_insert(blank);
         if q.is_call {
-            e.0 = Some(q.mid);
+            e.call = q.mid;
         } else {
-            e.1 = Some(q.mid);
+            e.put = q.mid;
         }
     }
-    by_strike.values().filter_map(|(c, p, k)| Some((*k, (*c)?, (*p)?))).collect()
+    by.into_values().filter(|p| p.call.is_finite() && p.put.is_finite()).collect()
 }
 
 /// The quotes of one side, ordered away from the money, up to the price floor: without
@@ -79,27 +86,45 @@ fn above_the_floor(mut away: Vec<Quote>) -> Vec<Quote> {
     away
 }
 
-/// The out-of-the-money points of one expiry with their implied vols (puts below the forward),
-/// each side up to its price floor ([`above_the_floor`]).
-fn otm_points(quotes: &[Quote], fd: &ForwardDiscount, t: f64, opts: &SurfaceOptions) -> Vec<(Quote, f64)> {
+/// One out-of-the-money quote valued at its own time.
+#[derive(Debug, Clone, Copy)]
+struct Valued {
+    quote: Quote,
+    /// Its forward: the expiry's carry times the spot of its bar's end.
+    forward: f64,
+    /// Its implied vol (with its own forward and time to expiry).
+    vol: f64,
+}
+
+impl Valued {
+    fn k(&self) -> f64 {
+        (self.quote.strike / self.forward).ln()
+    }
+}
+
+/// The out-of-the-money points of one expiry with their implied vols (puts below their forward,
+/// calls at and above it), each side up to its price floor ([`above_the_floor`]). Every quote is
+/// inverted with the forward, discount and time to expiry of its own bar's end.
+fn otm_points(quotes: &[Quote], carry: &Carry, opts: &SurfaceOptions) -> Vec<Valued> {
+    let otm = |q: &Quote| (q.strike >= carry.carry * q.spot) == q.is_call;
     let by_strike = |a: &Quote, b: &Quote| a.strike.total_cmp(&b.strike);
-    let mut calls: Vec<Quote> = quotes.iter().filter(|q| q.is_call && q.strike >= fd.forward).copied().collect();
-    let mut puts: Vec<Quote> = quotes.iter().filter(|q| !q.is_call && q.strike < fd.forward).copied().collect();
+    let mut calls: Vec<Quote> = quotes.iter().filter(|q| q.is_call && otm(q)).copied().collect();
+    let mut puts: Vec<Quote> = quotes.iter().filter(|q| !q.is_call && otm(q)).copied().collect();
     calls.sort_by(by_strike);
     puts.sort_by(|a, b| by_strike(b, a));
-    let otm = above_the_floor(puts).into_iter().chain(above_the_floor(calls));
-    let mut pts: Vec<(Quote, f64)> = otm
+    let chosen = above_the_floor(puts).into_iter().chain(above_the_floor(calls));
+    let mut pts: Vec<Valued> = chosen
         .filter_map(|q| {
-            let undiscounted = q.mid / fd.discount;
+            let undiscounted = q.mid / carry.discount;
             if undiscounted < opts.min_price {
                 return None;
             }
-            // The quote's own clock for the inversion, re-stated as variance to the slice's t.
-            let vol = iv::implied_vol(undiscounted, fd.forward, q.strike, q.t, q.is_call)?;
-            Some((q, vol * (q.t / t).sqrt()))
+            let forward = carry.carry * q.spot;
+            let vol = iv::implied_vol(undiscounted, forward, q.strike, q.t, q.is_call)?;
+            Some(Valued { quote: q, forward, vol })
         })
         .collect();
-    pts.sort_by(|a, b| a.0.strike.total_cmp(&b.0.strike));
+    pts.sort_by(|a, b| a.quote.strike.total_cmp(&b.quote.strike));
     pts
 }
 
@@ -127,20 +152,21 @@ fn slice(
     if t < opts.min_t {
         return Err(format!("expires in {:.2} days, under the minimum", t * 365.0));
     }
-    let fd = iv::parity_forward(&pairs(quotes), spot, t, opts.parity_pairs, &opts.rates);
-    let pts = otm_points(quotes, &fd, t, opts);
+    let carry = iv::parity_carry(&pairs(quotes), spot, t, opts.parity_pairs, &opts.rates);
+    let pts = otm_points(quotes, &carry, opts);
+    // Each quote keeps the implied vol of its own time; its total variance is stated to the
+    // instant's `t` (a quote minutes or a night old moves no vol, only the time left).
     // Weights 1/(2σt)² turn total-variance residuals into vol residuals (dw = 2σt·dσ), divided by
     // each quote's own vol uncertainty: a floor for the model (VOL_FLOOR) plus the rounding of the
     // mid to half a cent, seen through the option's vega. Liquid quotes weigh alike; cheap wings
     // whose cents move the vol by points weigh by what their price can tell.
     let fit_points: Vec<FitPoint> = pts
         .iter()
-        .map(|(q, v)| {
-            let k = (q.strike / fd.forward).ln();
-            let vega = black_vega(fd.forward, q.strike, t, *v) * fd.discount;
+        .map(|p| {
+            let vega = black_vega(p.forward, p.quote.strike, p.quote.t, p.vol) * carry.discount;
             let rounding = if vega > 0.0 { MID_ROUNDING / vega } else { f64::INFINITY };
             let precision = VOL_FLOOR * VOL_FLOOR / (VOL_FLOOR * VOL_FLOOR + rounding * rounding);
-            FitPoint { k, w: v * v * t, weight: precision / (2.0 * v * t).powi(2) }
+            FitPoint { k: p.k(), w: p.vol * p.vol * t, weight: precision / (2.0 * p.vol * t).powi(2) }
         })
         .collect();
     let p =
@@ -148,15 +174,18 @@ fn slice(
     let points: Vec<SurfacePoint> = pts
         .iter()
         .zip(&fit_points)
-        .map(|((q, v), f)| SurfacePoint {
-            strike: q.strike,
+        .map(|(v, f)| SurfacePoint {
+            strike: v.quote.strike,
             k: f.k,
-            iv_market: *v,
+            iv_market: v.vol,
             iv_fit: p.vol(f.k, t),
-            right: if q.is_call { "C" } else { "P" }.into(),
+            right: if v.quote.is_call { "C" } else { "P" }.into(),
         })
         .collect();
     let rmse = (points.iter().map(|p| (p.iv_fit - p.iv_market).powi(2)).sum::<f64>() / points.len() as f64).sqrt();
+    let ends = pts.iter().map(|v| v.quote.end);
+    let (oldest, newest) = (ends.clone().min().unwrap_or_default(), ends.max().unwrap_or_default());
+    let fd = carry.at(spot);
     Ok(ExpirySlice {
         expiry,
         t,
@@ -168,16 +197,19 @@ fn slice(
         rho: p.rho,
         m: p.m,
         sigma: p.sigma,
+        atm_vol: p.vol(0.0, t),
         rmse,
         butterfly_ok: false,
         calendar_ok: false,
         min_g: f64::NAN,
+        oldest_quote: super::panel::instant(oldest),
+        newest_quote: super::panel::instant(newest),
         points,
     })
 }
 
 /// The calendar check's view of a slice: its fit, quoted range and total-variance error.
-fn calendar_slice(e: &ExpirySlice) -> arbitrage::Slice {
+pub(crate) fn calendar_slice(e: &ExpirySlice) -> arbitrage::Slice {
     let (k_lo, k_hi) =
         e.points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.k), hi.max(p.k)));
     let params = e.params();
@@ -201,9 +233,11 @@ fn check(surface: &mut Surface, opts: &SurfaceOptions) {
     }
 }
 
-/// Builds a surface from a panel of option mids: columns `expiry` (date), `strike`, `right`
-/// (`C`/`P`), `close` (the mid) and `t` (years from the quote to expiry). With a `chain`
-/// (columns `expiration`, `strike`), contracts it does not list are ignored.
+/// Builds a surface from a panel of option mids in memory: columns `expiry` (date), `strike`,
+/// `right` (`C`/`P`), `close` (the mid), `t` (years from the quote to expiry), and if present
+/// `spot` (the underlying as of the quote) and `end` (the quote's time); without them every quote
+/// is taken at `spot` and `at`. With a `chain` (columns `expiration`), its unexpired expiries that
+/// have no quote are reported as skipped. The panel should hold one quote per contract.
 pub fn fit_surface(
     symbol: &str,
     at: DateTime<Utc>,
@@ -212,16 +246,49 @@ pub fn fit_surface(
     chain: Option<&DataFrame>,
     opts: &SurfaceOptions,
 ) -> Result<Surface> {
-    let mut surface = Surface { symbol: symbol.into(), at, spot, expiries: Vec::new(), skipped: Vec::new() };
-    for (days, quotes) in quotes_by_expiry(panel, chain)? {
-        let expiry = NaiveDate::default() + chrono::Duration::days(days as i64);
+    let listed = match chain {
+        Some(c) => {
+            let e: Vec<Option<i32>> = c.column("expiration")?.cast(&DataType::Int32)?.i32()?.iter().collect();
+            Some(e.into_iter().flatten().map(date_of).collect::<BTreeSet<NaiveDate>>())
+        }
+        None => None,
+    };
+    Ok(fit_quotes(symbol, at, spot, &quotes_of(panel, at, spot)?, listed.as_ref(), opts))
+}
+
+/// Fits every expiry the quotes hold and runs the checks; `listed` expiries (a chain snapshot's)
+/// that are unexpired and have no quote are reported as skipped.
+pub(crate) fn fit_quotes(
+    symbol: &str,
+    at: DateTime<Utc>,
+    spot: f64,
+    quotes: &[Quote],
+    listed: Option<&BTreeSet<NaiveDate>>,
+    opts: &SurfaceOptions,
+) -> Surface {
+    let mut by_expiry: BTreeMap<i32, Vec<Quote>> = BTreeMap::new();
+    for q in quotes {
+        by_expiry.entry(q.expiry).or_default().push(*q);
+    }
+    let mut surface = Surface::new(symbol, at, spot);
+    for (days, quotes) in by_expiry {
+        let expiry = date_of(days);
         match slice(expiry, &quotes, at, spot, opts) {
             Ok(s) => surface.expiries.push(s),
             Err(reason) => surface.skipped.push(Skipped { expiry, reason }),
         }
     }
+    for expiry in listed.into_iter().flatten() {
+        let quoted =
+            surface.expiries.iter().any(|e| e.expiry == *expiry) || surface.skipped.iter().any(|s| s.expiry == *expiry);
+        if !quoted && crate::query::pit::expiry_instant(*expiry) > at {
+            let reason = "listed in the chain snapshot; no fresh option bar".to_string();
+            surface.skipped.push(Skipped { expiry: *expiry, reason });
+        }
+    }
+    surface.skipped.sort_by_key(|s| s.expiry);
     check(&mut surface, opts);
-    Ok(surface)
+    surface
 }
 
 #[cfg(test)]
@@ -273,7 +340,7 @@ mod tests {
 
     #[test]
     fn quotes_at_the_price_floor_are_left_out() {
-        let q = |strike: f64, mid: f64| Quote { strike, is_call: true, mid, t: 0.01 };
+        let q = |strike: f64, mid: f64| Quote { expiry: 0, strike, is_call: true, mid, t: 0.01, spot: 100.0, end: 0 };
         let away = vec![q(100.0, 1.2), q(105.0, 0.15), q(110.0, 0.025), q(115.0, 0.015), q(120.0, 0.015)];
         let kept: Vec<f64> = above_the_floor(away).iter().map(|q| q.strike).collect();
         // 115 is no dearer than 120: the floor starts there. 110, cheap but above it, stays.

@@ -1,43 +1,71 @@
 //! The implied-volatility surface at an instant: per expiry a raw SVI fit in log-moneyness and
 //! total variance to out-of-the-money mid prices, checked for butterfly and calendar arbitrage.
 //!
-//! [`Lake::surface`] reads only what was knowable at the instant (see [`super::pit`]): the spot
-//! from [`Lake::spot_at`], the listed contracts from [`Lake::chain_as_of`], and for each listed
-//! option its latest MIDPOINT bar that had closed by then (and not longer than
-//! [`SurfaceOptions::max_staleness`] before). Per expiry: forward and discount from put–call
-//! parity ([`super::iv::parity_forward`]), implied vols of the out-of-the-money side (puts below the
-//! forward, calls at and above: US equity options are American, and out-of-the-money options
-//! carry the least early-exercise premium) walking away from the money up to the price floor
-//! (the first quote no dearer than the next one out: a zero bid or the tick), a fit
-//! ([`svi::fit`]) weighing each quote by what its price can tell (a mid rounded to the cent moves
-//! a cheap wing's vol by points: the rounding is seen through the quote's vega), and the checks ([`arbitrage`]: butterfly on the whole quoted range and a
-//! margin beyond it; calendar only where neighbouring expiries both have quotes, beyond the
-//! fits' own error). [`fit_surface`] does the same from a panel already in memory.
+//! [`Lake::surface`] reads only what was knowable at the instant (see [`super::pit`]), and works
+//! at any instant the option bars cover, the backfilled past included:
+//! - **Quotes**: for each option, its latest MIDPOINT bar that had closed by the instant and not
+//!   longer before it than [`SurfaceOptions::max_staleness`] of *session time* (nights, weekends
+//!   and holidays do not age a quote, so an overnight surface uses the last session's closing
+//!   bars); by default five bars of the series read, which is the finest MIDPOINT series the lake
+//!   holds on those dates ([`super::series`]).
+//! - **Listing**: a bar at `t` proves its contract was listed at `t`, so the bars themselves say
+//!   what was quoted. The latest chain snapshot at or before the instant (within
+//!   [`super::pit::LOOKBACK_DAYS`]), when there is one, adds its unquoted expiries to `skipped`;
+//!   [`Surface::listing`] says which was the case. A backfill snapshots the chain *now* and fetches
+//!   earlier sessions, so the backfilled past is answered from the bars.
+//! - **Each quote valued at its own time**: its implied vol comes from the bar's close with the
+//!   spot, time to expiry and forward *as of the bar's end* (the spot from the as-of join of the
+//!   option panel; the forward is the expiry's carry from put–call parity times that spot,
+//!   [`super::iv::parity_carry`]). The slice is then fitted to those vols at the instant's time
+//!   to expiry; [`ExpirySlice::oldest_quote`] tells how old its quotes are.
+//!
+//! Per expiry: implied vols of the out-of-the-money side (puts below the forward, calls at and
+//! above: US equity options are American, and out-of-the-money options carry the least
+//! early-exercise premium) walking away from the money up to the price floor (the first quote no
+//! dearer than the next one out: a zero bid or the tick), a fit ([`svi::fit`]) weighing each quote
+//! by what its price can tell (a mid rounded to the cent moves a cheap wing's vol by points: the
+//! rounding is seen through the quote's vega), and the checks ([`arbitrage`]: butterfly on the
+//! whole quoted range and a margin beyond it; calendar only where neighbouring expiries both have
+//! quotes, beyond the fits' own error). [`fit_surface`] does the same from a panel already in
+//! memory; [`grid`] interpolates a fitted surface onto standard maturities and deltas, and
+//! [`history`] fits and stores surfaces at every step of many sessions (`twslake surfaces`).
 
 pub mod arbitrage;
 mod build;
+pub mod grid;
+pub mod history;
+pub mod panel;
 pub mod svi;
 
-pub use build::fit_surface;
+pub use build::{fit_surface, Quote};
+pub use panel::{Listings, QuotePanel};
 
 use super::iv::{ForwardSource, Rates};
-use super::pit::{AsOf, SPOT_SERIES};
+use super::pit::{AsOf, LOOKBACK_DAYS};
+use crate::calendar;
+use crate::datasets::Dataset;
 use crate::error::{Error, Result};
-use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use crate::lake::layout::{Series, Symbol};
 use crate::lake::Lake;
-use crate::query::collect;
+use crate::query::{collect, ScanFilter};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use polars::prelude::*;
 use serde::Serialize;
 use svi::SviParams;
 
+/// Bars of the series read that a quote may be behind the instant by default (session time).
+pub const DEFAULT_STALE_BARS: i64 = 5;
+
 /// How a surface is built.
 #[derive(Debug, Clone)]
 pub struct SurfaceOptions {
-    /// The option bar series read (mid prices).
-    pub series: Series,
-    /// Option bars that closed longer than this before the instant are not used.
-    pub max_staleness: Duration,
+    /// The option bar series read (mid prices); `None`: the finest MIDPOINT series the lake
+    /// holds on the dates read ([`super::series::choose_option_series`]).
+    pub series: Option<Series>,
+    /// Quotes whose bar ended longer than this before the instant, counted in session time
+    /// ([`calendar::session_time_before`]), are not used; `None`: [`DEFAULT_STALE_BARS`] bars
+    /// of the series read.
+    pub max_staleness: Option<Duration>,
     /// Rates used where put–call parity cannot be solved.
     pub rates: Rates,
     /// Call/put pairs nearest the spot used in the parity regression.
@@ -57,8 +85,8 @@ pub struct SurfaceOptions {
 impl Default for SurfaceOptions {
     fn default() -> Self {
         SurfaceOptions {
-            series: Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Midpoint },
-            max_staleness: Duration::minutes(30),
+            series: None,
+            max_staleness: None,
             rates: Rates { rate: 0.04, dividend_yield: 0.0 },
             parity_pairs: 6,
             min_t: 1.0 / 365.0,
@@ -69,14 +97,47 @@ impl Default for SurfaceOptions {
     }
 }
 
+impl SurfaceOptions {
+    /// The staleness bound for bars of `series`.
+    pub fn staleness(&self, series: Series) -> Duration {
+        let bar = series.bar_size.seconds().unwrap_or(60) as i64;
+        self.max_staleness.unwrap_or(Duration::seconds(bar * DEFAULT_STALE_BARS))
+    }
+
+    /// The earliest bar end a surface at `at` reads with bars of `series`.
+    pub fn quotes_from(&self, series: Series, at: DateTime<Utc>) -> DateTime<Utc> {
+        calendar::session_time_before(at, self.staleness(series))
+    }
+}
+
+/// Where a surface's list of contracts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Listing {
+    /// A chain snapshot taken at or before the instant (its unquoted expiries are in `skipped`).
+    Snapshot,
+    /// No snapshot was taken by then (a backfilled past): the contracts the bars quote.
+    Bars,
+}
+
+impl Listing {
+    /// `snapshot` or `bars`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Listing::Snapshot => "snapshot",
+            Listing::Bars => "bars",
+        }
+    }
+}
+
 /// One quoted point of a slice.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SurfacePoint {
     /// Strike.
     pub strike: f64,
-    /// Log-moneyness ln(K/F).
+    /// Log-moneyness ln(K/F), with the forward as of the quote's bar end.
     pub k: f64,
-    /// Implied vol of the out-of-the-money mid.
+    /// Implied vol of the out-of-the-money mid, valued at its own bar's end.
     pub iv_market: f64,
     /// Implied vol of the fit at `k`.
     pub iv_fit: f64,
@@ -92,7 +153,7 @@ pub struct ExpirySlice {
     /// ACT/365 years from the instant to the close of the expiry date's session (16:00 New York,
     /// 13:00 on early-close days).
     pub t: f64,
-    /// Forward to expiry.
+    /// Forward to expiry at the instant: the carry from parity times the instant's spot.
     pub forward: f64,
     /// Discount factor to expiry.
     pub discount: f64,
@@ -108,6 +169,8 @@ pub struct ExpirySlice {
     pub m: f64,
     /// SVI curvature `σ`.
     pub sigma: f64,
+    /// The fit's at-the-money-forward vol (`k = 0`).
+    pub atm_vol: f64,
     /// Root mean square of `iv_fit − iv_market` over the points (vol units: 0.01 = 1 vol point).
     pub rmse: f64,
     /// No butterfly arbitrage (`g(k) ≥ 0`, `w(k) > 0`) on the check grid.
@@ -119,6 +182,10 @@ pub struct ExpirySlice {
     pub calendar_ok: bool,
     /// The smallest `g(k)` on the grid.
     pub min_g: f64,
+    /// The end of the oldest bar among the slice's quotes.
+    pub oldest_quote: DateTime<Utc>,
+    /// The end of the newest bar among the slice's quotes.
+    pub newest_quote: DateTime<Utc>,
     /// The quoted points.
     pub points: Vec<SurfacePoint>,
 }
@@ -153,13 +220,39 @@ pub struct Surface {
     pub at: DateTime<Utc>,
     /// The spot at the instant.
     pub spot: f64,
+    /// When the bar the spot comes from ended.
+    pub spot_as_of: DateTime<Utc>,
+    /// The option series read (`1 min MIDPOINT`); empty for a panel given in memory.
+    pub series: String,
+    /// Where the list of contracts came from.
+    pub listing: Listing,
+    /// When the chain snapshot used was taken (`listing` = `snapshot`).
+    pub chain_snapshot_at: Option<DateTime<Utc>>,
+    /// The earliest bar end read: quotes older than this (in session time) were stale.
+    pub quotes_from: DateTime<Utc>,
     /// The fitted expiries, nearest first.
     pub expiries: Vec<ExpirySlice>,
-    /// Listed expiries with no slice.
+    /// Quoted or listed expiries with no slice.
     pub skipped: Vec<Skipped>,
 }
 
 impl Surface {
+    /// An empty surface at `at` (what [`fit_surface`] starts from).
+    pub fn new(symbol: &str, at: DateTime<Utc>, spot: f64) -> Self {
+        Surface {
+            symbol: symbol.into(),
+            at,
+            spot,
+            spot_as_of: at,
+            series: String::new(),
+            listing: Listing::Bars,
+            chain_snapshot_at: None,
+            quotes_from: at,
+            expiries: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
     /// The check grid's bounds: the quoted log-moneyness range widened by `margin`.
     pub fn grid_bounds(&self, margin: f64) -> (f64, f64) {
         let ks = self.expiries.iter().flat_map(|e| e.points.iter().map(|p| p.k));
@@ -201,29 +294,154 @@ impl Surface {
     }
 }
 
-impl Lake {
-    /// The volatility surface of `symbol` at `at`, from what the lake knew at `at`.
+/// What surfaces are fitted from: for each MIDPOINT option series that may serve (finest first),
+/// its quotes in memory; and the chain snapshots.
+#[derive(Debug, Clone)]
+pub struct SurfaceInputs {
+    /// The option mids of each candidate series, finest first.
+    pub panels: Vec<QuotePanel>,
+    /// The chain snapshots.
+    pub listings: Listings,
+    /// For errors: the intraday option series held on dates before the stretch loaded.
+    held_before: String,
+}
+
+impl SurfaceInputs {
+    /// The surface at `at` from these inputs: the finest series with a fresh quote, and of it the
+    /// latest quote of each contract that ended in `[quotes_from, at]`, valued at its own time.
     ///
-    /// Errors name the input when there is no spot, no chain snapshot or no option bar in the
-    /// staleness window before `at`.
-    pub async fn surface(&self, symbol: &Symbol, at: DateTime<Utc>, opts: &SurfaceOptions) -> Result<Surface> {
-        let spot = self.spot_at(symbol, at).await?;
-        let chain = self.chain_as_of(symbol, at).await?;
-        let spot_series = SPOT_SERIES.into_iter().find(|s| s.what_to_show.ib() == spot.what_to_show);
-        let from = crate::calendar::trading_date(at - opts.max_staleness);
-        let q = AsOf { symbol: symbol.clone(), series: opts.series, from, at };
-        let panel = self.option_panel(&q, spot_series.unwrap_or(SPOT_SERIES[0])).await?;
-        let fresh = panel.filter(col("end").gt_eq(super::pit::ts_lit(at - opts.max_staleness)));
-        let latest = fresh.filter(col("end").eq(col("end").max().over([col("con_id")])?));
-        let latest = collect(latest).await?;
-        if latest.height() == 0 {
+    /// Which series serves depends only on bars that ended by `at`, and so does every error:
+    /// a series whose bars all come later is as good as absent.
+    pub fn surface(&self, symbol: &Symbol, at: DateTime<Utc>, opts: &SurfaceOptions) -> Result<Surface> {
+        let fresh = self.panels.iter().find_map(|p| {
+            let from = opts.quotes_from(p.series, at);
+            let quotes = p.latest(from, at);
+            (!quotes.is_empty()).then_some((p, from, quotes))
+        });
+        let Some((panel, from, quotes)) = fresh else {
+            let window = match opts.max_staleness {
+                Some(d) => format!("{} minutes of session time", d.num_minutes()),
+                None => format!("{DEFAULT_STALE_BARS} bars of session time"),
+            };
             let why = format!(
-                "no {} option bar closed in the {} minutes before this instant",
-                opts.series.what_to_show,
-                opts.max_staleness.num_minutes()
+                "no MIDPOINT option bar with a spot ended in the {window} before this instant; \
+                 intraday option series held before this session: {}",
+                self.held_before
             );
             return Err(Error::bad_input("point in time", format!("{symbol} at {}", at.to_rfc3339()), why));
+        };
+        // A quote has a spot no older than itself, so the spot at `at` exists.
+        let (spot, spot_as_of) = panel.spot_at(at).unwrap_or((f64::NAN, at));
+        let snapshot = self.listings.as_of(at, at - Duration::days(LOOKBACK_DAYS));
+        let mut s = build::fit_quotes(symbol.as_str(), at, spot, &quotes, snapshot.map(|s| s.1), opts);
+        s.spot_as_of = spot_as_of;
+        s.series = format!("{} {}", panel.series.bar_size, panel.series.what_to_show);
+        s.listing = if snapshot.is_some() { Listing::Snapshot } else { Listing::Bars };
+        s.chain_snapshot_at = snapshot.map(|s| s.0);
+        s.quotes_from = from;
+        Ok(s)
+    }
+}
+
+impl Lake {
+    /// The volatility surface of `symbol` at `at`, from what the lake knew at `at` (see the
+    /// module docs for the rules).
+    ///
+    /// The error names the input when no option bar with a spot ended in the staleness window
+    /// before `at`, and lists the option series the lake held before that session.
+    pub async fn surface(&self, symbol: &Symbol, at: DateTime<Utc>, opts: &SurfaceOptions) -> Result<Surface> {
+        self.surface_inputs(symbol, at, at, opts).await?.surface(symbol, at, opts)
+    }
+
+    /// Loads what surfaces of `symbol` at instants in `[first, last]` are fitted from: for
+    /// `opts.series`, or else for every MIDPOINT intraday option series with bars on the dates
+    /// read (finest first), its bars that ended in `[quotes_from(first), last]` each joined to the
+    /// spot of its end ([`Lake::spot_points`]); and the chain snapshots of the
+    /// [`LOOKBACK_DAYS`] before, taken by `last`.
+    pub async fn surface_inputs(
+        &self,
+        symbol: &Symbol,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+        opts: &SurfaceOptions,
+    ) -> Result<SurfaceInputs> {
+        let to = calendar::trading_date(last);
+        let held = self.held_series(Dataset::OptionBars, symbol).await?;
+        let candidates: Vec<Series> = match opts.series {
+            Some(s) => vec![s],
+            None => held
+                .iter()
+                .filter(|h| h.series.what_to_show == crate::lake::layout::WhatToShow::Midpoint)
+                .filter(|h| h.days_in(calendar::trading_date(opts.quotes_from(h.series, first)), to) > 0)
+                .map(|h| h.series)
+                .collect(),
+        };
+        let mut panels = Vec::with_capacity(candidates.len());
+        for series in candidates {
+            let quotes_from = opts.quotes_from(series, first);
+            let from = calendar::trading_date(quotes_from);
+            let q = AsOf { symbol: symbol.clone(), series, from, at: last };
+            let cols = ["con_id", "expiry", "strike", "right", "close", "end"].map(col);
+            let bars = self.bars_as_of(Dataset::OptionBars, &q).await?;
+            let options = collect(bars.filter(col("end").gt_eq(super::pit::ts_lit(quotes_from))).select(cols)).await?;
+            let spot = self.spot_points(symbol, series, from, last).await?;
+            panels.push(QuotePanel::new(series, &options, spot, opts.staleness(series))?);
         }
-        fit_surface(symbol.as_str(), at, spot.price, &latest, Some(&chain), opts)
+        let filter = ScanFilter {
+            symbols: Some(vec![symbol.clone()]),
+            series: None,
+            from: Some(calendar::trading_date(first) - Duration::days(LOOKBACK_DAYS)),
+            to: Some(to),
+        };
+        let chains = self.scan(Dataset::Chains, &filter).await?.select([col("snapshot_at"), col("expiration")]);
+        let chains = collect(chains.filter(col("snapshot_at").lt_eq(super::pit::ts_lit(last)))).await?;
+        // Series held on earlier dates only: every bar of them ended before `first`.
+        let before = calendar::trading_date(first);
+        let held_before: Vec<super::series::HeldSeries> = held
+            .into_iter()
+            .map(|h| super::series::HeldSeries { dates: h.dates.range(..before).copied().collect(), ..h })
+            .filter(|h| !h.dates.is_empty())
+            .collect();
+        Ok(SurfaceInputs {
+            panels,
+            listings: Listings::new(&chains)?,
+            held_before: super::series::describe_all(&held_before),
+        })
+    }
+
+    /// The spot at the end of every bar of the underlying's intraday MIDPOINT and TRADES series no
+    /// coarser than `option` bars, that ended in `[from, at]`, merged: at one bar end MIDPOINT
+    /// wins over TRADES (the mid is what options are quoted against), then the finer series.
+    /// Coarser spot bars would value an option bar with a spot up to a bar old.
+    pub async fn spot_points(
+        &self,
+        symbol: &Symbol,
+        option: Series,
+        from: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let limit = option.bar_size.seconds().unwrap_or(u32::MAX);
+        let kinds = [crate::lake::layout::WhatToShow::Midpoint, crate::lake::layout::WhatToShow::Trades];
+        let mut points: Vec<(i64, u8, u32, f64)> = Vec::new();
+        for h in self.held_series(Dataset::EquityBars, symbol).await? {
+            let secs = h.series.bar_size.seconds().unwrap_or(u32::MAX);
+            let Some(rank) = kinds.iter().position(|k| *k == h.series.what_to_show) else { continue };
+            if secs > limit || h.days_in(from, calendar::trading_date(at)) == 0 {
+                continue;
+            }
+            let q = AsOf { symbol: symbol.clone(), series: h.series, from, at };
+            let df =
+                collect(self.bars_as_of(Dataset::EquityBars, &q).await?.select([col("end"), col("close")])).await?;
+            let ends = df.column("end")?.cast(&DataType::Int64)?;
+            let closes = df.column("close")?.cast(&DataType::Float64)?;
+            for (e, c) in ends.i64()?.iter().zip(closes.f64()?.iter()) {
+                if let (Some(e), Some(c)) = (e, c) {
+                    points.push((e, rank as u8, secs, c));
+                }
+            }
+        }
+        points.sort_by_key(|p| (p.0, p.1, p.2));
+        points.dedup_by_key(|p| p.0);
+        Ok(points.into_iter().map(|p| (p.0, p.3)).collect())
     }
 }

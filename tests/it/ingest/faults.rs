@@ -116,6 +116,9 @@ async fn contents(lake: &Lake) -> Vec<String> {
                     twslake::datasets::option_bars::from_batch(b).iter().map(|r| format!("{r:?}")).collect()
                 }
                 Dataset::Quotes => twslake::datasets::quotes::from_batch(b).iter().map(|r| format!("{r:?}")).collect(),
+                Dataset::Surfaces => {
+                    twslake::datasets::surfaces::from_batch(b).iter().map(|r| format!("{r:?}")).collect()
+                }
             };
             out.extend(rows.into_iter().map(|r| format!("{p} {r}")));
         }

@@ -87,6 +87,7 @@ fn cell(v: AnyValue) -> serde_json::Value {
         AnyValue::Float64(x) => x.into(),
         AnyValue::Int64(x) => x.into(),
         AnyValue::Int32(x) => x.into(),
+        AnyValue::Boolean(b) => b.into(),
         AnyValue::Date(days) => (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
             + chrono::Duration::days(days as i64))
         .to_string()

@@ -2,7 +2,9 @@
 //! MIDPOINT spot bars, 1-minute MIDPOINT option bars (calls and puts) priced with Black's formula
 //! from an SSVI surface (every slice is a raw SVI, free of butterfly and calendar arbitrage since
 //! η(1 + |ρ|) ≤ 2, Gatheral & Jacquier 2014, Cor. 4.1), a rate and a dividend yield
-//! (F = S·e^{(r−q)T}, D = e^{−rT}), and two chain snapshots. Also used by `benches/research.rs`.
+//! (F = S·e^{(r−q)T}, D = e^{−rT}), and two chain snapshots (both in the first session). One
+//! session by default, or several consecutive ones (`sessions`), each with `minutes` of bars from
+//! its open. Also used by `benches/research.rs` and `benches/history.rs`.
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -40,6 +42,8 @@ pub struct Market {
     /// Listed from the second chain snapshot on, with bars only after it.
     pub late_expiry: NaiveDate,
     pub strikes: Vec<f64>,
+    /// Consecutive trading sessions from `day`.
+    pub sessions: usize,
 }
 
 impl Market {
@@ -52,7 +56,27 @@ impl Market {
             expiries: vec![d("2024-12-20"), d("2025-01-17"), d("2025-03-21"), d("2025-06-20")],
             late_expiry: d("2025-09-19"),
             strikes: (0..=24).map(|i| 70.0 + 2.5 * i as f64).collect(),
+            sessions: 1,
         }
+    }
+
+    /// The trading dates of the sessions.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        let mut d = vec![self.day];
+        while d.len() < self.sessions {
+            d.push(calendar::next_trading_day(*d.last().unwrap()));
+        }
+        d
+    }
+
+    /// The open of session `s` (0 = `day`).
+    pub fn open_of(&self, s: usize) -> DateTime<Utc> {
+        calendar::session(self.days()[s]).unwrap().open
+    }
+
+    /// Spot at the end of minute `m` of session `s`: one path through all sessions.
+    pub fn spot_on(&self, s: usize, m: i64) -> f64 {
+        self.spot(s as i64 * self.minutes + m)
     }
 
     pub fn open(&self) -> DateTime<Utc> {
@@ -71,17 +95,27 @@ impl Market {
 
     /// The spot at an instant: the close of the last bar that ended by it.
     pub fn spot_at(&self, at: DateTime<Utc>) -> Option<f64> {
-        let ended = (at - self.open()).num_seconds().div_euclid(60);
-        (ended >= 1).then(|| self.spot(ended.min(self.minutes) - 1))
+        (0..self.sessions).rev().find_map(|s| {
+            let ended = (at - self.open_of(s)).num_seconds().div_euclid(60);
+            (ended >= 1).then(|| self.spot_on(s, ended.min(self.minutes) - 1))
+        })
     }
 
-    /// Expiries with bars at minute `m`.
-    pub fn expiries_at(&self, m: i64) -> Vec<NaiveDate> {
+    /// Expiries with bars starting at `ts`.
+    pub fn expiries_at(&self, ts: DateTime<Utc>) -> Vec<NaiveDate> {
         let mut e = self.expiries.clone();
-        if self.open() + Duration::minutes(m) >= self.snapshots()[1] {
+        if ts >= self.snapshots()[1] {
             e.push(self.late_expiry);
         }
         e
+    }
+
+    /// Every bar start: (session, minute, start).
+    fn minutes_of(&self) -> Vec<(usize, i64, DateTime<Utc>)> {
+        (0..self.sessions)
+            .flat_map(|s| (0..self.minutes).map(move |m| (s, m)))
+            .map(|(s, m)| (s, m, self.open_of(s) + Duration::minutes(m)))
+            .collect()
     }
 }
 
@@ -137,9 +171,10 @@ fn kept(stamp: DateTime<Utc>, cut: Option<DateTime<Utc>>) -> bool {
 }
 
 pub fn spot_bars(m: &Market, cut: Option<DateTime<Utc>>) -> Vec<Bar> {
-    let ing = m.open() + Duration::days(1);
-    (0..m.minutes)
-        .map(|i| bar(m.open() + Duration::minutes(i), m.day, m.spot(i), ing))
+    let days = m.days();
+    m.minutes_of()
+        .into_iter()
+        .map(|(s, i, ts)| bar(ts, days[s], m.spot_on(s, i), ts + Duration::days(1)))
         .filter(|b| kept(b.ts, cut))
         .collect()
 }
@@ -150,19 +185,21 @@ pub fn con_id(expiry: NaiveDate, strike: f64, is_call: bool) -> i64 {
 }
 
 pub fn option_rows(m: &Market, cut: Option<DateTime<Utc>>) -> Vec<OptionBar> {
-    let ing = m.open() + Duration::days(1);
+    let days = m.days();
     let mut rows = Vec::new();
-    for i in 0..m.minutes {
-        let ts = m.open() + Duration::minutes(i);
+    for (s, i, ts) in m.minutes_of() {
         if !kept(ts, cut) {
             continue;
         }
-        let end = ts + Duration::minutes(1);
-        for expiry in m.expiries_at(i) {
+        let (end, ing) = (ts + Duration::minutes(1), ts + Duration::days(1));
+        for expiry in m.expiries_at(ts) {
             let t = time_to_expiry(end, expiry);
+            if t <= 0.0 {
+                continue;
+            }
             for &strike in &m.strikes {
                 for is_call in [true, false] {
-                    let p = true_price(m.spot(i), strike, t, is_call);
+                    let p = true_price(m.spot_on(s, i), strike, t, is_call);
                     let contract = OptionContract {
                         con_id: con_id(expiry, strike, is_call),
                         expiry,
@@ -170,7 +207,7 @@ pub fn option_rows(m: &Market, cut: Option<DateTime<Utc>>) -> Vec<OptionBar> {
                         right: if is_call { "C" } else { "P" }.into(),
                         multiplier: 100.0,
                     };
-                    rows.push(OptionBar { contract, bar: bar(ts, m.day, p, ing) });
+                    rows.push(OptionBar { contract, bar: bar(ts, days[s], p, ing) });
                 }
             }
         }
@@ -208,17 +245,23 @@ pub fn chain_rows(m: &Market, cut: Option<DateTime<Utc>>) -> Vec<ChainRow> {
 }
 
 /// Writes the market into `lake`, keeping only what is stamped at or before `cut` if given.
+/// Rows are recorded as answers (manifest entries, request ids in the footers), one per session.
 pub async fn write(lake: &Lake, m: &Market, cut: Option<DateTime<Utc>>) {
-    let spot = spot_bars(m, cut);
-    if !spot.is_empty() {
-        lake.write(Dataset::EquityBars, &m.symbol, &equity_bars::to_batch(&spot), None).await.unwrap();
-    }
     let chain = chain_rows(m, cut);
     if !chain.is_empty() {
-        lake.write(Dataset::Chains, &m.symbol, &chains::to_batch(&chain), None).await.unwrap();
+        lake.write(Dataset::Chains, &m.symbol, &chains::to_batch(&chain), Some("chains")).await.unwrap();
     }
-    let opts = option_rows(m, cut);
-    if !opts.is_empty() {
-        lake.write(Dataset::OptionBars, &m.symbol, &option_bars::to_batch(&opts), None).await.unwrap();
+    let (spot, opts) = (spot_bars(m, cut), option_rows(m, cut));
+    for day in m.days() {
+        let spot: Vec<Bar> = spot.iter().filter(|b| b.date == day).cloned().collect();
+        if !spot.is_empty() {
+            let id = format!("spot-{day}");
+            lake.write(Dataset::EquityBars, &m.symbol, &equity_bars::to_batch(&spot), Some(&id)).await.unwrap();
+        }
+        let opts: Vec<OptionBar> = opts.iter().filter(|b| b.bar.date == day).cloned().collect();
+        if !opts.is_empty() {
+            let id = format!("options-{day}");
+            lake.write(Dataset::OptionBars, &m.symbol, &option_bars::to_batch(&opts), Some(&id)).await.unwrap();
+        }
     }
 }

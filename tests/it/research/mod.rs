@@ -113,7 +113,9 @@ async fn unknown_symbols_and_empty_instants_are_named() {
     assert!(e.contains("QQQ at 2024-11-22T15:15:00"), "{e}");
     let later: DateTime<Utc> = at + Duration::days(3);
     let e = lake.surface(&m.symbol, later, &SurfaceOptions::default()).await.unwrap_err().to_string();
-    assert!(e.contains("no MIDPOINT option bar closed"), "{e}");
+    assert!(e.contains("no MIDPOINT option bar with a spot ended in the 5 bars of session time"), "{e}");
+    // It names the series the lake held before that session.
+    assert!(e.contains("1 min MIDPOINT (2024-11-22 .. 2024-11-22, 1 day)"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,34 @@
 //! The point-in-time property: for a random instant t, every answer at t (spot, chain, option
-//! panel, surface) is unchanged when everything stamped after t is deleted from the lake.
+//! panel, surface, and the stored surface history at instants up to t) is unchanged when
+//! everything stamped after t is deleted from the lake.
 
 use super::market::{self, Market};
 use chrono::{DateTime, Duration, Utc};
 use polars::prelude::*;
 use proptest::prelude::*;
+use twslake::datasets::{surfaces, Dataset};
 use twslake::query::collect;
 use twslake::query::pit::{AsOf, SPOT_SERIES};
+use twslake::query::surface::history::HistoryOptions;
 use twslake::query::surface::SurfaceOptions;
 use twslake::Lake;
+
+/// The surface history of the market's session at 5-minute steps, computed as of the end of the
+/// day, as text: the rows at instants up to `at` (`computed_at` aside).
+async fn history_until(lake: &Lake, m: &Market, at: DateTime<Utc>) -> Vec<String> {
+    let end_of_day = m.open() + Duration::hours(12);
+    let opts = HistoryOptions { threads: 2, ..HistoryOptions::every(Duration::minutes(5)) };
+    lake.surface_history(&m.symbol, m.day, m.day, end_of_day, &opts).await.unwrap();
+    let mut out = Vec::new();
+    for p in lake.partitions(Dataset::Surfaces, Some(&m.symbol)).await.unwrap() {
+        let data = lake.read_partition(&p).await.unwrap().unwrap();
+        for mut r in surfaces::from_batch(&data.batch).into_iter().filter(|r| r.at <= at) {
+            r.computed_at = Default::default();
+            out.push(format!("{r:?}"));
+        }
+    }
+    out
+}
 
 /// Every answer at `at`, as comparable text (errors included: they must not change either).
 async fn answers(lake: &Lake, m: &Market, at: DateTime<Utc>) -> Vec<String> {
@@ -50,6 +70,8 @@ async fn check(at: DateTime<Utc>) {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y, "at {at}");
     }
+    let (a, b) = (history_until(&full, &m, at).await, history_until(&cut, &m, at).await);
+    assert_eq!(a, b, "surface history up to {at}");
 }
 
 proptest! {
