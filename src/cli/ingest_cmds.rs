@@ -255,14 +255,27 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
         println!();
         super::lake_cmds::gaps_of(&lake, first).await?;
     }
-    // The surface as of now (after the chain snapshot), from the last session's closing bars.
+    // The surface history of the option sessions just stored, every 30 minutes: derived from the
+    // lake alone (no request), so a second run finds it stored and fits nothing.
     let last = crate::query::status::last_finished_session(ingest_now);
-    let close = crate::calendar::session(last).map(|s| s.close).unwrap_or(ingest_now);
-    let stale = ((ingest_now - close).num_minutes() + 5).max(30);
+    let first = crate::jobs::equity::sessions_back(last, demo_config(SCALE).options.sessions);
+    println!();
+    let history = crate::query::surface::history::HistoryOptions {
+        progress: true,
+        ..crate::query::surface::history::HistoryOptions::every(chrono::Duration::minutes(30))
+    };
+    for s in &symbols {
+        let r = lake.surface_history(s, first, last, ingest_now, &history).await?;
+        println!(
+            "{s:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
+            r.sessions, r.sessions_done, r.surfaces, r.instants, r.rows
+        );
+    }
+    let at = crate::calendar::session(last).map(|s| s.close - chrono::Duration::minutes(30)).unwrap_or(ingest_now);
+    let ny = at.with_timezone(&crate::calendar::EXCHANGE_TZ).format("%Y-%m-%d %H:%M");
     println!("\ndone in {:.1?}. Next: `twslake status`, `twslake gaps SPY --bar-size \"1 min\"`,", t0.elapsed());
     println!(
-        "`twslake surface SPY --at {} --max-staleness-min {stale}`, `twslake sql \"SELECT symbol, count(*) FROM option_bars GROUP BY symbol\"`,",
-        ingest_now.format("%Y-%m-%dT%H:%M:%SZ")
+        "`twslake surface SPY --at \"{ny}\"` (any instant of the sessions stored, New York time), `twslake sql \"SELECT at, days, delta, iv FROM surfaces WHERE kind = 'grid' AND delta = 0.5\"`,"
     );
     println!("`twslake validate`, or read {} with DuckDB, polars or pyarrow (see README).", lake.location());
     sim.shutdown().await;
