@@ -142,10 +142,18 @@ fn finish(report: &RunReport, json: bool) -> anyhow::Result<i32> {
         for s in &report.symbols {
             let missing = s.equity_windows_missing;
             let failed = s.equity.failed + s.options.failed;
+            let refused = s.option_days_refused;
+            let refused_note = if refused > 0 {
+                format!(", {refused} option sessions refused for want of their spot")
+            } else {
+                String::new()
+            };
             let state = match &s.error {
                 Some(e) => format!("FAILED: {e}"),
-                None if missing == 0 && failed == 0 => "complete".to_string(),
-                None => format!("{missing} equity windows still missing, {failed} requests failed (run again)"),
+                None if missing == 0 && failed == 0 && refused == 0 => "complete".to_string(),
+                None => format!(
+                    "{missing} equity windows still missing, {failed} requests failed{refused_note} (run again)"
+                ),
             };
             println!("  {:<8} {state}", s.symbol);
         }

@@ -185,6 +185,70 @@ pub fn check(cfg: &IngestConfig) -> Result<()> {
     Ok(())
 }
 
+/// The spot rule of option bars, applied to the settings of every ingest run ([`super::Ingest::new`]):
+/// `setup` and `update` never store option sessions without the underlying's bars of the same
+/// session at the same or a finer resolution, so every option bar has its spot (the option
+/// panel's as-of join) from its own session.
+///
+/// For each intraday option series of bar size B, the equity series must hold an intraday series
+/// of bar size ≤ B (in seconds, any what-to-show) kept for at least `options.sessions` sessions:
+/// - when one does, nothing changes;
+/// - when the series of bar size ≤ B all keep fewer sessions, the coarsest of them (the fewest
+///   requests to add; on a tie the one keeping the most sessions, then the first listed) is
+///   extended to `options.sessions`;
+/// - when none has bar size ≤ B, `B/TRADES/options.sessions` is added.
+///
+/// Option series are taken finest first: a series serving the finest option bars serves every
+/// coarser one too, so at most one equity series is extended or added. Daily and longer option
+/// series, and a selection of no contracts (`max_contracts` 0), need nothing here. Returns the
+/// settings and one note per change, to be said at the start of a run.
+pub fn with_spot_for_options(mut cfg: IngestConfig) -> (IngestConfig, Vec<String>) {
+    let mut notes = Vec::new();
+    if cfg.options.max_contracts == 0 {
+        return (cfg, notes);
+    }
+    // `sessions_back` reads 0 sessions as 1: compare what is fetched, not what is written.
+    let sessions = cfg.options.sessions.max(1);
+    let mut intraday: Vec<(u32, Series)> =
+        cfg.options.series.iter().filter_map(|s| Some((s.bar_size.seconds()?, *s))).collect();
+    intraday.sort_by_key(|(secs, _)| *secs);
+    for (secs, opt) in intraday {
+        let fine_enough = |e: &EquitySeries| e.series.bar_size.seconds().is_some_and(|s| s <= secs);
+        if cfg.equity.iter().any(|e| fine_enough(e) && e.sessions.max(1) >= sessions) {
+            continue;
+        }
+        let need = format!(
+            "{} {} option bars of {sessions} sessions need the spot of those sessions",
+            opt.bar_size, opt.what_to_show
+        );
+        let coarsest = cfg
+            .equity
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| fine_enough(e))
+            .max_by_key(|(i, e)| (e.series.bar_size.seconds(), e.sessions, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        match coarsest.and_then(|i| cfg.equity.get_mut(i)) {
+            Some(e) => {
+                notes.push(format!(
+                    "{need}: {} {} extended from {} to {sessions} sessions",
+                    e.series.bar_size, e.series.what_to_show, e.sessions
+                ));
+                e.sessions = sessions;
+            }
+            None => {
+                let series = Series { bar_size: opt.bar_size, what_to_show: WhatToShow::Trades };
+                notes.push(format!(
+                    "{need}: {} {} added for {sessions} sessions (no equity series of {} or finer)",
+                    series.bar_size, series.what_to_show, opt.bar_size
+                ));
+                cfg.equity.push(EquitySeries { series, sessions });
+            }
+        }
+    }
+    (cfg, notes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +261,131 @@ mod tests {
         let f: FileConfig = toml::from_str("gateway = \"127.0.0.1:4001\"\nsymbols = [\"SPY\", \"BRK B\"]\n").unwrap();
         assert_eq!(f.symbols.unwrap().len(), 2);
         assert!(toml::from_str::<FileConfig>("gatewya = 1").is_err());
+    }
+
+    fn cfg_of(equity: &[&str], option_series: &[&str], sessions: u32) -> IngestConfig {
+        let options = OptionSelection {
+            series: option_series.iter().map(|s| parse_series(s, 1).unwrap().series).collect(),
+            sessions,
+            ..Default::default()
+        };
+        let equity = equity.iter().map(|s| parse_series(s, 1).unwrap()).collect();
+        IngestConfig { equity, options, ..Default::default() }
+    }
+
+    /// (case, equity, option series, option sessions, equity after, what the note says)
+    type Case = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        u32,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+
+    fn spelled(cfg: &IngestConfig) -> Vec<String> {
+        cfg.equity.iter().map(|e| format!("{}/{}/{}", e.series.bar_size, e.series.what_to_show, e.sessions)).collect()
+    }
+
+    #[test]
+    fn option_bars_get_the_spot_of_their_sessions() {
+        let cases: [Case; 10] = [
+            (
+                "nothing to do: the defaults",
+                &["1 day/TRADES/1260", "1 min/TRADES/10"],
+                &["5 mins/MIDPOINT"],
+                5,
+                &["1 day/TRADES/1260", "1 min/TRADES/10"],
+                &[],
+            ),
+            (
+                "nothing to do: a finer series keeps exactly the option sessions",
+                &["1 day/TRADES/60", "30 secs/MIDPOINT/3"],
+                &["1 min/MIDPOINT"],
+                3,
+                &["1 day/TRADES/60", "30 secs/MIDPOINT/3"],
+                &[],
+            ),
+            (
+                "extend the coarsest series fine enough, not a finer one nor one too coarse",
+                &["1 day/TRADES/1260", "1 min/TRADES/2", "5 mins/MIDPOINT/3", "10 mins/TRADES/10"],
+                &["5 mins/MIDPOINT"],
+                5,
+                &["1 day/TRADES/1260", "1 min/TRADES/2", "5 mins/MIDPOINT/5", "10 mins/TRADES/10"],
+                &["5 mins MIDPOINT option bars of 5 sessions", "5 mins MIDPOINT extended from 3 to 5 sessions"],
+            ),
+            (
+                "the issue's case: 1-minute spot kept for 2 sessions, options for 5",
+                &["1 day/TRADES/1260", "1 min/TRADES/2"],
+                &["5 mins/MIDPOINT"],
+                5,
+                &["1 day/TRADES/1260", "1 min/TRADES/5"],
+                &["need the spot of those sessions: 1 min TRADES extended from 2 to 5 sessions"],
+            ),
+            (
+                "a tie of bar sizes: the one keeping the most sessions",
+                &["1 min/TRADES/2", "1 min/MIDPOINT/3"],
+                &["1 min/MIDPOINT"],
+                5,
+                &["1 min/TRADES/2", "1 min/MIDPOINT/5"],
+                &["1 min MIDPOINT extended from 3 to 5"],
+            ),
+            (
+                "add when no series is fine enough",
+                &["1 day/TRADES/1260", "10 mins/TRADES/10"],
+                &["5 mins/MIDPOINT"],
+                5,
+                &["1 day/TRADES/1260", "10 mins/TRADES/10", "5 mins/TRADES/5"],
+                &["5 mins TRADES added for 5 sessions (no equity series of 5 mins or finer)"],
+            ),
+            (
+                "daily-only equity",
+                &["1 day/TRADES/1260"],
+                &["1 min/MIDPOINT"],
+                2,
+                &["1 day/TRADES/1260", "1 min/TRADES/2"],
+                &["1 min MIDPOINT option bars of 2 sessions", "1 min TRADES added for 2 sessions"],
+            ),
+            (
+                "several option series: the finest decides, once",
+                &["1 day/TRADES/1260", "1 min/TRADES/2", "5 mins/TRADES/2"],
+                &["5 mins/MIDPOINT", "1 min/MIDPOINT", "5 mins/BID_ASK"],
+                5,
+                &["1 day/TRADES/1260", "1 min/TRADES/5", "5 mins/TRADES/2"],
+                &["1 min MIDPOINT option bars of 5 sessions", "1 min TRADES extended from 2 to 5"],
+            ),
+            (
+                "daily option bars need no intraday spot",
+                &["1 day/TRADES/1260"],
+                &["1 day/TRADES"],
+                5,
+                &["1 day/TRADES/1260"],
+                &[],
+            ),
+            ("no option series at all", &["1 day/TRADES/5"], &[], 5, &["1 day/TRADES/5"], &[]),
+        ];
+        for (case, equity, option_series, sessions, want, said) in cases {
+            let (cfg, notes) = with_spot_for_options(cfg_of(equity, option_series, sessions));
+            assert_eq!(spelled(&cfg), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{case}");
+            assert_eq!(notes.len(), usize::from(!said.is_empty()), "{case}: {notes:?}");
+            for s in said {
+                assert!(notes.iter().any(|n| n.contains(s)), "{case}: {notes:?} should say {s:?}");
+            }
+            assert_eq!(cfg.options, cfg_of(equity, option_series, sessions).options, "{case}: options untouched");
+            let (again, notes) = with_spot_for_options(cfg.clone());
+            assert!(again == cfg && notes.is_empty(), "{case}: a second pass changes nothing: {notes:?}");
+        }
+    }
+
+    #[test]
+    fn no_option_contracts_need_no_spot() {
+        let mut cfg = cfg_of(&["1 day/TRADES/5"], &["1 min/MIDPOINT"], 5);
+        cfg.options.max_contracts = 0;
+        let (out, notes) = with_spot_for_options(cfg.clone());
+        assert!(out == cfg && notes.is_empty());
+        // Zero sessions are fetched as one: an equity series of 0 sessions serves options of 1.
+        let cfg = cfg_of(&["1 min/TRADES/0"], &["1 min/MIDPOINT"], 1);
+        let (out, notes) = with_spot_for_options(cfg.clone());
+        assert!(out == cfg && notes.is_empty(), "{notes:?}");
     }
 }

@@ -4,8 +4,12 @@
 //! - [`contracts`]: `backfill_contracts`, descriptions of the symbol (and of the options asked for);
 //! - [`chains`]: `contracts_snapshot`, the current option chain, kept as history;
 //! - [`equity`]: `backfill_equity_bars`, only the missing windows, bounded by the head timestamp;
-//! - [`options`]: `backfill_option_bars`, refused without its prerequisites ([`prereq`]);
+//! - [`options`]: `backfill_option_bars`, refused without its prerequisites ([`prereq`]), and
+//!   session by session without the spot of the session;
 //! - [`orchestrator`]: `setup` (cold start) and `update` (warm start with integrity checks).
+//!
+//! The settings of every run are completed by [`config::with_spot_for_options`] in [`Ingest::new`]:
+//! option sessions always come with the underlying's intraday bars of the same sessions.
 //!
 //! Every request goes through [`Ingest::fetch_bars`]: pacing, the request, classification of the
 //! answer, retries, and the manifest entry that remembers it.
@@ -42,8 +46,11 @@ pub struct Ingest<S> {
     pub lake: Lake,
     /// The gateway.
     pub source: S,
-    /// The settings.
+    /// The settings, as [`config::with_spot_for_options`] completed them.
     pub cfg: IngestConfig,
+    /// What [`config::with_spot_for_options`] changed in the settings given to [`Ingest::new`]:
+    /// said at the start of every run.
+    pub config_notes: Vec<String>,
     /// The pacing scheduler.
     pub pacer: Pacer,
     /// The scheduler for bars of a minute and longer when `relax_large_bars` is set.
@@ -71,6 +78,10 @@ pub struct FetchStats {
     pub failed: u64,
     /// Rows written.
     pub rows: u64,
+    /// Sessions not requested because a prerequisite of that very session is missing (option
+    /// bars without the underlying's intraday bars of the session), counted once per series and
+    /// session: dependency violations, asked again by a later run once the prerequisite is there.
+    pub refused_days: u64,
 }
 
 impl FetchStats {
@@ -80,6 +91,7 @@ impl FetchStats {
         self.empty += o.empty;
         self.failed += o.failed;
         self.rows += o.rows;
+        self.refused_days += o.refused_days;
     }
 }
 
@@ -118,7 +130,11 @@ pub struct OptionTarget {
 
 impl<S: MarketData> Ingest<S> {
     /// A context with IB's pacing (scaled by `cfg.pacing_scale`) and the log alert sink.
+    ///
+    /// The settings are completed here, for every run (`setup`, `update`, `demo`), by
+    /// [`config::with_spot_for_options`]: option sessions come with the spot of the same sessions.
     pub fn new(lake: Lake, source: S, cfg: IngestConfig, clock: Arc<dyn Clock>) -> Self {
+        let (cfg, config_notes) = config::with_spot_for_options(cfg);
         let rules = if cfg.pacing_off { PacingRules::off() } else { PacingRules::ib(cfg.pacing_scale) };
         let relaxed_pacer =
             (cfg.relax_large_bars && !cfg.pacing_off).then(|| Pacer::new(PacingRules::relaxed(cfg.pacing_scale)));
@@ -126,6 +142,7 @@ impl<S: MarketData> Ingest<S> {
             lake,
             source,
             cfg,
+            config_notes,
             pacer: Pacer::new(rules),
             relaxed_pacer,
             metrics: Arc::new(Metrics::default()),

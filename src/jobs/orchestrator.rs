@@ -33,6 +33,10 @@ pub struct SymbolReport {
     pub resynced_dates: usize,
     /// Equity windows still missing after the run.
     pub equity_windows_missing: usize,
+    /// Option sessions (counted per option series) not requested because the lake held no spot
+    /// for them (the underlying's intraday bars of the session): dependency violations, asked
+    /// for again by a later run.
+    pub option_days_refused: u64,
     /// What failed, if anything.
     pub error: Option<String>,
 }
@@ -71,15 +75,21 @@ pub struct RunReport {
     pub pacing_wait_secs: f64,
     /// Pacing violations IB reported.
     pub pacing_violations: u64,
-    /// Option data asked for without prerequisites.
+    /// Option data asked for without prerequisites (a whole symbol refused, or sessions of an
+    /// option series refused for want of their spot).
     pub dependency_violations: u64,
 }
 
 impl RunReport {
-    /// True when everything asked for is present or final-empty.
+    /// True when everything asked for is present or final-empty (an option session refused for
+    /// want of its spot is neither).
     pub fn complete(&self) -> bool {
         self.symbols.iter().all(|s| {
-            s.error.is_none() && s.equity.failed == 0 && s.options.failed == 0 && s.equity_windows_missing == 0
+            s.error.is_none()
+                && s.equity.failed == 0
+                && s.options.failed == 0
+                && s.equity_windows_missing == 0
+                && s.option_days_refused == 0
         })
     }
 }
@@ -97,6 +107,9 @@ impl<S: MarketData> Ingest<S> {
 
     async fn run(&self, symbols: &[Symbol], check_integrity: bool) -> RunReport {
         let mut report = RunReport::default();
+        for note in &self.config_notes {
+            self.say(note);
+        }
         for symbol in symbols {
             let mut r = SymbolReport { symbol: symbol.to_string(), ..Default::default() };
             if let Err(e) = self.run_symbol(symbol, check_integrity, &mut r).await {
@@ -133,15 +146,17 @@ impl<S: MarketData> Ingest<S> {
             Err(e) => return Err(e),
         };
         r.equity = self.backfill_equity_bars(symbol).await?.into();
-        match self.backfill_option_bars(symbol).await {
-            Ok(stats) => r.options = stats.into(),
+        let options = match self.backfill_option_bars(symbol).await {
+            Ok(stats) => stats,
             Err(Error::Prerequisite { .. }) if !r.chain_taken => {
                 // Fulfil the missing prerequisite (a chain snapshot), then try once more.
                 self.contracts_snapshot(symbol).await?;
-                r.options = self.backfill_option_bars(symbol).await?.into();
+                self.backfill_option_bars(symbol).await?
             }
             Err(e) => return Err(e),
-        }
+        };
+        r.option_days_refused = options.refused_days;
+        r.options = options.into();
         r.equity_windows_missing = self.equity_windows_missing(symbol).await?;
         self.freshness(symbol).await
     }

@@ -2,6 +2,7 @@
 
 mod faults;
 mod setup;
+mod spot;
 mod surface;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -34,8 +35,8 @@ pub async fn sim_at(now: &str) -> SimHandle {
         .unwrap()
 }
 
-/// A small run: 60 sessions of daily bars, 2 of minute bars, 8 options near the money with 3
-/// sessions of 5-minute mids.
+/// A small run: 60 sessions of daily bars, 2 of minute bars (3 once `Ingest::new` extends them to
+/// the option sessions), 8 options near the money with 3 sessions of 5-minute mids.
 pub fn small_config() -> IngestConfig {
     IngestConfig {
         equity: vec![parse_series("1 day/TRADES/60", 60).unwrap(), parse_series("1 min/TRADES/2", 2).unwrap()],

@@ -91,8 +91,10 @@ async fn requests_equal_the_duration_table_lower_bound() {
     let sim = sim_at(AFTER_CLOSE).await;
     let f = Fixture::local();
     let lake = f.lake();
-    let cfg = small_config();
-    let report = ingest(&sim, &lake, cfg.clone()).await.setup(&syms(&["QQQ"])).await;
+    let run = ingest(&sim, &lake, small_config()).await;
+    // The settings as the run completed them: the 1-minute spot kept for the option sessions.
+    let cfg = run.cfg.clone();
+    let report = run.setup(&syms(&["QQQ"])).await;
     assert!(report.complete(), "{report:#?}");
     let log = historical(&sim);
     // Every series starts empty, so each needs ceil(sessions / limit) requests.
