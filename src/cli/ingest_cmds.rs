@@ -275,7 +275,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     for s in &symbols {
         let r = lake.surface_history(s, first, last, ingest_now, &history).await?;
         println!(
-            "{s:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
+            "{:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
             r.sessions, r.sessions_done, r.surfaces, r.instants, r.rows
         );
     }

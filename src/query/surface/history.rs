@@ -336,7 +336,8 @@ impl Lake {
         if opts.progress {
             let (a, b) = (chunk[0].date, chunk[chunk.len() - 1].date);
             println!(
-                "{symbol:<8} surfaces     {a} .. {b}: {} instants, {} surfaces ({:.0}/s on {} threads), {} rows",
+                "{:<8} surfaces     {a} .. {b}: {} instants, {} surfaces ({:.0}/s on {} threads), {} rows",
+                symbol.as_str(),
                 work.len(),
                 report.surfaces,
                 work.len() as f64 / fit_secs.max(1e-9),
