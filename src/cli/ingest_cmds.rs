@@ -276,7 +276,9 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
         let r = lake.surface_history(s, first, last, ingest_now, &history).await?;
         println!(
             "{:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
-            r.sessions, r.sessions_done, r.surfaces, r.instants, r.rows
+            s.as_str(),
+            r.sessions,
+            r.sessions_done, r.surfaces, r.instants, r.rows
         );
     }
     let at = crate::calendar::session(last).map(|s| s.close - chrono::Duration::minutes(30)).unwrap_or(ingest_now);
