@@ -278,7 +278,10 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
             "{:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
             s.as_str(),
             r.sessions,
-            r.sessions_done, r.surfaces, r.instants, r.rows
+            r.sessions_done,
+            r.surfaces,
+            r.instants,
+            r.rows
         );
     }
     let at = crate::calendar::session(last).map(|s| s.close - chrono::Duration::minutes(30)).unwrap_or(ingest_now);

@@ -100,6 +100,16 @@ impl Valued {
     fn k(&self) -> f64 {
         (self.quote.strike / self.forward).ln()
     }
+
+    /// How far the half-cent rounding of its mid moves its vol, seen through its vega.
+    fn rounding_vol(&self, discount: f64) -> f64 {
+        let vega = black_vega(self.forward, self.quote.strike, self.quote.t, self.vol) * discount;
+        if vega > 0.0 {
+            MID_ROUNDING / vega
+        } else {
+            f64::INFINITY
+        }
+    }
 }
 
 /// The out-of-the-money points of one expiry with their implied vols (puts below their forward,
@@ -132,6 +142,11 @@ fn otm_points(quotes: &[Quote], carry: &Carry, opts: &SurfaceOptions) -> Vec<Val
 const VOL_FLOOR: f64 = 0.0005;
 /// The rounding error of a mid of two cent quotes: up to half a cent.
 const MID_ROUNDING: f64 = 0.005;
+/// Quotes whose mid's rounding moves their vol by more than this (0.25 vol points) are left out.
+const MAX_ROUNDING_VOL: f64 = 0.0025;
+/// Usable quotes a smile needs on each side of the forward: with one, the fit is free to bend
+/// the other wing anywhere beyond it.
+const MIN_SIDE: usize = 2;
 
 /// The undiscounted Black vega ∂C/∂σ = F·φ(d1)·√t.
 fn black_vega(forward: f64, strike: f64, t: f64, vol: f64) -> f64 {
@@ -153,7 +168,18 @@ fn slice(
         return Err(format!("expires in {:.2} days, under the minimum", t * 365.0));
     }
     let carry = iv::parity_carry(&pairs(quotes), spot, t, opts.parity_pairs, &opts.rates);
-    let pts = otm_points(quotes, &carry, opts);
+    // A quote whose price, rounded to half a cent, pins its vol no better than MAX_ROUNDING_VOL
+    // says nothing the quotes nearer the money do not: the cheap wings of short expiries.
+    let pts: Vec<Valued> = otm_points(quotes, &carry, opts)
+        .into_iter()
+        .filter(|p| p.rounding_vol(carry.discount) <= MAX_ROUNDING_VOL)
+        .collect();
+    let (below, above) = (pts.iter().filter(|p| p.k() < 0.0).count(), pts.iter().filter(|p| p.k() >= 0.0).count());
+    if below < MIN_SIDE || above < MIN_SIDE {
+        return Err(format!(
+            "{below} usable quotes below the forward and {above} above; a smile needs {MIN_SIDE} on each side"
+        ));
+    }
     // Each quote keeps the implied vol of its own time; its total variance is stated to the
     // instant's `t` (a quote minutes or a night old moves no vol, only the time left).
     // Weights 1/(2σt)² turn total-variance residuals into vol residuals (dw = 2σt·dσ), divided by
@@ -163,8 +189,7 @@ fn slice(
     let fit_points: Vec<FitPoint> = pts
         .iter()
         .map(|p| {
-            let vega = black_vega(p.forward, p.quote.strike, p.quote.t, p.vol) * carry.discount;
-            let rounding = if vega > 0.0 { MID_ROUNDING / vega } else { f64::INFINITY };
+            let rounding = p.rounding_vol(carry.discount);
             let precision = VOL_FLOOR * VOL_FLOOR / (VOL_FLOOR * VOL_FLOOR + rounding * rounding);
             FitPoint { k: p.k(), w: p.vol * p.vol * t, weight: precision / (2.0 * p.vol * t).powi(2) }
         })
@@ -237,7 +262,7 @@ fn check(surface: &mut Surface, opts: &SurfaceOptions) {
 /// `right` (`C`/`P`), `close` (the mid), `t` (years from the quote to expiry), and if present
 /// `spot` (the underlying as of the quote) and `end` (the quote's time); without them every quote
 /// is taken at `spot` and `at`. With a `chain` (columns `expiration`), its unexpired expiries that
-/// have no quote are reported as skipped. The panel should hold one quote per contract.
+/// have no quote, before the last quoted one, are reported as skipped. The panel should hold one quote per contract.
 pub fn fit_surface(
     symbol: &str,
     at: DateTime<Utc>,
@@ -257,7 +282,7 @@ pub fn fit_surface(
 }
 
 /// Fits every expiry the quotes hold and runs the checks; `listed` expiries (a chain snapshot's)
-/// that are unexpired and have no quote are reported as skipped.
+/// that are unexpired and have no quote, before the last quoted one, are reported as skipped.
 pub(crate) fn fit_quotes(
     symbol: &str,
     at: DateTime<Utc>,
@@ -278,11 +303,14 @@ pub(crate) fn fit_quotes(
             Err(reason) => surface.skipped.push(Skipped { expiry, reason }),
         }
     }
-    for expiry in listed.into_iter().flatten() {
+    // A listed expiry between quoted ones without a quote of its own is a hole worth naming;
+    // beyond the last quoted expiry lies what the ingest never selected.
+    let last_quoted = quotes.iter().map(|q| q.expiry).max().map(date_of);
+    for expiry in listed.into_iter().flatten().filter(|e| Some(**e) < last_quoted) {
         let quoted =
             surface.expiries.iter().any(|e| e.expiry == *expiry) || surface.skipped.iter().any(|s| s.expiry == *expiry);
         if !quoted && crate::query::pit::expiry_instant(*expiry) > at {
-            let reason = "listed in the chain snapshot; no fresh option bar".to_string();
+            let reason = "listed in the chain snapshot, but no fresh option bar".to_string();
             surface.skipped.push(Skipped { expiry: *expiry, reason });
         }
     }

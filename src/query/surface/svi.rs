@@ -181,10 +181,10 @@ fn solve3(s: &[[f64; 4]; 4]) -> Option<[f64; 3]> {
     Some(out)
 }
 
-/// Objective of the outer search over `(m, ln σ)`.
-fn outer(points: &[FitPoint], x: [f64; 2]) -> f64 {
+/// Objective of the outer search over `(m, ln σ)`; `σ` below `sigma_min` is out of bounds.
+fn outer(points: &[FitPoint], x: [f64; 2], sigma_min: f64) -> f64 {
     let sigma = x[1].exp();
-    if !(1e-4..=5.0).contains(&sigma) || x[0].abs() > 5.0 {
+    if !(sigma_min..=5.0).contains(&sigma) || x[0].abs() > 5.0 {
         return f64::INFINITY;
     }
     match inner(points, x[0], sigma) {
@@ -233,6 +233,9 @@ fn nelder_mead(f: impl Fn([f64; 2]) -> f64, start: [f64; 2], step: [f64; 2], ite
     (s[i], v[i])
 }
 
+/// Searches started from the best points of the start grid.
+const SEARCHES: usize = 3;
+
 /// Fits raw SVI to the points; `None` with fewer than 5 points or no admissible fit.
 pub fn fit(points: &[FitPoint]) -> Option<SviParams> {
     if points.len() < 5 || points.iter().any(|p| !(p.k.is_finite() && p.w.is_finite() && p.weight > 0.0)) {
@@ -240,21 +243,38 @@ pub fn fit(points: &[FitPoint]) -> Option<SviParams> {
     }
     let (kmin, kmax) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.k), hi.max(p.k)));
     let span = (kmax - kmin).max(0.05);
-    let obj = |x: [f64; 2]| outer(points, x);
+    // Quotes a strike apart cannot resolve a bend sharper than that: σ (the width of the smile's
+    // turn) stays at least half the median spacing of the quotes' log-moneyness. Without it a
+    // fit to few quotes can put a kink just past the last one.
+    let mut ks: Vec<f64> = points.iter().map(|p| p.k).collect();
+    ks.sort_by(f64::total_cmp);
+    let mut gaps: Vec<f64> = ks.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 1e-12).collect();
+    gaps.sort_by(f64::total_cmp);
+    let sigma_min = gaps.get(gaps.len() / 2).map_or(1e-4, |g| (0.5 * g).max(1e-4));
+    let obj = |x: [f64; 2]| outer(points, x, sigma_min);
     // Deterministic start grid: m across the quoted range, σ from tight to wide.
     let mut starts: Vec<([f64; 2], f64)> = Vec::new();
     for i in 0..5 {
         let m = kmin + span * (i as f64) / 4.0;
         for s in [0.02, 0.08, 0.3, 1.0] {
-            let x = [m, (s * span).ln()];
+            let x = [m, (s * span).max(sigma_min * 1.01).ln()];
             starts.push((x, obj(x)));
         }
     }
-    let (start, _) = *starts.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
-    // One search from the best grid point, then a restart with a fresh simplex from where it
-    // stopped: the usual guard against Nelder–Mead collapsing early (Press et al., §10.5).
-    let first = nelder_mead(obj, start, [0.1 * span, 0.5], 300);
-    let best = nelder_mead(obj, first.0, [0.01 * span, 0.05], 300);
+    starts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // From each of the best grid points, one search then a restart with a fresh simplex from
+    // where it stopped: the usual guard against Nelder–Mead collapsing early (Press et al.,
+    // §10.5). Steep short-dated smiles have more than one valley in (m, σ): the best of the
+    // searches wins.
+    let best = starts
+        .iter()
+        .take(SEARCHES)
+        .filter(|s| s.1.is_finite())
+        .map(|(start, _)| {
+            let first = nelder_mead(obj, *start, [0.1 * span, 0.5], 300);
+            nelder_mead(obj, first.0, [0.01 * span, 0.05], 300)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
     if !best.1.is_finite() {
         return None;
     }

@@ -79,3 +79,93 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
     }
     assert!(checked >= 8, "expiries checked: {checked}");
 }
+
+/// The RMSE (vol units) of a slice's fitted vols against the truth's at the slice's quoted
+/// strikes, or `None` when the truth has no such expiry.
+fn rmse_to_truth(slice: &twslake::query::surface::ExpirySlice, truth: &twslake::sim::truth::Truth) -> Option<f64> {
+    let tag = slice.expiry.format("%Y%m%d").to_string();
+    let true_slice = truth.expiries.iter().find(|e| e.expiry == tag)?;
+    let errors: Vec<f64> = slice
+        .points
+        .iter()
+        .filter_map(|p| {
+            let s = true_slice.strikes.iter().find(|s| (s.strike - p.strike).abs() < 1e-9)?;
+            Some(slice.vol_at_strike(p.strike) - s.iv)
+        })
+        .collect();
+    (!errors.is_empty()).then(|| (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt())
+}
+
+/// Asserts every slice is within 0.15 vol points of `truth` and passes both checks.
+fn assert_matches_truth(surface: &twslake::query::surface::Surface, truth: &twslake::sim::truth::Truth, what: &str) {
+    assert!(surface.expiries.len() >= 5, "{what}: {} slices, skipped {:?}", surface.expiries.len(), surface.skipped);
+    for slice in &surface.expiries {
+        let tag = format!("{what} {}", slice.expiry);
+        assert!(slice.points.len() >= 8, "{tag}: {} points", slice.points.len());
+        assert!(slice.butterfly_ok && slice.calendar_ok, "{tag}: arbitrage checks {slice:?}");
+        let rmse = rmse_to_truth(slice, truth).unwrap_or_else(|| panic!("{tag}: not in the truth"));
+        eprintln!("{tag}: t {:.3}, RMSE {:.4} vol points against the truth", slice.t, rmse * 100.0);
+        assert!(rmse <= 0.0015, "{tag}: RMSE {:.3} vol points against the truth", rmse * 100.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surfaces_inside_the_backfill_and_overnight_match_the_truth() {
+    use rand::{Rng, SeedableRng};
+    let sim = sim_at(AFTER_CLOSE).await;
+    let f = Fixture::local();
+    let lake = f.lake();
+    // Two sessions (Monday and Tuesday) of 1-minute mids, backfilled after Tuesday's close: the
+    // chain snapshot of the run is later than every bar.
+    let cfg = IngestConfig {
+        equity: vec![parse_series("1 day/TRADES/20", 20).unwrap(), parse_series("1 min/TRADES/2", 2).unwrap()],
+        options: OptionSelection {
+            expiry_days: 45,
+            strike_band: 0.08,
+            max_contracts: 260,
+            series: vec![parse_series("1 min/MIDPOINT", 1).unwrap().series],
+            sessions: 2,
+        },
+        pacing_scale: SCALE,
+        concurrency: 8,
+        ..Default::default()
+    };
+    let spy = Symbol::new("SPY").unwrap();
+    let report = ingest(&sim, &lake, cfg).await.setup(std::slice::from_ref(&spy)).await;
+    assert!(report.complete(), "{report:#?}");
+    let sessions: Vec<_> =
+        ["2026-11-23", "2026-11-24"].iter().map(|d| twslake::calendar::session(d.parse().unwrap()).unwrap()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261124);
+    for _ in 0..6 {
+        let s = &sessions[rng.random_range(0..sessions.len())];
+        let minutes = (s.close - s.open).num_minutes();
+        let at = s.open
+            + chrono::Duration::minutes(rng.random_range(10..=minutes))
+            + chrono::Duration::seconds(rng.random_range(0..60));
+        let rates = |t: &twslake::sim::truth::Truth| twslake::query::iv::Rates {
+            rate: t.rate,
+            dividend_yield: t.dividend_yield,
+        };
+        let truth = twslake::sim::truth::truth(sim.market(), "SPY", at).expect("truth");
+        let opts = SurfaceOptions { rates: rates(&truth), ..Default::default() };
+        let surface = lake.surface(&spy, at, &opts).await.unwrap();
+        // No chain snapshot was taken by then: the bars themselves list the contracts.
+        assert_eq!(surface.listing, twslake::query::surface::Listing::Bars, "at {at}");
+        assert_eq!(surface.series, "1 min MIDPOINT");
+        assert!(at - surface.spot_as_of < chrono::Duration::minutes(1), "spot of {} at {at}", surface.spot_as_of);
+        assert_matches_truth(&surface, &truth, &format!("at {at}"));
+    }
+    // Overnight (03:20 New York on Wednesday), from Tuesday's closing bars: the quotes are valued
+    // at their own time, so the surface is the truth at the bars' time, not at 03:20.
+    let close = sessions[1].close;
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-25T08:20:00Z".parse().unwrap();
+    let truth = twslake::sim::truth::truth(sim.market(), "SPY", close).expect("truth");
+    let opts = SurfaceOptions {
+        rates: twslake::query::iv::Rates { rate: truth.rate, dividend_yield: truth.dividend_yield },
+        ..Default::default()
+    };
+    let surface = lake.surface(&spy, at, &opts).await.unwrap();
+    assert_eq!(surface.spot_as_of, close);
+    assert!(surface.expiries.iter().all(|e| e.newest_quote == close), "quotes of the close");
+    assert_matches_truth(&surface, &truth, "overnight");
+}

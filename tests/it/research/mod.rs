@@ -3,6 +3,7 @@
 
 pub mod market;
 mod pit_props;
+mod sim_fits;
 
 use chrono::{DateTime, Duration, Utc};
 use market::{Market, DIV, RATE};
