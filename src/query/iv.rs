@@ -479,4 +479,30 @@ mod tests {
         assert!((iv - 0.3).abs() < 1e-12);
         assert!(out.column("delta").unwrap().f64().unwrap().get(0).unwrap() < 0.0);
     }
+
+    #[test]
+    fn parity_carry_values_each_pair_at_its_own_spot() {
+        // Pairs quoted over a few minutes while the spot moved: C − P = D·(c·S − K).
+        let (c, d, t) = (1.004, 0.99, 0.25);
+        let pairs: Vec<ParityPair> = [(90.0, 99.5), (95.0, 100.2), (100.0, 100.9), (105.0, 99.8), (110.0, 100.4)]
+            .iter()
+            .map(|&(k, s)| {
+                let f = c * s;
+                let (call, put) = (d * black_price(f, k, t, 0.2, true), d * black_price(f, k, t, 0.2, false));
+                ParityPair { strike: k, call, put, spot: s }
+            })
+            .collect();
+        let rates = Rates { rate: 0.0, dividend_yield: 0.0 };
+        let got = parity_carry(&pairs, 100.0, t, 6, &rates);
+        assert_eq!(got.source, ForwardSource::Parity);
+        assert!((got.carry - c).abs() < 1e-12 && (got.discount - d).abs() < 1e-12, "{got:?}");
+        assert!((got.at(101.0).forward - c * 101.0).abs() < 1e-9);
+        // The one-spot line, read as if every pair were at one spot, is off by the spot's moves.
+        let one: Vec<(f64, f64, f64)> = pairs.iter().map(|p| (p.strike, p.call, p.put)).collect();
+        let naive = parity_forward(&one, 100.0, t, 6, &rates);
+        assert!((naive.forward / 100.0 - c).abs() > 1e-4, "{naive:?}");
+        // Crossed quotes (a put dearer than parity allows by far) fall back to the rates.
+        let crossed: Vec<ParityPair> = pairs.iter().map(|p| ParityPair { put: p.put + 60.0, ..*p }).collect();
+        assert_eq!(parity_carry(&crossed, 100.0, t, 6, &rates).source, ForwardSource::Configured);
+    }
 }

@@ -22,6 +22,8 @@
 
 use super::arbitrage;
 use super::{ExpirySlice, Surface};
+#[cfg(test)]
+use std::collections::BTreeSet;
 
 /// The standard maturities, in calendar days.
 pub const MATURITY_DAYS: [i64; 7] = [7, 14, 30, 60, 91, 182, 365];
@@ -130,24 +132,10 @@ impl Smile<'_> {
     }
 }
 
-/// The standard normal distribution function (erfc through its Chebyshev fit: |error| < 1.2e-7,
-/// far below the precision of a fitted vol's delta).
+/// The standard normal distribution function (Cody's, through the implied-vol crate).
 fn normal_cdf(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
-    if x >= 0.0 {
-        1.0 - 0.5 * erfc
-    } else {
-        0.5 * erfc
-    }
+    use implied_vol::SpecialFn;
+    implied_vol::DefaultSpecialFn::norm_cdf(x)
 }
 
 fn nodes(surface: &Surface) -> Vec<Node<'_>> {
@@ -218,4 +206,101 @@ pub fn total_variance(surface: &Surface, k: f64, t: f64) -> Option<f64> {
     let nodes = nodes(surface);
     let s = smile(&nodes, t)?;
     (s.k_lo <= k && k <= s.k_hi).then(|| s.w(k)).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::iv::ForwardSource;
+    use crate::query::surface::svi::SviParams;
+    use crate::query::surface::{ExpirySlice, SurfacePoint};
+
+    /// A slice of total variance `w(k) = θ(1 + 0.5k² + skew·k)`-like SVI, quoted on [-0.2, 0.2].
+    fn slice(t: f64, atm: f64, ok: bool) -> ExpirySlice {
+        let theta = atm * atm * t;
+        let p = SviParams { a: theta * 0.6, b: theta * 2.0, rho: -0.4, m: 0.0, sigma: 0.2 };
+        let w0 = p.w(0.0);
+        let scale = theta / w0;
+        let p = SviParams { a: p.a * scale, b: p.b * scale, ..p };
+        let points = (-8..=8)
+            .map(|i| {
+                let k = i as f64 * 0.025;
+                let v = p.vol(k, t);
+                SurfacePoint { strike: 100.0 * k.exp(), k, iv_market: v, iv_fit: v, right: "C".into() }
+            })
+            .collect();
+        ExpirySlice {
+            expiry: chrono::NaiveDate::default(),
+            t,
+            forward: 100.0,
+            discount: (-0.04 * t).exp(),
+            forward_source: ForwardSource::Parity,
+            a: p.a,
+            b: p.b,
+            rho: p.rho,
+            m: p.m,
+            sigma: p.sigma,
+            atm_vol: atm,
+            rmse: 0.0,
+            butterfly_ok: ok,
+            calendar_ok: true,
+            min_g: 0.0,
+            oldest_quote: Default::default(),
+            newest_quote: Default::default(),
+            points,
+        }
+    }
+
+    fn surface(slices: Vec<ExpirySlice>) -> Surface {
+        let mut s = Surface::new("X", Default::default(), 100.0);
+        s.expiries = slices;
+        s
+    }
+
+    #[test]
+    fn points_between_the_fitted_maturities_only() {
+        let s = surface(vec![slice(20.0 / 365.0, 0.2, true), slice(100.0 / 365.0, 0.22, true)]);
+        let g = standardize(&s);
+        let days: BTreeSet<i64> = g.iter().map(|p| p.days).collect();
+        assert_eq!(days.into_iter().collect::<Vec<_>>(), vec![30, 60, 91], "7, 14, 182 and 365 are not extrapolated");
+        for p in &g {
+            // Each point's strike has its delta on the interpolated smile.
+            let w = p.iv * p.iv * p.t;
+            assert!((normal_cdf((-p.k + w / 2.0) / w.sqrt()) - p.delta).abs() < 1e-9);
+            assert!((p.strike - p.forward * p.k.exp()).abs() < 1e-9);
+        }
+        // The ATM vol of a maturity interpolates total variance: between the two slices' vols.
+        let atm = g.iter().find(|p| p.days == 60).and_then(|p| p.atm_vol).unwrap();
+        assert!(atm > 0.2 && atm < 0.22, "{atm}");
+    }
+
+    #[test]
+    fn crossing_slices_give_no_point_and_failed_smiles_are_not_nodes() {
+        // The later slice has far less variance: a calendar arbitrage the data assert.
+        let crossing = surface(vec![slice(20.0 / 365.0, 0.4, true), slice(100.0 / 365.0, 0.1, true)]);
+        assert!(standardize(&crossing).is_empty());
+        assert!(total_variance(&crossing, 0.0, 60.0 / 365.0).is_none());
+        // A middle slice failing the butterfly check is not a node: 60 days interpolates around it.
+        let s = surface(vec![
+            slice(20.0 / 365.0, 0.2, true),
+            slice(50.0 / 365.0, 0.9, false),
+            slice(100.0 / 365.0, 0.22, true),
+        ]);
+        let w = total_variance(&s, 0.0, 60.0 / 365.0).unwrap();
+        assert!((w / (60.0 / 365.0)).sqrt() < 0.22);
+    }
+
+    #[test]
+    fn total_variance_never_falls_with_maturity() {
+        // Within their error two fits may cross slightly: the running maximum keeps the grid
+        // monotone in maturity.
+        let mut a = slice(20.0 / 365.0, 0.25, true);
+        a.points.iter_mut().for_each(|p| p.iv_market *= 1.01);
+        let s = surface(vec![a, slice(40.0 / 365.0, 0.178, true), slice(120.0 / 365.0, 0.2, true)]);
+        for k in [-0.15, -0.05, 0.0, 0.1] {
+            let ws: Vec<f64> = (20..=120).filter_map(|d| total_variance(&s, k, d as f64 / 365.0)).collect();
+            assert!(ws.windows(2).all(|w| w[1] >= w[0] - 1e-15), "k {k}");
+        }
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-15 && (normal_cdf(1.959964) - 0.975).abs() < 1e-6);
+    }
 }
