@@ -8,17 +8,24 @@
 //!
 //! Errors become the exception classes below, named for what the user can do about them; every
 //! message is the crate's own (it names the input and what to do).
+//!
+//! # Layout
+//! - this file: errors, the runtime, argument parsing, the lake's methods ([`NativeLake`]);
+//! - `frames`: tables across the boundary (the Arrow C stream both ways) and their layouts;
+//! - `defaults`: the series read when none is given, and what a surface history checks first;
+//! - `truth`: the simulator's surface, per strike and on the standardized grid.
 
 // Python keyword arguments map one to one onto these functions' parameters.
 #![allow(clippy::too_many_arguments)]
 
+mod defaults;
+mod frames;
+mod truth;
+
+use frames::{date_frame, expiries_frame, import, skipped_frame, status_frame, Frame};
 use polars::prelude::*;
-use polars_arrow::array::{Array, StructArray};
-use polars_arrow::datatypes::{ArrowDataType, Field as ArrowField};
-use polars_arrow::ffi;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::PyCapsule;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::OnceLock;
@@ -28,7 +35,7 @@ use twslake::lake::layout::{BarSize, DataObject, Partition, Series, Symbol, What
 use twslake::query::coverage::SeriesSpec;
 use twslake::query::iv::{self, IvColumns, Rates};
 use twslake::query::pit::AsOf;
-use twslake::query::surface::SurfaceOptions;
+use twslake::query::surface::history::{self, HistoryOptions};
 use twslake::query::{collect, ScanFilter};
 use twslake::Lake;
 
@@ -66,7 +73,7 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(twslake, GatewayError, TwslakeError, "The TWS gateway failed a request.");
 
-fn py_err(e: Error) -> PyErr {
+pub(crate) fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::BadInput { .. } | Error::BadRows { .. } => BadInputError::new_err(msg),
@@ -79,11 +86,11 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
-fn polars_err(e: PolarsError) -> PyErr {
+pub(crate) fn polars_err(e: PolarsError) -> PyErr {
     py_err(Error::Query(e))
 }
 
-fn bad(what: &'static str, input: &str, reason: impl Into<String>) -> PyErr {
+pub(crate) fn bad(what: &'static str, input: &str, reason: impl Into<String>) -> PyErr {
     py_err(Error::bad_input(what, input, reason))
 }
 
@@ -110,7 +117,7 @@ fn block<T: Send, Fut: Future<Output = twslake::Result<T>>, F: FnOnce() -> Fut +
 }
 
 /// Instants as the CLI's `--at` reads them (RFC 3339, New York wall-clock time, or a date's close).
-fn instant(s: &str) -> PyResult<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn instant(s: &str) -> PyResult<chrono::DateTime<chrono::Utc>> {
     twslake::query::pit::parse_instant(s).map_err(py_err)
 }
 
@@ -160,184 +167,11 @@ impl Scan {
     }
 }
 
-/// The 1-minute equity series of a spot's what-to-show.
-fn series_of(what_to_show: &str) -> Series {
-    twslake::query::pit::SPOT_SERIES
-        .into_iter()
-        .find(|s| s.what_to_show.ib() == what_to_show)
-        .unwrap_or(twslake::query::pit::SPOT_SERIES[0])
-}
-
-/// A table on its way to Python: exported through the Arrow C stream interface on demand.
-#[pyclass(module = "twslake._native", frozen)]
-pub struct Frame {
-    df: DataFrame,
-}
-
-impl Frame {
-    /// Prepares the frame once for any number of hand-overs: chunks aligned across columns (a
-    /// copy only when they are not), constant columns materialised (kept inside the column).
-    fn new(mut df: DataFrame) -> Self {
-        for c in df.columns() {
-            let _ = c.as_materialized_series();
-        }
-        df.align_chunks_par();
-        Frame { df }
-    }
-}
-
-/// The frame (chunks aligned, see [`Frame::new`]) as an Arrow C stream of struct arrays, one per
-/// chunk, sharing the columns' buffers.
-fn export(df: DataFrame) -> PolarsResult<ffi::ArrowArrayStream> {
-    let compat = CompatLevel::newest();
-    let fields: Vec<ArrowField> = df.columns().iter().map(|c| c.field().to_arrow(compat)).collect();
-    let dtype = ArrowDataType::Struct(fields);
-    let mut chunks: Vec<PolarsResult<Box<dyn Array>>> = Vec::new();
-    for batch in df.iter_chunks(compat, false) {
-        let height = batch.height();
-        let arrays = batch.into_arrays();
-        chunks.push(StructArray::try_new(dtype.clone(), height, arrays, None).map(|a| a.boxed()));
-    }
-    Ok(ffi::export_iterator(Box::new(chunks.into_iter()), ArrowField::new("".into(), dtype, false)))
-}
-
-/// A table coming from Python: anything with `__arrow_c_stream__` (polars, pyarrow, pandas ≥ 2.2).
-fn import(obj: &Bound<'_, PyAny>) -> PyResult<DataFrame> {
-    let what = "table";
-    if !obj.hasattr("__arrow_c_stream__")? {
-        return Err(bad(what, &obj.get_type().name()?.to_string(), "pass a polars or pyarrow table"));
-    }
-    let capsule = obj.call_method1("__arrow_c_stream__", (obj.py().None(),))?;
-    let capsule = capsule.cast_into::<PyCapsule>().map_err(PyErr::from)?;
-    let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?.as_ptr() as *mut ffi::ArrowArrayStream;
-    // SAFETY: the capsule holds an Arrow C stream (checked by name); moving it out and leaving
-    // a released (empty) stream behind is how the protocol hands over ownership.
-    let stream = unsafe { std::ptr::replace(ptr, ffi::ArrowArrayStream::empty()) };
-    let mut reader = unsafe { ffi::ArrowArrayStreamReader::try_new(Box::new(stream)) }.map_err(polars_err)?;
-    let mut out: Option<DataFrame> = None;
-    // SAFETY: the reader reads arrays the producer keeps valid until released.
-    while let Some(array) = unsafe { reader.next() } {
-        let array = array.map_err(polars_err)?;
-        let Some(st) = array.as_any().downcast_ref::<StructArray>() else {
-            return Err(bad(what, "arrow stream", "the stream must carry a table (struct arrays)"));
-        };
-        let df = DataFrame::try_from(st.clone()).map_err(polars_err)?;
-        match &mut out {
-            Some(acc) => {
-                acc.vstack_mut(&df).map_err(polars_err)?;
-            }
-            None => out = Some(df),
-        }
-    }
-    match out {
-        Some(df) => Ok(df),
-        None => {
-            let ArrowDataType::Struct(fields) = reader.field().dtype() else {
-                return Err(bad(what, "arrow stream", "the stream must carry a table (struct arrays)"));
-            };
-            let schema: Schema = fields.iter().map(Field::from).collect();
-            Ok(DataFrame::empty_with_schema(&schema))
-        }
-    }
-}
-
-#[pymethods]
-impl Frame {
-    /// The Arrow PyCapsule interface: an `ArrowArrayStream` of the table (the requested schema,
-    /// if any, is ignored: the producer's own schema is always offered, as the protocol allows).
-    #[pyo3(signature = (requested_schema=None))]
-    fn __arrow_c_stream__<'py>(
-        &self,
-        py: Python<'py>,
-        requested_schema: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyCapsule>> {
-        let _ = requested_schema;
-        let stream = export(self.df.clone()).map_err(polars_err)?;
-        PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
-    }
-
-    fn __len__(&self) -> usize {
-        self.df.height()
-    }
-
-    /// The column names.
-    #[getter]
-    fn columns(&self) -> Vec<String> {
-        self.df.get_column_names().iter().map(|n| n.to_string()).collect()
-    }
-}
-
-/// A lake opened read-only from a path, `file://` or `s3://` URL.
+/// A lake opened from a path, `file://` or `s3://` URL: read-only, except that
+/// [`NativeLake::surface_history`] stores the `surfaces` it derives from the lake's own bars.
 #[pyclass(module = "twslake._native", frozen)]
 pub struct NativeLake {
     lake: Lake,
-}
-
-/// A Date column from dates (days since 1970, the Arrow and polars representation).
-fn date_column(name: &str, dates: impl IntoIterator<Item = Option<chrono::NaiveDate>>) -> PolarsResult<Column> {
-    let epoch = chrono::NaiveDate::default();
-    let days: Vec<Option<i32>> = dates.into_iter().map(|d| d.map(|d| (d - epoch).num_days() as i32)).collect();
-    Column::new(name.into(), days).cast(&DataType::Date)
-}
-
-fn date_frame(rows: impl Iterator<Item = (chrono::NaiveDate, chrono::NaiveDate, usize)>) -> PolarsResult<DataFrame> {
-    let rows: Vec<_> = rows.collect();
-    DataFrame::new_infer_height(vec![
-        date_column("start", rows.iter().map(|r| Some(r.0)))?,
-        date_column("end", rows.iter().map(|r| Some(r.1)))?,
-        Column::new("trading_days".into(), rows.iter().map(|r| r.2 as u32).collect::<Vec<u32>>()),
-    ])
-}
-
-/// `status` as a table (column types as the Python stub documents).
-fn status_frame(rows: &[twslake::query::status::StatusRow]) -> PolarsResult<DataFrame> {
-    let strs = |f: fn(&twslake::query::status::StatusRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
-    let u32s =
-        |f: fn(&twslake::query::status::StatusRow) -> usize| rows.iter().map(|r| f(r) as u32).collect::<Vec<u32>>();
-    DataFrame::new_infer_height(vec![
-        Column::new("symbol".into(), strs(|r| &r.symbol)),
-        Column::new("dataset".into(), strs(|r| &r.dataset)),
-        Column::new("rows".into(), rows.iter().map(|r| r.rows).collect::<Vec<u64>>()),
-        date_column("first_date", rows.iter().map(|r| r.first_date))?,
-        date_column("last_date", rows.iter().map(|r| r.last_date))?,
-        Column::new(
-            "latest_snapshot_age_secs".into(),
-            rows.iter().map(|r| r.latest_snapshot_age_secs).collect::<Vec<_>>(),
-        ),
-        Column::new("missing_windows".into(), u32s(|r| r.missing_windows)),
-        Column::new("requests".into(), u32s(|r| r.requests)),
-        Column::new("latest_quote_age_secs".into(), rows.iter().map(|r| r.latest_quote_age_secs).collect::<Vec<_>>()),
-        Column::new("capture_gaps".into(), u32s(|r| r.capture_gaps)),
-    ])
-}
-
-/// A surface's slices, one row each (the fit and its checks; the points are [`Surface::to_frame`]).
-fn expiries_frame(s: &twslake::query::surface::Surface) -> PolarsResult<DataFrame> {
-    let e = &s.expiries;
-    let f = |get: fn(&twslake::query::surface::ExpirySlice) -> f64| e.iter().map(get).collect::<Vec<f64>>();
-    DataFrame::new_infer_height(vec![
-        date_column("expiry", e.iter().map(|x| Some(x.expiry)))?,
-        Column::new("t".into(), f(|x| x.t)),
-        Column::new("forward".into(), f(|x| x.forward)),
-        Column::new("discount".into(), f(|x| x.discount)),
-        Column::new("a".into(), f(|x| x.a)),
-        Column::new("b".into(), f(|x| x.b)),
-        Column::new("rho".into(), f(|x| x.rho)),
-        Column::new("m".into(), f(|x| x.m)),
-        Column::new("sigma".into(), f(|x| x.sigma)),
-        Column::new("rmse".into(), f(|x| x.rmse)),
-        Column::new("butterfly_ok".into(), e.iter().map(|x| x.butterfly_ok).collect::<Vec<bool>>()),
-        Column::new("calendar_ok".into(), e.iter().map(|x| x.calendar_ok).collect::<Vec<bool>>()),
-        Column::new("min_g".into(), f(|x| x.min_g)),
-    ])
-}
-
-/// The listed expiries a surface has no slice for, and why.
-fn skipped_frame(s: &twslake::query::surface::Surface) -> PolarsResult<DataFrame> {
-    DataFrame::new_infer_height(vec![
-        date_column("expiry", s.skipped.iter().map(|x| Some(x.expiry)))?,
-        Column::new("reason".into(), s.skipped.iter().map(|x| x.reason.as_str()).collect::<Vec<&str>>()),
-    ])
 }
 
 impl NativeLake {
@@ -467,7 +301,9 @@ impl NativeLake {
         Ok(Frame::new(block(py, || self.lake.chain_as_of(&s, at))?))
     }
 
-    /// The option panel at an instant, with implied vols and greeks when asked.
+    /// The option panel at an instant, with implied vols and greeks when asked. Without a
+    /// `bar_size`, the finest option series of `what_to_show` held on the dates read; without a
+    /// `spot_what_to_show`, the spot series the crate pairs with those option bars.
     #[pyo3(signature = (sym, at, start, bar_size, what_to_show, spot_what_to_show, rate, dividend_yield, implied_vol, greeks))]
     fn option_panel(
         &self,
@@ -475,7 +311,7 @@ impl NativeLake {
         sym: &str,
         at: &str,
         start: Option<&str>,
-        bar_size: &str,
+        bar_size: Option<&str>,
         what_to_show: &str,
         spot_what_to_show: Option<&str>,
         rate: f64,
@@ -483,24 +319,31 @@ impl NativeLake {
         implied_vol: bool,
         greeks: bool,
     ) -> PyResult<Frame> {
-        let (s, at) = (symbol(sym)?, instant(at)?);
+        let (s, at_str, at) = (symbol(sym)?, at, instant(at)?);
+        let to = twslake::calendar::trading_date(at);
         let from = match start {
             Some(d) => date(d)?,
-            None => twslake::calendar::trading_date(at),
+            None => to,
         };
-        let q = AsOf { symbol: s, series: series(bar_size, what_to_show)?, from, at };
-        let chosen = spot_what_to_show.map(|w| series("1 min", w)).transpose()?;
+        if from > to {
+            return Err(bad(
+                "start",
+                &from.to_string(),
+                format!("start must not be after the instant's trading date {to} ({at_str})"),
+            ));
+        }
+        let what: WhatToShow = what_to_show.parse().map_err(py_err)?;
+        let given = bar_size.map(|b| series(b, what_to_show)).transpose()?;
+        let spot_what: Option<WhatToShow> = spot_what_to_show.map(str::parse).transpose().map_err(py_err)?;
         let rates = Rates { rate, dividend_yield };
         let df = block(py, || async {
-            // By default the series `spot_at` reads (MIDPOINT preferred to TRADES), like `surface`.
-            let spot_series = match chosen {
-                Some(s) => s,
-                None => {
-                    let spot = self.lake.spot_at(&q.symbol, q.at).await?;
-                    series_of(&spot.what_to_show)
-                }
+            let option = match given {
+                Some(series) => series,
+                None => defaults::option_series(&self.lake, &s, what, from, to).await?,
             };
-            let panel = self.lake.option_panel(&q, spot_series).await?;
+            let spot = defaults::spot_series(&self.lake, &s, option, spot_what, from, to).await?;
+            let q = AsOf { symbol: s.clone(), series: option, from, at };
+            let panel = self.lake.option_panel(&q, spot).await?;
             let lf = if implied_vol || greeks { rates.with_columns(panel) } else { panel };
             let mut df = collect(lf).await?;
             if implied_vol || greeks {
@@ -515,34 +358,57 @@ impl NativeLake {
     }
 
     /// The volatility surface: its JSON (as `twslake surface --json` prints it), its points, its
-    /// slices and its skipped expiries.
+    /// slices and its skipped expiries. `None` options keep the crate's defaults.
     #[pyo3(signature = (sym, at, bar_size, max_staleness_min, rate, dividend_yield))]
     fn surface(
         &self,
         py: Python<'_>,
         sym: &str,
         at: &str,
-        bar_size: &str,
-        max_staleness_min: i64,
+        bar_size: Option<&str>,
+        max_staleness_min: Option<i64>,
         rate: f64,
         dividend_yield: f64,
     ) -> PyResult<(String, Frame, Frame, Frame)> {
         let (s, at) = (symbol(sym)?, instant(at)?);
-        if max_staleness_min < 1 {
-            return Err(bad("max_staleness_min", &max_staleness_min.to_string(), "give at least 1 minute"));
-        }
-        let opts = SurfaceOptions {
-            series: series(bar_size, "MIDPOINT")?,
-            max_staleness: chrono::Duration::minutes(max_staleness_min),
-            rates: Rates { rate, dividend_yield },
-            ..Default::default()
-        };
+        let opts = defaults::surface_options(bar_size, max_staleness_min, rate, dividend_yield)?;
         let surface = block(py, || self.lake.surface(&s, at, &opts))?;
         let json = serde_json::to_string(&surface).expect("surfaces serialise");
         let points = Frame::new(surface.to_frame().map_err(py_err)?);
         let expiries = Frame::new(expiries_frame(&surface).map_err(polars_err)?);
         let skipped = Frame::new(skipped_frame(&surface).map_err(polars_err)?);
         Ok((json, points, expiries, skipped))
+    }
+
+    /// Fits and stores the surface history of `[start, end]` (`twslake surfaces`), with `now`
+    /// the wall clock; the run's report as JSON. Refused before anything is written when the
+    /// symbol or its option bars are not in the lake ([`defaults::check_history_input`]).
+    #[pyo3(signature = (sym, start, end, every, bar_size, max_staleness_min, rate, dividend_yield, threads))]
+    fn surface_history(
+        &self,
+        py: Python<'_>,
+        sym: &str,
+        start: &str,
+        end: &str,
+        every: &str,
+        bar_size: Option<&str>,
+        max_staleness_min: Option<i64>,
+        rate: f64,
+        dividend_yield: f64,
+        threads: Option<usize>,
+    ) -> PyResult<String> {
+        let (s, from, to) = (symbol(sym)?, date(start)?, date(end)?);
+        if from > to {
+            return Err(bad("date range", &format!("{start}..{end}"), "start must not be after end"));
+        }
+        let mut opts = HistoryOptions::every(history::parse_step(every).map_err(py_err)?);
+        opts.surface = defaults::surface_options(bar_size, max_staleness_min, rate, dividend_yield)?;
+        opts.threads = threads.unwrap_or(opts.threads).max(1);
+        let report = block(py, || async {
+            defaults::check_history_input(&self.lake, &s, from, to, opts.surface.series).await?;
+            self.lake.surface_history(&s, from, to, chrono::Utc::now(), &opts).await
+        })?;
+        Ok(serde_json::to_string(&report).expect("reports serialise"))
     }
 
     /// polars SQL over the datasets registered as tables.
@@ -597,35 +463,6 @@ fn implied_vols(
     Ok(Frame::new(df))
 }
 
-/// The simulator's surface at an instant (the truth the demo lake was generated from): one row
-/// per listed expiry and strike.
-#[pyfunction]
-#[pyo3(signature = (sym, at, seed=0))]
-fn sim_truth(sym: &str, at: &str, seed: u64) -> PyResult<Frame> {
-    use twslake::sim::market::{Market, SymbolSpec};
-    let at = instant(at)?;
-    let market = Market::new(seed, SymbolSpec::defaults(), std::sync::Arc::new(twslake::clock::WallClock));
-    let truth = twslake::sim::truth::truth(&market, sym, at)
-        .ok_or_else(|| bad("symbol", sym, "the simulator lists SPY, QQQ, AAPL, MSFT and BRK B, from 2000 on"))?;
-    let rows: Vec<_> = truth.expiries.iter().flat_map(|e| e.strikes.iter().map(move |k| (e, k))).collect();
-    let expiry = |e: &twslake::sim::truth::ExpiryTruth| chrono::NaiveDate::parse_from_str(&e.expiry, "%Y%m%d").ok();
-    let f = |get: &dyn Fn(&(&twslake::sim::truth::ExpiryTruth, &twslake::sim::truth::StrikeTruth)) -> f64| {
-        rows.iter().map(get).collect::<Vec<f64>>()
-    };
-    let df = DataFrame::new_infer_height(vec![
-        date_column("expiry", rows.iter().map(|(e, _)| expiry(e))).map_err(polars_err)?,
-        Column::new("t".into(), f(&|(e, _)| e.t)),
-        Column::new("forward".into(), f(&|(e, _)| e.forward)),
-        Column::new("atm_vol".into(), f(&|(e, _)| e.atm_vol)),
-        Column::new("strike".into(), f(&|(_, k)| k.strike)),
-        Column::new("iv".into(), f(&|(_, k)| k.iv)),
-        Column::new("call".into(), f(&|(_, k)| k.call)),
-        Column::new("put".into(), f(&|(_, k)| k.put)),
-    ])
-    .map_err(polars_err)?;
-    Ok(Frame::new(df))
-}
-
 /// The version of the Rust crate the extension was built from.
 #[pyfunction]
 fn version() -> &'static str {
@@ -638,7 +475,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Frame>()?;
     m.add_class::<NativeLake>()?;
     m.add_function(wrap_pyfunction!(implied_vols, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_truth, m)?)?;
+    m.add_function(wrap_pyfunction!(truth::sim_truth, m)?)?;
+    m.add_function(wrap_pyfunction!(truth::sim_truth_grid, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("TwslakeError", py.get_type::<TwslakeError>())?;
     m.add("BadInputError", py.get_type::<BadInputError>())?;

@@ -67,3 +67,12 @@ def staleness_min(lake, snapshot_at) -> int:
     last_start = lake.option_bars("SPY").select(pl.col("ts").max()).collect().item()
     gap = snapshot_at - last_start
     return int(gap.total_seconds() // 60) + 5
+
+
+@pytest.fixture(scope="session")
+def last_close(lake):
+    """The close of the last session the demo stored option bars for (the end of its last
+    1-minute bar): the demo backfills finished sessions, then snapshots the chain."""
+    from datetime import timedelta
+
+    return lake.option_bars("SPY").select(pl.col("ts").max()).collect().item() + timedelta(minutes=1)

@@ -13,11 +13,15 @@ import pytest
 import twslake
 from conftest import cli, cli_json
 
-DATASETS = ["contracts", "chains", "equity_bars", "option_bars"]
+DATASETS = ["contracts", "chains", "equity_bars", "option_bars", "surfaces"]
 
 
 def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ts(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -98,11 +102,17 @@ def test_surface_matches_the_cli(lake, lake_dir, snapshot_at, staleness_min):
         "--json",
     )
     assert s.spot == doc["spot"]
+    assert (s.series, s.listing) == (doc["series"], doc["listing"]) == ("1 min MIDPOINT", "snapshot")
+    for k in ("spot_as_of", "quotes_from", "chain_snapshot_at"):
+        assert getattr(s, k) == ts(doc[k]), k
+    assert s.chain_snapshot_at == snapshot_at
     assert [e.isoformat() for e in s.expiries["expiry"]] == [e["expiry"] for e in doc["expiries"]]
     for row, theirs in zip(s.expiries.iter_rows(named=True), doc["expiries"]):
-        for k in ("t", "forward", "discount", "a", "b", "rho", "m", "sigma", "rmse"):
+        for k in ("t", "forward", "discount", "a", "b", "rho", "m", "sigma", "atm_vol", "rmse"):
             assert row[k] == pytest.approx(theirs[k], rel=1e-12, abs=1e-15), k
         assert (row["butterfly_ok"], row["calendar_ok"]) == (theirs["butterfly_ok"], theirs["calendar_ok"])
+        assert (row["oldest_quote"], row["newest_quote"]) == (ts(theirs["oldest_quote"]), ts(theirs["newest_quote"]))
+        assert (row["forward_source"], row["points"]) == (theirs["forward_source"], len(theirs["points"]))
     assert s.points.height == sum(len(e["points"]) for e in doc["expiries"])
     assert [(e.isoformat(), r) for e, r in s.skipped.iter_rows()] == [(k["expiry"], k["reason"]) for k in doc["skipped"]]
     # The fit reproduces its own points.
@@ -258,6 +268,8 @@ def test_a_lake_on_s3_answers_like_the_same_lake_on_disk(lake, lake_dir, snapsho
         b = lake.scan(name, "BRK B").collect()
         assert a.height == b.height > 0
         assert a.sort(a.columns).equals(b.sort(b.columns))
+    a, b = s3.surfaces("BRK B").collect(), lake.surfaces("BRK B").collect()
+    assert a.height == b.height > 0 and a.sort(a.columns).equals(b.sort(b.columns))
     # The same settings given as storage options instead of the environment.
     options = {"aws_endpoint_url": endpoint, "aws_region": "us-east-1", "aws_access_key_id": "test",
                "aws_secret_access_key": "test"}
@@ -333,3 +345,196 @@ def test_instants_read_as_the_cli_reads_them(lake, snapshot_at):
     last = lake.equity_bars("SPY", bar_size="1 min").select(pl.col("date").max()).collect().item()
     spot = lake.spot_at("SPY", last)
     assert spot.as_of.astimezone(ZoneInfo("America/New_York")).hour in (13, 16)
+
+
+# -- the history the lake holds (issue [history]) ---------------------------------------------
+
+
+def tree(root) -> dict[str, bytes]:
+    """Every file under a lake folder with its bytes: what "nothing was written" compares."""
+    from pathlib import Path
+
+    return {f.relative_to(root).as_posix(): f.read_bytes() for f in Path(root).rglob("*") if f.is_file()}
+
+
+def copy_of(lake_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "lake"
+    shutil.copytree(lake_dir, root)
+    return root, twslake.Lake(root)
+
+
+def test_defaults_read_the_series_the_lake_holds(lake, lake_dir, last_close):
+    """The demo stores 1-minute mids and 1-minute TRADES spot bars: read without being told."""
+    at = last_close - timedelta(minutes=30)
+    s = lake.surface("SPY", at)
+    assert s.series == "1 min MIDPOINT"
+    doc = cli_json("surface", "SPY", "--lake", lake_dir, "--at", iso(at), "--json")
+    assert doc["series"] == s.series and doc["quotes_from"] == s.raw["quotes_from"]
+    told = lake.surface("SPY", at, bar_size="1 min", max_staleness_min=5)
+    assert s.expiries.equals(told.expiries) and s.quotes_from == told.quotes_from
+    # The default staleness is five bars of session time, so five minutes here.
+    assert at - s.quotes_from == timedelta(minutes=5)
+    panel = lake.option_panel("SPY", at, implied_vol=False)
+    assert panel.height > 0
+    assert set(panel["bar_size"]) == {"1 min"} and set(panel["what_to_show"]) == {"MIDPOINT"}
+    assert panel.equals(lake.option_panel("SPY", at, bar_size="1 min", spot_what_to_show="TRADES", implied_vol=False))
+    # The spot of each option bar is the 1-minute TRADES close of the same end.
+    minute = lake.equity_bars("SPY", bar_size="1 min", what_to_show="TRADES").select(
+        (pl.col("ts") + timedelta(minutes=1)).alias("end"), pl.col("close").alias("equity_close")
+    )
+    joined = panel.lazy().join(minute, on="end").collect()
+    assert joined.height == panel.height
+    assert (joined["spot"] == joined["equity_close"]).all() and (joined["spot_end"] == joined["end"]).all()
+    # Overnight, quotes age in session time only: the last session's closing mids serve.
+    night = lake.surface("SPY", last_close + timedelta(hours=1))
+    assert night.expiries["newest_quote"].max() == last_close
+    # When nothing fits, the errors name what the lake holds.
+    held = r"1 min MIDPOINT \(\d{4}-\d\d-\d\d \.\. \d{4}-\d\d-\d\d, 2 days\)"
+    with pytest.raises(twslake.BadInputError, match=held):
+        lake.surface("SPY", last_close + timedelta(days=14))
+    first_day = lake.option_bars("SPY").select(pl.col("date").min()).collect().item()
+    with pytest.raises(twslake.BadInputError, match=held):
+        lake.option_panel("SPY", datetime.combine(first_day - timedelta(days=7), datetime.min.time()))
+    with pytest.raises(twslake.BadInputError, match="MIDPOINT.*1 min TRADES"):
+        lake.option_panel("SPY", at, spot_what_to_show="MIDPOINT")
+    with pytest.raises(twslake.BadInputError, match="max_staleness_min"):
+        lake.surface("SPY", at, max_staleness_min=0)
+
+
+def test_a_surface_in_the_backfilled_past_is_answered_from_the_bars(lake, snapshot_at, last_close):
+    """The demo backfills its option sessions, then snapshots the chain: before the snapshot
+    the bars themselves say what was listed, and the fit is as close to the truth as ever."""
+    at = last_close - timedelta(minutes=30)
+    assert snapshot_at > at
+    s = lake.surface("SPY", at)
+    assert s.listing == "bars" and s.chain_snapshot_at is None
+    assert s.spot_as_of <= at and s.quotes_from < at
+    assert (s.expiries["oldest_quote"] >= s.quotes_from).all() and (s.expiries["newest_quote"] <= at).all()
+    # `atm_vol` is the fit at the forward.
+    for e in s.expiries.iter_rows(named=True):
+        (w,) = s.svi_total_variance(e["expiry"], [0.0])
+        assert e["atm_vol"] == pytest.approx(math.sqrt(w / e["t"]), rel=1e-9)
+    truth = twslake.sim_truth("SPY", at).select("expiry", "strike", pl.col("iv").alias("iv_true"))
+    joined = s.points.filter(pl.col("t") >= 7 / 365).join(truth, on=["expiry", "strike"])
+    per_slice = joined.group_by("expiry").agg(
+        ((pl.col("iv_fit") - pl.col("iv_true")) ** 2).mean().sqrt().alias("rmse"), pl.len().alias("n")
+    )
+    assert per_slice.height >= 4 and per_slice["n"].min() >= 4, per_slice
+    # 0.15 vol points.
+    assert per_slice["rmse"].max() < 0.0015, per_slice
+
+
+def test_the_surface_history_reads_as_the_cli_and_polars_read_it(lake, lake_dir, tmp_path, last_close):
+    ours = lake.surfaces().collect()
+    assert ours.height > 0 and set(ours["kind"]) == {"expiry", "grid"}
+    assert set(ours["symbol"]) == {"SPY", "QQQ", "BRK B"}
+    out = tmp_path / "surfaces.parquet"
+    cli("sql", "--lake", lake_dir, "--format", "parquet", "--out", str(out), "SELECT * FROM surfaces")
+    theirs = pl.read_parquet(out)
+    key = ["symbol", "at", "kind", "expiry", "days", "delta"]
+    assert theirs.columns == ours.columns
+    assert ours.sort(key).equals(theirs.sort(key))
+    # polars alone over one symbol's files sees the same rows.
+    spy = lake.surfaces("SPY").collect()
+    files = pl.scan_parquet(f"{lake_dir}/surfaces/symbol=SPY/**/*.parquet", hive_partitioning=False).collect()
+    assert spy.drop("symbol").sort(key[1:]).equals(files.sort(key[1:]))
+    # Dates bound the trading date of the instants.
+    days = sorted(set(spy["date"]))
+    assert len(days) == 2
+    last = lake.surfaces("SPY", start=days[1], end=days[1]).collect()
+    assert set(last["date"]) == {days[1]} and last.height == spy.filter(pl.col("date") == days[1]).height
+    assert lake.surfaces(["SPY", "QQQ"], end=days[0]).select("symbol").unique().collect().height == 2
+    # Every instant of a session, every 30 minutes from the open to the close, from the bars.
+    from zoneinfo import ZoneInfo
+
+    instants = spy.filter(pl.col("date") == days[1])["at"].unique().sort()
+    assert instants[0].astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "10:00"
+    assert instants[-1] == last_close
+    assert (instants.diff().drop_nulls()[:-1] == timedelta(minutes=30)).all()
+    assert set(spy["listing"]) == {"bars"} and set(spy["series"]) == {"1 min MIDPOINT"}
+
+
+def test_stored_surfaces_are_the_surface_at_their_instant(lake):
+    spy = lake.surfaces("SPY").filter(pl.col("kind") == "expiry").collect()
+    at = spy["at"].unique().sort()[5]
+    stored = spy.filter(pl.col("at") == at).sort("expiry")
+    fresh = lake.surface("SPY", at)
+    assert stored["expiry"].to_list() == fresh.expiries["expiry"].to_list()
+    for k in ("t", "forward", "discount", "a", "b", "rho", "m", "sigma", "atm_vol", "rmse", "points",
+              "butterfly_ok", "calendar_ok", "forward_source", "oldest_quote", "newest_quote"):
+        assert stored[k].to_list() == fresh.expiries[k].to_list(), k
+    assert (stored["spot"] == fresh.spot).all()
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def test_grid_rows_are_close_to_the_truth_on_the_same_grid(lake):
+    grid = lake.surfaces("SPY").filter(pl.col("kind") == "grid").collect()
+    # The grid's own arithmetic: each delta's strike on the smile, forward call delta N(d1).
+    for r in grid.sample(50, seed=1).iter_rows(named=True):
+        w = r["iv"] ** 2 * r["t"]
+        assert r["t"] == pytest.approx(r["days"] / 365)
+        assert r["strike"] == pytest.approx(r["forward"] * math.exp(r["k"]), rel=1e-12)
+        assert normal_cdf((-r["k"] + w / 2) / math.sqrt(w)) == pytest.approx(r["delta"], abs=1e-6)
+    instants = grid["at"].unique().sort()
+    for at in (instants[3], instants[-3]):
+        ours = grid.filter(pl.col("at") == at)
+        truth = twslake.sim_truth_grid("SPY", at)
+        assert truth.columns == ["days", "delta", "t", "forward", "discount", "k", "strike", "iv", "atm_vol"]
+        assert set(truth["days"]) >= {7, 14, 30, 60, 91}
+        both = ours.join(truth, on=["days", "delta"], suffix="_true")
+        assert both.height >= 20 and set(both["days"]) >= {14, 30}
+        assert (both["iv"] - both["iv_true"]).abs().max() < 0.003
+        atm = both.filter(pl.col("days") >= 14).group_by("days").agg(pl.col("atm_vol", "atm_vol_true").first())
+        # 0.3 vol points at the money.
+        assert (atm["atm_vol"] - atm["atm_vol_true"]).abs().max() < 0.003, atm
+    with pytest.raises(twslake.BadInputError, match="ZZZ"):
+        twslake.sim_truth_grid("ZZZ", instants[0])
+
+
+def test_build_surfaces_stores_each_session_once(lake_dir, tmp_path):
+    root, lake = copy_of(lake_dir, tmp_path)
+    days = sorted(lake.surfaces("SPY").select("date").unique().collect()["date"])
+    # The demo stored these sessions every 30 minutes: the same run finds them done.
+    same = lake.build_surfaces("SPY", days[0], days[-1])
+    assert same["sessions"] == same["sessions_done"] == 2 and same["rows"] == 0
+    before = lake.surfaces("SPY").collect()
+    hourly = lake.build_surfaces("SPY", days[0], days[-1], timedelta(hours=1), threads=1)
+    assert hourly["sessions_written"] == 2 and hourly["surfaces"] == hourly["instants"] > 0
+    assert hourly["rows"] > 0 and hourly["failures"] == []
+    after = lake.surfaces("SPY").collect()
+    # Hourly instants are also half-hourly ones: the same surfaces, merged on the key.
+    key = ["at", "kind", "expiry", "days", "delta"]
+    assert after.height == before.height
+    assert after.drop("computed_at").sort(key).equals(before.drop("computed_at").sort(key))
+    assert after["computed_at"].n_unique() == 2
+    files = tree(root)
+    again = lake.build_surfaces("SPY", days[0], days[-1], "1h")
+    assert again["sessions"] == again["sessions_done"] == 2
+    assert again["sessions_written"] == again["rows"] == 0
+    assert tree(root) == files
+
+
+def test_build_surfaces_refuses_bad_input_and_writes_nothing(lake_dir, tmp_path):
+    root, lake = copy_of(lake_dir, tmp_path)
+    files = tree(root)
+    days = sorted(lake.surfaces("SPY").select("date").unique().collect()["date"])
+    with pytest.raises(twslake.BadInputError, match="XYZ.*it holds: .*SPY"):
+        lake.build_surfaces("XYZ", days[0], days[-1])
+    with pytest.raises(twslake.BadInputError, match='"7x"'):
+        lake.build_surfaces("SPY", days[0], days[-1], "7x")
+    with pytest.raises(twslake.BadInputError, match="step"):
+        lake.build_surfaces("SPY", days[0], days[-1], timedelta(seconds=30))
+    with pytest.raises(twslake.BadInputError, match="start must not be after end"):
+        lake.build_surfaces("SPY", days[-1], days[0])
+    with pytest.raises(twslake.BadInputError, match=r"2025-01-06 \.\. 2025-01-10.*1 min MIDPOINT"):
+        lake.build_surfaces("SPY", "2025-01-06", "2025-01-10")
+    with pytest.raises(twslake.BadInputError, match="5 mins MIDPOINT.*1 min MIDPOINT"):
+        lake.build_surfaces("SPY", days[0], days[-1], bar_size="5 mins")
+    with pytest.raises(twslake.BadInputError, match="symbol"):
+        lake.build_surfaces("../x", days[0], days[-1])
+    assert tree(root) == files

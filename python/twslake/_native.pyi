@@ -51,7 +51,7 @@ class NativeLake:
         sym: str,
         at: str,
         start: str | None,
-        bar_size: str,
+        bar_size: str | None,
         what_to_show: str,
         spot_what_to_show: str | None,
         rate: float,
@@ -60,8 +60,26 @@ class NativeLake:
         greeks: bool,
     ) -> Frame: ...
     def surface(
-        self, sym: str, at: str, bar_size: str, max_staleness_min: int, rate: float, dividend_yield: float
+        self,
+        sym: str,
+        at: str,
+        bar_size: str | None,
+        max_staleness_min: int | None,
+        rate: float,
+        dividend_yield: float,
     ) -> tuple[str, Frame, Frame, Frame]: ...
+    def surface_history(
+        self,
+        sym: str,
+        start: str,
+        end: str,
+        every: str,
+        bar_size: str | None,
+        max_staleness_min: int | None,
+        rate: float,
+        dividend_yield: float,
+        threads: int | None,
+    ) -> str: ...
     def sql(self, query: str) -> Frame: ...
 
 def implied_vols(
@@ -77,4 +95,5 @@ def implied_vols(
     greeks: bool,
 ) -> Frame: ...
 def sim_truth(sym: str, at: str, seed: int = 0) -> Frame: ...
+def sim_truth_grid(sym: str, at: str, seed: int = 0) -> Frame: ...
 def version() -> str: ...
