@@ -228,9 +228,9 @@ pub fn demo_config(pacing_scale: f64) -> IngestConfig {
     ];
     // One-minute mids over two sessions: what `twslake surface SYMBOL --at …` reads by default.
     let options = config::OptionSelection {
-        expiry_days: 45,
-        strike_band: 0.06,
-        max_contracts: 80,
+        expiry_days: 35,
+        strike_band: 0.07,
+        max_contracts: 120,
         series: vec![config::parse_series("1 min/MIDPOINT", 1).expect("valid series").series],
         sessions: 2,
     };
@@ -238,10 +238,10 @@ pub fn demo_config(pacing_scale: f64) -> IngestConfig {
 }
 
 pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
-    const SCALE: f64 = 600.0;
+    const SCALE: f64 = 1200.0;
     let t0 = std::time::Instant::now();
     let sim = crate::sim::Sim::builder().listen("127.0.0.1:0").pacing_scale(SCALE).start().await?;
-    println!("simulated gateway on {} (IB's pacing rules, 600× faster)", sim.address());
+    println!("simulated gateway on {} (IB's pacing rules, {SCALE}× faster)", sim.address());
     let lake = Lake::open(&a.lake.lake)?;
     let ib = IbConfig { gateway: sim.address(), client_id: 1, timeout: Duration::from_secs(30) };
     let source = IbSource::connect(&ib).await?;

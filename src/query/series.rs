@@ -25,6 +25,9 @@ pub struct HeldSeries {
 impl HeldSeries {
     /// How many of its dates fall in `[from, to]`.
     pub fn days_in(&self, from: NaiveDate, to: NaiveDate) -> usize {
+        if from > to {
+            return 0;
+        }
         self.dates.range(from..=to).count()
     }
 

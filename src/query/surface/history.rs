@@ -237,6 +237,21 @@ impl Lake {
             return Err(Error::bad_input("date range", format!("{from} .. {to}"), "--from is after --to"));
         }
         let t0 = std::time::Instant::now();
+        // Refused before anything is written: a symbol or range without option bars to fit.
+        let held = self.held_series(Dataset::OptionBars, symbol).await?;
+        let usable = |h: &crate::query::series::HeldSeries| match opts.surface.series {
+            Some(s) => h.series == s,
+            None => h.series.what_to_show == crate::lake::layout::WhatToShow::Midpoint,
+        };
+        if !held.iter().any(|h| usable(h) && h.days_in(from, to) > 0) {
+            let wanted =
+                opts.surface.series.map_or("MIDPOINT".to_string(), |s| format!("{} {}", s.bar_size, s.what_to_show));
+            let why = format!(
+                "no {wanted} option bars in this range; the lake holds these intraday option series: {}",
+                crate::query::series::describe_all(&held)
+            );
+            return Err(Error::bad_input("surface history", format!("{symbol} {from} .. {to}"), why));
+        }
         let step = step_name(opts.every);
         let manifest = self.manifest(symbol).await?;
         let done = |date: NaiveDate, digest: &str| {

@@ -238,3 +238,23 @@ fn expiry_rows_carry_the_fit_and_grid_rows_the_points() {
     assert!(batch.column_by_name("expiry").unwrap().is_null(0));
     assert_eq!(surfaces::from_batch(&batch), vec![g]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_without_option_bars_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let lake = Lake::open(root.to_str().unwrap()).unwrap();
+    let m = Market { minutes: 30, ..Market::standard() };
+    market::write(&lake, &m, None).await;
+    let before = files(&root);
+    let now = m.open() + Duration::days(1);
+    let qqq = twslake::lake::layout::Symbol::new("QQQ").unwrap();
+    let e = lake.surface_history(&qqq, m.day, m.day, now, &opts()).await.unwrap_err().to_string();
+    assert!(e.contains("QQQ 2024-11-22 .. 2024-11-22") && e.contains("series: none"), "{e}");
+    let (a, b) = ("2023-01-03".parse().unwrap(), "2023-01-31".parse().unwrap());
+    let e = lake.surface_history(&m.symbol, a, b, now, &opts()).await.unwrap_err().to_string();
+    assert!(e.contains("1 min MIDPOINT (2024-11-22 .. 2024-11-22, 1 day)"), "{e}");
+    let e = lake.surface_history(&m.symbol, b, a, now, &opts()).await.unwrap_err().to_string();
+    assert!(e.contains("--from is after --to"), "{e}");
+    assert_eq!(files(&root), before, "a refused history wrote something");
+}
