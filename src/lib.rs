@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - [`calendar`]: the NYSE trading calendar (sessions, holidays, early closes, 2000–2035).
-//! - [`datasets`]: one module per dataset — contracts, chains, equity bars, option bars, quotes —
-//!   each owning its Arrow schema, primary key and row type.
+//! - [`datasets`]: one module per dataset — contracts, chains, equity bars, option bars, quotes,
+//!   and the derived surface history — each owning its Arrow schema, primary key and row type.
 //! - [`lake`]: the storage: URLs (`./lake`, `file://`, `s3://`), the path layout
 //!   ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON request
 //!   manifest ([`lake::manifest`]), validation ([`lake::validate`]), live micro-batches and
@@ -12,9 +12,11 @@
 //! - [`live`]: live capture: streaming quotes and option computations into the `quotes`
 //!   dataset in micro-batches, reconnects and gaps, the metrics endpoint, the webhook alert sink.
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
-//!   status; point-in-time reads ([`query::pit`]), implied vols and greeks ([`query::iv`]), the
-//!   arbitrage-checked volatility surface ([`query::surface`], [`Lake::surface`]) and SQL over
-//!   the datasets ([`query::sql`]).
+//!   status; point-in-time reads ([`query::pit`]), the series a query reads when not told
+//!   ([`query::series`]), implied vols and greeks ([`query::iv`]), the arbitrage-checked
+//!   volatility surface at any instant the bars cover ([`query::surface`], [`Lake::surface`]),
+//!   its standardized grid and stored history ([`Lake::surface_history`]) and SQL over the
+//!   datasets ([`query::sql`]).
 //! - [`jobs`]: the ingest jobs in dependency order and their orchestration (`setup`, `update`).
 //! - [`monitor`]: metrics (Prometheus text) and alerts.
 //! - [`sim`]: the simulated TWS gateway: the server side of the TWS API on loopback, a

@@ -115,7 +115,7 @@ pub enum Format {
 /// Arguments of `sql`.
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The query; tables: equity_bars, option_bars, chains, contracts, quotes.
+    /// The query; tables: equity_bars, option_bars, chains, contracts, quotes, surfaces.
     query: String,
     #[command(flatten)]
     lake: LakeArg,

@@ -1,5 +1,5 @@
 //! SQL over the lake: every dataset registered as a table of the same name (`equity_bars`,
-//! `option_bars`, `chains`, `contracts`, `quotes`) in a polars SQL context.
+//! `option_bars`, `chains`, `contracts`, `quotes`, `surfaces`) in a polars SQL context.
 //!
 //! Tables are lazy scans: a query reads only the partitions and columns it needs after polars'
 //! predicate and projection pushdown (filters on `symbol` and `date` prune Hive folders).
