@@ -346,10 +346,13 @@ async fn status_summarises_the_lake(f: Fixture) {
     assert_eq!((ch.rows, ch.latest_snapshot_age_secs), (6, Some(6 * 3600)));
     assert_eq!(find("SPY", "option_bars").rows, 20);
     assert_eq!(find("SPY", "contracts").rows, 3);
+    let sf = find("SPY", "surfaces");
+    assert_eq!((sf.rows, sf.requests, sf.missing_windows), (3, 1, 0), "{sf:?}");
     let (code, out, err) = twslake(&["status", "--lake", &f.url, "--json"], &f.env());
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(doc["datasets"].as_array().unwrap().len(), 10, "{out}");
+    // Six datasets for each of the two symbols.
+    assert_eq!(doc["datasets"].as_array().unwrap().len(), 12, "{out}");
 
     let args = ["gaps", "BRK B", "--lake", &f.url, "--from", "2023-12-20", "--to", "2024-01-10", "--json"];
     let (code, out, err) = twslake(&args, &f.env());
