@@ -253,6 +253,8 @@ impl Lake {
             return Err(Error::bad_input("surface history", format!("{symbol} {from} .. {to}"), why));
         }
         let step = step_name(opts.every);
+        // Records a killed run left half done are settled first, as `update` settles them.
+        self.recover_manifest(symbol).await?;
         let manifest = self.manifest(symbol).await?;
         let done = |date: NaiveDate, digest: &str| {
             manifest.entries.iter().any(|e| {

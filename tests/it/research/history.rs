@@ -178,9 +178,28 @@ fn cli(m: &Market, url: &str) -> std::process::Command {
     c
 }
 
+/// Runs `cmd` and kills it as soon as `ready` holds (or lets it finish); true if it was killed.
+fn kill_when(cmd: &mut std::process::Command, ready: impl Fn() -> bool) -> bool {
+    let mut child = cmd.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if ready() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("the run neither finished nor reached the point to kill it in 120 s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_then_a_rerun_equals_an_uninterrupted_run() {
-    let m = sessions(6);
+    // Eleven sessions: three records of five, five and one session.
+    let m = sessions(11);
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (url_a, url_b) = (a.path().join("lake").display().to_string(), b.path().join("lake").display().to_string());
     let (lake_a, lake_b) = (Lake::open(&url_a).unwrap(), Lake::open(&url_b).unwrap());
@@ -190,32 +209,39 @@ async fn a_killed_run_then_a_rerun_equals_an_uninterrupted_run() {
     let whole = stored(&lake_a, &m).await;
     // Thirteen instants a session, seven on the early close of the day after Thanksgiving.
     let instants: usize = m.days().iter().map(|d| instants(*d, Duration::minutes(30)).len()).sum();
-    assert_eq!((whole.len(), instants), (5 * 13 + 7, 5 * 13 + 7));
+    assert_eq!((whole.len(), instants), (10 * 13 + 7, 10 * 13 + 7));
+    let manifest = b.path().join("lake/_manifest/symbol=SPY");
+    let count = |prefix: &str| {
+        std::fs::read_dir(&manifest)
+            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).count())
+            .unwrap_or(0)
+    };
+    // Killed while the first record is being written (its pending entry is out, its rows may be
+    // half visible), then while the second is (one record visible), then between records.
+    let logs = count("log-");
+    assert!(kill_when(&mut cli(&m, &url_b), || count("pending-") > 0), "killed mid-record");
     let mut partial = 0;
-    for wait_ms in [300u64, 900, 1800, 3000] {
-        let mut child = cli(&m, &url_b).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let n = stored(&lake_b, &m).await.len();
-        if n > 0 && n < whole.len() {
-            partial += 1;
+    for _ in 0..2 {
+        let before = count("log-").max(logs);
+        if kill_when(&mut cli(&m, &url_b), || count("log-") > before) {
+            let n = stored(&lake_b, &m).await.len();
+            partial += usize::from(n > 0 && n < whole.len());
         }
-        // Whatever the kill left is readable, and what is stored is what the whole run stores.
+        // Whatever a kill left is readable, and what is stored is what the whole run stores.
         for (at, rows) in stored(&lake_b, &m).await {
             assert_eq!(Some(&rows), whole.get(&at), "at {at}");
         }
     }
+    assert!(partial >= 1, "no kill left a partly written history: the test proves nothing");
     assert!(cli(&m, &url_b).status().unwrap().success(), "the rerun");
     assert_eq!(stored(&lake_b, &m).await, whole);
     let report = lake_b.validate().await.unwrap();
     assert!(report.ok(), "{report:?}");
-    eprintln!("{partial} of 4 kills left a partly written history");
-    assert!(partial >= 1, "no kill landed mid-run: the test proves nothing");
     // Every session is recorded once as done: a further run fits nothing.
     let days = m.days();
-    let r = lake_b.surface_history(&m.symbol, days[0], days[5], Utc::now(), &opts()).await.unwrap();
-    assert_eq!((r.sessions_done, r.sessions_written), (6, 0), "{r:?}");
+    let r = lake_b.surface_history(&m.symbol, days[0], days[10], Utc::now(), &opts()).await.unwrap();
+    assert_eq!((r.sessions_done, r.sessions_written), (11, 0), "{r:?}");
+    assert_eq!(count("pending-"), 0, "pending entries were settled");
 }
 
 #[test]

@@ -88,9 +88,10 @@ impl Market {
         [self.open() - Duration::minutes(30), self.open() + Duration::minutes(30)]
     }
 
-    /// Spot at the end of minute `m` (the close of the bar starting at `open + m`).
+    /// Spot at the end of minute `m` (the close of the bar starting at `open + m`): a wiggle on
+    /// a slow swing of ±3 %, so that many sessions stay inside the strikes.
     pub fn spot(&self, m: i64) -> f64 {
-        100.0 * (1.0 + 0.002 * (m as f64 / 7.0).sin() + 0.0001 * m as f64)
+        100.0 * (1.0 + 0.002 * (m as f64 / 7.0).sin() + 0.03 * (m as f64 / 2000.0).sin())
     }
 
     /// The spot at an instant: the close of the last bar that ended by it.
