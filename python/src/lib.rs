@@ -211,6 +211,29 @@ impl NativeLake {
         self.lake.s3_config().to_vec()
     }
 
+    /// The finest intraday series of `what_to_show` that a scan of `dataset` with these symbols
+    /// and dates would read (IB's bar size spelling), or `None` when there is none: what
+    /// `option_bars()` reads unless given a `bar_size`. Read from one listing of the partitions.
+    #[pyo3(signature = (dataset_name, symbols, what_to_show, start, end))]
+    fn finest_series(
+        &self,
+        py: Python<'_>,
+        dataset_name: &str,
+        symbols: Option<Vec<String>>,
+        what_to_show: &str,
+        start: Option<String>,
+        end: Option<String>,
+    ) -> PyResult<Option<String>> {
+        let what: WhatToShow = what_to_show.parse().map_err(py_err)?;
+        let (ds, filter) = Scan(dataset_name.to_string(), symbols, None, None, start, end).filter()?;
+        let objects = block(py, || self.objects(ds, &filter))?;
+        Ok(objects
+            .into_keys()
+            .filter_map(|p| p.series.filter(|s| s.what_to_show == what && s.bar_size.is_intraday()))
+            .min_by_key(|s| s.bar_size.seconds())
+            .map(|s| s.bar_size.ib().to_string()))
+    }
+
     /// The symbols with a manifest (anything ever requested for them).
     fn symbols(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let syms = block(py, || self.lake.manifest_symbols())?;

@@ -387,6 +387,10 @@ def test_defaults_read_the_series_the_lake_holds(lake, lake_dir, last_close):
     joined = panel.lazy().join(minute, on="end").collect()
     assert joined.height == panel.height
     assert (joined["spot"] == joined["equity_close"]).all() and (joined["spot_end"] == joined["end"]).all()
+    # Option bars read the finest mids held unless told, and nothing where there are none.
+    bars = lake.option_bars("SPY").collect()
+    assert bars.height > 0 and set(bars["bar_size"]) == {"1 min"} and set(bars["what_to_show"]) == {"MIDPOINT"}
+    assert lake.option_bars("SPY", start="2001-01-02", end="2001-01-31").collect().height == 0
     # Overnight, quotes age in session time only: the last session's closing mids serve.
     night = lake.surface("SPY", last_close + timedelta(hours=1))
     assert night.expiries["newest_quote"].max() == last_close

@@ -285,12 +285,17 @@ class Lake:
         self,
         symbols: Symbols = None,
         *,
-        bar_size: str = "1 min",
+        bar_size: str | None = None,
         what_to_show: str = "MIDPOINT",
         start: Day | None = None,
         end: Day | None = None,
     ) -> pl.LazyFrame:
-        """Option bars of one series (default 1-minute mids) of the underlyings ``symbols``, lazily."""
+        """Option bars of one series of the underlyings ``symbols``, lazily: by default the finest
+        series of ``what_to_show`` (MIDPOINT: the mids) the lake holds for them on those dates."""
+        if bar_size is None:
+            bar_size = self._native.finest_series("option_bars", _symbols(symbols), what_to_show, _day(start), _day(end))
+            if bar_size is None:
+                return pl.DataFrame(schema=self._schema("option_bars")).lazy()
         return self.scan("option_bars", symbols, bar_size=bar_size, what_to_show=what_to_show, start=start, end=end)
 
     def chains(self, symbols: Symbols = None, *, start: Day | None = None, end: Day | None = None) -> pl.LazyFrame:
