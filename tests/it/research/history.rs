@@ -193,6 +193,8 @@ fn kill_when(cmd: &mut std::process::Command, ready: impl Fn() -> bool) -> bool 
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the run neither finished nor reached the point to kill it in 120 s");
 }
 
