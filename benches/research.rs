@@ -3,14 +3,16 @@
 //!   `benches/compare_iv.py` times py_vollib_vectorized and QuantLib on the same distribution;
 //! - one 20-expiry × 50-strike surface fit from a panel in memory;
 //! - a year of 1-minute option bars of one underlying read with the as-of spot join
-//!   (`Lake::option_panel`); `benches/compare_asof_duckdb.py` runs DuckDB's ASOF join on the same
-//!   files (the lake is built once under `$CARGO_TARGET_DIR/research-bench-lake`).
+//!   (`Lake::option_panel`), beside the same panel written by hand in polars over the same files;
+//!   `benches/compare_asof_duckdb.py` runs DuckDB's ASOF join on them (the lake is built once
+//!   under `$CARGO_TARGET_DIR/research-bench-lake`).
 
 #[path = "../tests/it/research/market.rs"]
 mod market;
 
 use chrono::{Duration, NaiveDate};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use polars::prelude::TimeZone as PlTimeZone;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use twslake::datasets::equity_bars::Bar;
@@ -18,7 +20,7 @@ use twslake::datasets::option_bars::{self, OptionBar, OptionContract};
 use twslake::datasets::{equity_bars, Dataset};
 use twslake::lake::layout::Symbol;
 use twslake::query::iv::{black_price, implied_vols, with_implied_vol, IvColumns};
-use twslake::query::pit::{time_to_expiry, AsOf, SPOT_SERIES};
+use twslake::query::pit::{time_to_expiry, AsOf, SPOT_SERIES, YEAR_SECONDS};
 use twslake::query::surface::{fit_surface, SurfaceOptions};
 use twslake::{calendar, query, Lake};
 
@@ -137,7 +139,7 @@ async fn write_day(lake: &Lake, sym: &Symbol, day: NaiveDate) {
 }
 
 /// The year lake, built once: 2024's trading days, 390 spot bars and 7,800 option bars a day.
-async fn year_lake() -> (Lake, Symbol) {
+async fn year_lake() -> (Lake, Symbol, std::path::PathBuf) {
     let root = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
         .join("research-bench-lake");
     let done = root.join("_complete");
@@ -151,12 +153,60 @@ async fn year_lake() -> (Lake, Symbol) {
         std::fs::write(&done, b"").unwrap();
     }
     println!("year lake at {}", root.display());
-    (lake, sym)
+    (lake, sym, root)
+}
+
+/// The same panel written by hand in polars, as a user would over the lake's files: a hive scan
+/// of the symbol's folders filtered to the series, the bar end `ts + 60 s`, bars closed by `at`,
+/// both sides sorted by `end`, the backward as-of join (equal allowed), then the expiry instant
+/// (16:00 New York, 13:00 on the calendar's early-close days) and `t`. The columns are put in the
+/// panel's order so the two answers can be compared.
+fn hand_written_panel(root: &std::path::Path, at: chrono::DateTime<chrono::Utc>) -> LazyFrame {
+    let scan = |dataset: &str| {
+        let glob = format!("{}/{dataset}/symbol=SPY/**/*.parquet", root.display());
+        let series = col("bar_size").eq(lit("1 min")).and(col("what_to_show").eq(lit("MIDPOINT")));
+        let end = col("ts") + lit(Duration::seconds(60));
+        let at = lit(at.timestamp_micros()).cast(DataType::Datetime(TimeUnit::Microseconds, Some(PlTimeZone::UTC)));
+        let lf = LazyFrame::scan_parquet(PlRefPath::new(glob), ScanArgsParquet::default()).unwrap();
+        lf.filter(series).with_column(end.alias("end")).filter(col("end").lt_eq(at))
+    };
+    let opts = scan("option_bars").sort(["end"], Default::default());
+    let spot = scan("equity_bars")
+        .select([col("end"), col("end").alias("spot_end"), col("close").alias("spot")])
+        .sort(["end"], Default::default());
+    let asof = AsOfOptions { strategy: AsofStrategy::Backward, allow_eq: true, ..Default::default() };
+    let joined = opts.join(spot, [col("end")], [col("end")], JoinArgs::new(JoinType::AsOf(Box::new(asof))));
+    let new_york = PlTimeZone::opt_try_new(Some("America/New_York")).unwrap();
+    let close = (col("expiry").cast(DataType::Datetime(TimeUnit::Microseconds, None)) + lit(Duration::hours(16)))
+        .dt()
+        .replace_time_zone(new_york, lit("earliest"), NonExistent::Null)
+        .dt()
+        .convert_time_zone(PlTimeZone::UTC);
+    let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+    let early: Vec<NaiveDate> = d("2000-01-01")
+        .iter_days()
+        .take_while(|x| *x <= d("2035-12-31"))
+        .filter(|x| calendar::is_early_close(*x))
+        .collect();
+    let early = Series::new("early".into(), early);
+    let expiry_at = when(col("expiry").is_in(lit(early).implode(false), false))
+        .then(close.clone() - lit(Duration::hours(3)))
+        .otherwise(close);
+    let t = (col("expiry_at") - col("end")).dt().total_microseconds(false).cast(DataType::Float64)
+        / lit(1e6 * YEAR_SECONDS);
+    let mut cols: Vec<Expr> = query::polars_schema(Dataset::OptionBars).iter_names().map(|n| col(n.clone())).collect();
+    cols.extend(["end", "spot_end", "spot", "expiry_at", "t"].map(col));
+    joined.with_column(expiry_at.alias("expiry_at")).with_column(t.alias("t")).select(cols)
+}
+
+/// Both answers with ties in `end` put in one order (neither query promises one).
+fn by_end_and_contract(df: DataFrame) -> DataFrame {
+    df.sort(["end", "con_id"], SortMultipleOptions::default().with_maintain_order(true)).unwrap()
 }
 
 fn bench_panel(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (lake, sym) = rt.block_on(year_lake());
+    let (lake, sym, root) = rt.block_on(year_lake());
     let q = AsOf {
         symbol: sym,
         series: market::MIDPOINT_1M,
@@ -169,12 +219,17 @@ fn bench_panel(c: &mut Criterion) {
             query::collect(lf).await.unwrap()
         })
     };
-    let rows = run().height();
+    let by_hand = || hand_written_panel(&root, q.at).collect().unwrap();
+    let (panel, hand) = (run(), by_hand());
+    let rows = panel.height();
     assert_eq!(rows as i64, 252 * 390 * YEAR_CONTRACTS);
+    assert_eq!(panel.schema(), hand.schema());
+    assert!(by_end_and_contract(panel).equals_missing(&by_end_and_contract(hand)), "the two panels differ");
     let mut g = c.benchmark_group("option_panel");
     g.throughput(Throughput::Elements(rows as u64));
     g.sample_size(10);
     g.bench_function("year_1min_20_contracts_asof_spot", |b| b.iter(run));
+    g.bench_function("hand_written_polars", |b| b.iter(by_hand));
     g.finish();
 }
 

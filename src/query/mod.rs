@@ -106,12 +106,14 @@ impl Lake {
         }
         objects.retain(|p, _| filter.keeps(p));
         let lf = self.scan_objects(dataset, &objects)?;
+        // A Date literal: `lit(NaiveDate)` is a Datetime, which would cast every row's date.
+        let date = |d: NaiveDate| lit(Scalar::new_date((d - NaiveDate::default()).num_days() as i32));
         let mut pred: Option<Expr> = None;
         if let (Some(from), true) = (filter.from, dataset != Dataset::Contracts) {
-            pred = Some(col("date").gt_eq(lit(from)));
+            pred = Some(col("date").gt_eq(date(from)));
         }
         if let (Some(to), true) = (filter.to, dataset != Dataset::Contracts) {
-            let e = col("date").lt_eq(lit(to));
+            let e = col("date").lt_eq(date(to));
             pred = Some(pred.map_or(e.clone(), |p| p.and(e)));
         }
         if let Some(s) = filter.series {

@@ -211,7 +211,9 @@ impl Lake {
     /// Columns: the option-bar columns, `end`, `spot`, `spot_end`, `expiry_at`, `t`; sorted by
     /// `end`. Rows with no spot at or before their end have a null `spot`.
     pub async fn option_panel(&self, q: &AsOf, spot_series: Series) -> Result<LazyFrame> {
+        // Filters above commute with the sort (slices would not, and the as-of join stops them).
         let opts = self.bars_as_of(Dataset::OptionBars, q).await?;
+        let opts = opts.map(sorted_by_end, AllowedOptimizations::default(), None, Some("sorted_by_end"));
         let spot_q = AsOf { series: spot_series, ..q.clone() };
         let spot = self
             .bars_as_of(Dataset::EquityBars, &spot_q)
@@ -220,7 +222,7 @@ impl Lake {
             .sort(["end"], Default::default());
         let asof = AsOfOptions { strategy: AsofStrategy::Backward, allow_eq: true, ..Default::default() };
         let args = JoinArgs::new(JoinType::AsOf(Box::new(asof)));
-        let joined = opts.sort(["end"], Default::default()).join(spot, [col("end")], [col("end")], args);
+        let joined = opts.join(spot, [col("end")], [col("end")], args);
         with_time_to_expiry(joined)
     }
 }
@@ -229,25 +231,103 @@ impl Lake {
 /// York, 13:00 on early-close days; UTC 20:00 or 21:00 by daylight saving)
 /// and `t` (ACT/365 years from `end`) to frames with `expiry` and `end` columns.
 pub fn with_time_to_expiry(lf: LazyFrame) -> Result<LazyFrame> {
-    let new_york = PlTimeZone::opt_try_new(Some("America/New_York"))?;
-    let day_us = 86_400_000_000i64;
-    let local = (col("expiry").cast(DataType::Int64) * lit(day_us) + lit(16 * 3_600_000_000i64))
-        .cast(DataType::Datetime(TimeUnit::Microseconds, None));
-    let regular = local
-        .dt()
-        .replace_time_zone(new_york, lit("earliest"), NonExistent::Null)
-        .dt()
-        .convert_time_zone(PlTimeZone::UTC);
-    // Early closes are at 13:00 New York: three hours before 16:00 on the same date, whatever
-    // the daylight-saving offset.
-    let early = polars::prelude::Series::new("early".into(), early_close_days()).cast(&DataType::Date)?;
-    let is_early = col("expiry").is_in(lit(early).implode(false), false);
-    let three_hours = lit(3 * 3_600_000_000i64);
-    let expiry_at =
-        when(is_early).then((regular.clone().cast(DataType::Int64) - three_hours).cast(ts_type())).otherwise(regular);
+    let expiry_at = col("expiry").map(expiry_instants, |_, f| Ok(Field::new(f.name().clone(), ts_type())));
     let t = (col("expiry_at").cast(DataType::Int64) - col("end").cast(DataType::Int64)).cast(DataType::Float64)
         / lit(1e6 * YEAR_SECONDS);
     Ok(lf.with_column(expiry_at.alias("expiry_at")).with_column(t.alias("t")))
+}
+
+/// The expiry instant of every date of a column, computed once per distinct date: a time-zone
+/// conversion costs ~80 ns, a panel has millions of rows and a handful of expiries.
+fn expiry_instants(expiry: Column) -> PolarsResult<Column> {
+    let days = expiry.cast(&DataType::Date)?;
+    let days = days.date()?.physical();
+    let (lo, hi) = (days.min().unwrap_or(0), days.max().unwrap_or(0));
+    // A table over the dates' range unless that range is much larger than the column.
+    let span = (hi as i64 - lo as i64 + 1) as usize;
+    let out: Int64Chunked = if span <= days.len().clamp(4096, 1 << 16) {
+        let table: Vec<Option<i64>> = (lo..=hi).map(close_micros).collect();
+        days.iter().map(|d| d.and_then(|d| table[(d - lo) as usize])).collect()
+    } else {
+        let mut seen = PlHashMap::new();
+        days.iter().map(|d| d.and_then(|d| *seen.entry(d).or_insert_with(|| close_micros(d)))).collect()
+    };
+    Ok(out.into_datetime(TimeUnit::Microseconds, Some(PlTimeZone::UTC)).into_column().with_name(expiry.name().clone()))
+}
+
+/// 16:00 New York (the earlier instant if ambiguous, none if skipped) of a date given as days
+/// since 1970, three hours earlier on the calendar's early-close days, in UTC microseconds.
+fn close_micros(day: i32) -> Option<i64> {
+    let date = NaiveDate::from_num_days_from_ce_opt(day.checked_add(719_163)?)?;
+    let close = chrono_tz::America::New_York.from_local_datetime(&date.and_hms_opt(16, 0, 0)?).earliest()?;
+    let early = early_close_days().binary_search(&day).is_ok();
+    Some(close.timestamp_micros() - if early { 3 * 3_600_000_000 } else { 0 })
+}
+
+/// The frame sorted by `end` (stable). A scan returns each file's rows by contract, then time,
+/// and the files in date order; sorting each trading date's rows on its own then usually sorts
+/// the whole, in cache and without the copy of every file's chunk into one column that a whole
+/// sort begins with (most of the panel's cost before). One pass checks; anything else (daily bars,
+/// a year to a file; dates whose bars overlap) is sorted whole.
+fn sorted_by_end(df: DataFrame) -> PolarsResult<DataFrame> {
+    let stable = SortMultipleOptions::default().with_maintain_order(true);
+    let mut df = match ascending_end(&df)? {
+        true => df,
+        false => match sort_each_date(&df, &stable)? {
+            Some(by_date) if ascending_end(&by_date)? => by_date,
+            _ => return df.sort(["end"], stable),
+        },
+    };
+    df.apply("end", |c| {
+        let mut c = c.clone();
+        c.set_sorted_flag(polars::series::IsSorted::Ascending);
+        c
+    })?;
+    Ok(df)
+}
+
+/// Whether `end` has no nulls and never decreases.
+fn ascending_end(df: &DataFrame) -> PolarsResult<bool> {
+    let end = df.column("end")?.to_physical_repr();
+    let end = end.i64()?;
+    let mut last = i64::MIN;
+    let mut values = end.downcast_iter().flat_map(|a| a.values().iter());
+    Ok(end.null_count() == 0
+        && values.all(|&v| {
+            let up = last <= v;
+            last = v;
+            up
+        }))
+}
+
+/// Each run of rows of one `date` sorted by `end` on its own; none when there is no `date` or
+/// the runs are too short for that to pay.
+fn sort_each_date(df: &DataFrame, stable: &SortMultipleOptions) -> PolarsResult<Option<DataFrame>> {
+    let Ok(date) = df.column("date") else { return Ok(None) };
+    let date = date.to_physical_repr();
+    let mut starts = Vec::new();
+    let mut last = None;
+    for (i, d) in date.i32()?.iter().enumerate() {
+        if i == 0 || d != last {
+            starts.push(i);
+        }
+        last = d;
+    }
+    if starts.len() * 256 > df.height() {
+        return Ok(None);
+    }
+    starts.push(df.height());
+    let mut out: Option<DataFrame> = None;
+    for run in starts.windows(2) {
+        let part = df.slice(run[0] as i64, run[1] - run[0]).sort(["end"], stable.clone())?;
+        match out.as_mut() {
+            Some(o) => {
+                o.vstack_mut(&part)?;
+            }
+            None => out = Some(part),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -285,6 +365,69 @@ mod tests {
             let want = expiry_instant(d(e));
             assert_eq!(at.i64().unwrap().get(i), Some(want.timestamp_micros()), "{e}");
             assert!((t.get(i).unwrap() - time_to_expiry(end, d(e))).abs() < 1e-12, "{e}");
+        }
+    }
+
+    #[test]
+    fn expiries_far_apart_and_null_expiries_are_read_too() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let days = |e: &str| (d(e) - d("1970-01-01")).num_days() as i32;
+        // Dates 300 years apart in 4 rows: the per-date map instead of the table.
+        let expiry = [Some(days("1900-12-21")), None, Some(days("2026-11-27")), Some(days("2200-06-20"))];
+        let df = df!("expiry" => expiry).unwrap();
+        let out = df.lazy().select([col("expiry").cast(DataType::Date).map(expiry_instants, |_, f| Ok(f.clone()))]);
+        let out = out.collect().unwrap();
+        let at = out.column("expiry").unwrap().cast(&DataType::Int64).unwrap();
+        let want = |e: &str| Some(expiry_instant(d(e)).timestamp_micros());
+        let got: Vec<Option<i64>> = at.i64().unwrap().iter().collect();
+        assert_eq!(got, vec![want("1900-12-21"), None, want("2026-11-27"), want("2200-06-20")]);
+    }
+
+    /// `end` and `date` as a scan returns them: each date's rows by contract, then time.
+    fn bars(ends: &[(i32, i64, i64)]) -> DataFrame {
+        let (date, con, end): (Vec<i32>, Vec<i64>, Vec<i64>) = (
+            ends.iter().map(|r| r.0).collect(),
+            ends.iter().map(|r| r.1).collect(),
+            ends.iter().map(|r| r.2).collect(),
+        );
+        let df = df!("date" => date, "con_id" => con, "end" => end).unwrap();
+        df.lazy().with_columns([col("date").cast(DataType::Date), col("end").cast(ts_type())]).collect().unwrap()
+    }
+
+    fn column(df: &DataFrame, name: &str) -> Vec<i64> {
+        df.column(name)
+            .unwrap()
+            .to_physical_repr()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    #[test]
+    fn bars_are_sorted_by_end_date_by_date_or_whole() {
+        // Two dates of 2 contracts × 300 bars: each date is sorted on its own, ties by contract.
+        let rows: Vec<(i32, i64, i64)> = (0..2)
+            .flat_map(|day| (0..2).flat_map(move |c| (0..300).map(move |m| (day, c, day as i64 * 1000 + m))))
+            .collect();
+        let out = sorted_by_end(bars(&rows)).unwrap();
+        let (end, con) = (column(&out, "end"), column(&out, "con_id"));
+        assert!((1..out.height()).all(|i| (end[i - 1], con[i - 1]) < (end[i], con[i])));
+        assert!(out.column("end").unwrap().is_sorted_flag() == polars::series::IsSorted::Ascending);
+        // The first date's last bars end after the second date's first: sorted whole.
+        let mut late = rows.clone();
+        late[299].2 = 1_500;
+        let out = sorted_by_end(bars(&late)).unwrap();
+        let end = column(&out, "end");
+        assert!(end.windows(2).all(|w| w[0] <= w[1]) && end.len() == late.len());
+        // Without `date` (projected away), or with short runs (daily bars): sorted whole.
+        let short: Vec<(i32, i64, i64)> = (0..600).map(|i| (i % 300, i as i64 / 300, (i % 300) as i64)).collect();
+        for df in [bars(&rows).drop("date").unwrap(), bars(&short)] {
+            let n = df.height();
+            let end = column(&sorted_by_end(df).unwrap(), "end");
+            assert!(end.windows(2).all(|w| w[0] <= w[1]) && end.len() == n);
         }
     }
 
