@@ -52,15 +52,17 @@ fn bench_history(c: &mut Criterion) {
     clear();
     let r = rt.block_on(lake.surface_history(&m.symbol, from, to, now, &opts)).unwrap();
     eprintln!(
-        "{} sessions, {} instants, {} surfaces, {} rows: {:.2} s in all, {:.2} s fitting on {} threads \
-         ({:.0} surfaces/s fitting, {:.0} end to end)",
+        "{} sessions, {} instants, {} surfaces, {} rows: {:.2} s in all: {:.2} s loading, {:.2} s fitting on {} \
+         threads, {:.2} s writing ({:.0} surfaces/s fitting, {:.0} end to end)",
         r.sessions,
         r.instants,
         r.surfaces,
         r.rows,
         r.secs,
+        r.load_secs,
         r.fit_secs,
         opts.threads,
+        r.write_secs,
         r.surfaces as f64 / r.fit_secs,
         r.surfaces as f64 / r.secs
     );

@@ -67,8 +67,12 @@ pub struct HistoryReport {
     pub surfaces: usize,
     /// Rows written.
     pub rows: usize,
+    /// Seconds spent loading the sessions' inputs (bars, spot, chain snapshots).
+    pub load_secs: f64,
     /// Seconds spent fitting (wall clock, all threads).
     pub fit_secs: f64,
+    /// Seconds spent writing the rows and their manifest entries.
+    pub write_secs: f64,
     /// Seconds in all.
     pub secs: f64,
     /// Why instants had no surface: the first few reasons.
@@ -297,10 +301,15 @@ impl Lake {
         step: &str,
         report: &mut HistoryReport,
     ) -> Result<()> {
-        let mut inputs = Vec::with_capacity(chunk.len());
-        for d in chunk {
+        let t_load = std::time::Instant::now();
+        // The sessions' inputs load side by side (each a few Parquet reads and a polars collect).
+        let loads = chunk.iter().map(|d| {
             let (first, last) = (d.instants[0], d.instants[d.instants.len() - 1]);
-            inputs.push(match self.surface_inputs(symbol, first, last, &opts.surface).await {
+            self.surface_inputs(symbol, first, last, &opts.surface)
+        });
+        let mut inputs = Vec::with_capacity(chunk.len());
+        for (d, loaded) in chunk.iter().zip(futures::future::join_all(loads).await) {
+            inputs.push(match loaded {
                 Ok(i) => Some(i),
                 Err(Error::BadInput { reason, .. }) => {
                     report.failures.push(format!("{}: {reason}", d.date));
@@ -309,6 +318,7 @@ impl Lake {
                 Err(e) => return Err(e),
             });
         }
+        report.load_secs += t_load.elapsed().as_secs_f64();
         let work: Vec<(usize, DateTime<Utc>)> =
             chunk.iter().enumerate().flat_map(|(i, d)| d.instants.iter().map(move |t| (i, *t))).collect();
         let t0 = std::time::Instant::now();
@@ -347,7 +357,9 @@ impl Lake {
             let batch = (!rows.is_empty()).then(|| surfaces::to_batch(&rows));
             items.push((Entry::new(request, now, now, outcome), batch));
         }
+        let t_write = std::time::Instant::now();
         self.record_many(symbol, items).await?;
+        report.write_secs += t_write.elapsed().as_secs_f64();
         report.sessions_written += chunk.len();
         report.fit_secs += fit_secs;
         if opts.progress {
