@@ -230,7 +230,7 @@ pub fn demo_config(pacing_scale: f64) -> IngestConfig {
     let options = config::OptionSelection {
         expiry_days: 35,
         strike_band: 0.07,
-        max_contracts: 120,
+        max_contracts: 100,
         series: vec![config::parse_series("1 min/MIDPOINT", 1).expect("valid series").series],
         sessions: 2,
     };
