@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt};
 use twslake::clock::Clock;
+use twslake::domain::{Series, Symbol};
 use twslake::jobs::config::{parse_series, IngestConfig, OptionSelection};
 use twslake::jobs::orchestrator::RunReport;
 use twslake::jobs::Ingest;
-use twslake::lake::layout::{Series, Symbol};
 use twslake::sim::{ManualClock, Outcome, RequestRecord, Sim, SimHandle};
 use twslake::source::ib::{IbConfig, IbSource};
 use twslake::source::{

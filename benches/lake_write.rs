@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use twslake::datasets::equity_bars::Bar;
 use twslake::datasets::option_bars::{self, OptionBar, OptionContract};
 use twslake::datasets::Dataset;
-use twslake::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 use twslake::lake::parquet_io::encode;
 use twslake::{calendar, Lake};
 

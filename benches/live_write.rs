@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use twslake::datasets::quotes::{self, Quote};
 use twslake::datasets::Dataset;
-use twslake::lake::layout::Symbol;
+use twslake::domain::Symbol;
 use twslake::Lake;
 
 /// `n` quote rows of 100 contracts with sequence numbers from `start_seq`.

@@ -6,9 +6,10 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::PathBuf;
 use twslake::datasets::Dataset;
+use twslake::domain::DateWindow;
+use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 use twslake::lake::example::{synthetic_symbol, write_synthetic};
-use twslake::lake::layout::{BarSize, Series, Symbol, WhatToShow};
-use twslake::lake::manifest::{DateWindow, Entry, Outcome, Request};
+use twslake::lake::manifest::{Entry, Outcome, Request};
 use twslake::query::coverage::SeriesSpec;
 use twslake::Lake;
 

@@ -15,12 +15,13 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use polars::prelude::TimeZone as PlTimeZone;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
+use twslake::calendar::{time_to_expiry, YEAR_SECONDS};
 use twslake::datasets::equity_bars::Bar;
 use twslake::datasets::option_bars::{self, OptionBar, OptionContract};
 use twslake::datasets::{equity_bars, Dataset};
-use twslake::lake::layout::Symbol;
+use twslake::domain::Symbol;
 use twslake::query::iv::{black_price, implied_vols, with_implied_vol, IvColumns};
-use twslake::query::pit::{time_to_expiry, AsOf, SPOT_SERIES, YEAR_SECONDS};
+use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::query::surface::{fit_surface, SurfaceOptions};
 use twslake::{calendar, query, Lake};
 

@@ -7,6 +7,7 @@
 //! on Christmas Eve and on July 3 when those are weekdays that are not themselves holidays.
 //! The one-off closures of the period (9/11, state funerals, Hurricane Sandy) are listed.
 
+use crate::error::{Error, Result};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 
 /// The exchange's time zone: every `date` partition is a trading date in this zone.
@@ -195,6 +196,79 @@ pub fn session_over(d: NaiveDate, now: DateTime<Utc>) -> bool {
     }
 }
 
+// --- Instants: when options expire, how users write a moment, which session is the last over.
+
+/// Seconds in the ACT/365 year used for every time to expiry.
+pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// The instant an option expiring on `expiry` is taken to expire: the close of its NYSE session,
+/// 16:00 New York, or 13:00 on an early-close day (the day after Thanksgiving, Christmas Eve,
+/// July 3); 16:00 New York on a date with no session. Times to expiry are measured to this
+/// instant, in ACT/365 years; [`with_time_to_expiry`] computes the same in polars.
+pub fn expiry_instant(expiry: NaiveDate) -> DateTime<Utc> {
+    if let Some(s) = session(expiry) {
+        return s.close;
+    }
+    let local = expiry.and_hms_opt(16, 0, 0).unwrap_or_default();
+    chrono_tz::America::New_York
+        .from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&local))
+}
+
+/// The early-close trading dates of the calendar's years (2000–2035), as days since 1970.
+pub fn early_close_days() -> &'static [i32] {
+    static DAYS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    DAYS.get_or_init(|| {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let (first, last) = (NaiveDate::from_ymd_opt(2000, 1, 1), NaiveDate::from_ymd_opt(2035, 12, 31));
+        first
+            .into_iter()
+            .flat_map(|f| f.iter_days())
+            .take_while(|d| Some(*d) <= last)
+            .filter(|d| is_early_close(*d))
+            .map(|d| (d - epoch).num_days() as i32)
+            .collect()
+    })
+}
+
+/// Reads an instant as users write it: RFC 3339 (`2024-11-22T15:30:00Z`, any offset), a New York
+/// wall-clock time (`2024-11-22 10:30`, `2024-11-22T10:30:00`: the exchange's clock, which is how
+/// quants speak of a moment), or a date alone, meaning that date's close (16:00 New York, 13:00
+/// on an early close). The CLI's `--at` and the Python package read instants with this.
+pub fn parse_instant(s: &str) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(expiry_instant(d));
+    }
+    let formats = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
+    let naive = formats.iter().find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok());
+    let why = "use RFC 3339 (2024-11-22T15:30:00Z), New York time (2024-11-22 10:30) or a date (its close)";
+    let naive = naive.ok_or_else(|| Error::bad_input("timestamp", s, why))?;
+    chrono_tz::America::New_York.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc)).ok_or_else(|| {
+        Error::bad_input("timestamp", s, "ambiguous or skipped at a daylight-saving change; give an offset")
+    })
+}
+
+/// Years from `from` to the expiry instant of `expiry` (negative once expired).
+pub fn time_to_expiry(from: DateTime<Utc>, expiry: NaiveDate) -> f64 {
+    (expiry_instant(expiry) - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6 / YEAR_SECONDS
+}
+
+/// The last trading date whose session is over at `now`.
+pub fn last_finished_session(now: DateTime<Utc>) -> NaiveDate {
+    let today = trading_date(now);
+    if session_over(today, now) && is_trading_day(today) {
+        today
+    } else {
+        prev_trading_day(today)
+    }
+}
+
 /// How far back [`session_time_before`] looks, in calendar days.
 const SESSION_TIME_LOOKBACK_DAYS: i64 = 120;
 
@@ -289,6 +363,20 @@ mod tests {
         assert_eq!(next_trading_day(d("2024-12-24")), d("2024-12-26"));
         assert_eq!(prev_trading_day(d("2024-01-02")), d("2023-12-29"));
         assert_eq!(trading_date("2024-03-01T02:00:00Z".parse().unwrap()), d("2024-02-29"));
+    }
+
+    #[test]
+    fn expiry_is_the_new_york_close() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(expiry_instant(d("2024-12-20")).to_rfc3339(), "2024-12-20T21:00:00+00:00");
+        assert_eq!(expiry_instant(d("2024-06-21")).to_rfc3339(), "2024-06-21T20:00:00+00:00");
+        let from: DateTime<Utc> = "2024-12-19T21:00:00Z".parse().unwrap();
+        assert!((time_to_expiry(from, d("2024-12-20")) - 1.0 / 365.0).abs() < 1e-15);
+        // Early closes: 13:00 New York (the day after Thanksgiving in EST, July 3 in EDT).
+        assert_eq!(expiry_instant(d("2026-11-27")).to_rfc3339(), "2026-11-27T18:00:00+00:00");
+        assert_eq!(expiry_instant(d("2025-07-03")).to_rfc3339(), "2025-07-03T17:00:00+00:00");
+        // No session (a holiday): 16:00 New York.
+        assert_eq!(expiry_instant(d("2026-11-26")).to_rfc3339(), "2026-11-26T21:00:00+00:00");
     }
 
     #[test]

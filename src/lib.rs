@@ -33,8 +33,9 @@
 //! # Open a lake, record a request, ask what is missing
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use twslake::lake::layout::{BarSize, Series, Symbol, WhatToShow};
-//! use twslake::lake::manifest::{DateWindow, Outcome, Request};
+//! use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
+//! use twslake::domain::DateWindow;
+//! use twslake::lake::manifest::{Outcome, Request};
 //! use twslake::query::coverage::SeriesSpec;
 //! use twslake::{datasets::Dataset, Lake};
 //!
@@ -65,7 +66,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let lake = Lake::open(dir.path().to_str().unwrap())?;
 //! twslake::lake::example::write_example(&lake).await?;
-//! let spy = twslake::lake::layout::Symbol::new("SPY")?;
+//! let spy = twslake::domain::Symbol::new("SPY")?;
 //! let bars = lake.scan(Dataset::EquityBars, &ScanFilter::symbol(&spy)).await?;
 //! let daily = collect(bars.filter(col("bar_size").eq(lit("1 day")))).await?;
 //! assert_eq!(daily.height(), 7);
@@ -78,6 +79,7 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod datasets;
+pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod lake;

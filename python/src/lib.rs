@@ -30,8 +30,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::OnceLock;
 use twslake::datasets::Dataset;
+use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 use twslake::error::Error;
-use twslake::lake::layout::{BarSize, DataObject, Partition, Series, Symbol, WhatToShow};
+use twslake::lake::layout::{DataObject, Partition};
 use twslake::query::coverage::SeriesSpec;
 use twslake::query::iv::{self, IvColumns, Rates};
 use twslake::query::pit::AsOf;
@@ -118,7 +119,7 @@ fn block<T: Send, Fut: Future<Output = twslake::Result<T>>, F: FnOnce() -> Fut +
 
 /// Instants as the CLI's `--at` reads them (RFC 3339, New York wall-clock time, or a date's close).
 pub(crate) fn instant(s: &str) -> PyResult<chrono::DateTime<chrono::Utc>> {
-    twslake::query::pit::parse_instant(s).map_err(py_err)
+    twslake::calendar::parse_instant(s).map_err(py_err)
 }
 
 fn date(s: &str) -> PyResult<chrono::NaiveDate> {

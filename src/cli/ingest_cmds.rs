@@ -2,10 +2,10 @@
 
 use super::lake_cmds::LakeArg;
 use crate::clock::{Clock, WallClock};
+use crate::domain::Symbol;
 use crate::jobs::config::{self, FileConfig, IngestConfig};
 use crate::jobs::orchestrator::RunReport;
 use crate::jobs::Ingest;
-use crate::lake::layout::Symbol;
 use crate::lake::Lake;
 use crate::source::ib::{IbConfig, IbSource};
 use clap::Args;
@@ -265,7 +265,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     }
     // The surface history of the option sessions just stored, every 30 minutes: derived from the
     // lake alone (no request), so a second run finds it stored and fits nothing.
-    let last = crate::query::status::last_finished_session(ingest_now);
+    let last = crate::calendar::last_finished_session(ingest_now);
     let first = crate::jobs::equity::sessions_back(last, demo_config(SCALE).options.sessions);
     println!();
     let history = crate::query::surface::history::HistoryOptions {

@@ -1,10 +1,10 @@
 //! Commands over an existing lake: status, gaps, validate (and the hidden stress writer).
 
+use crate::calendar::last_finished_session;
 use crate::datasets::Dataset;
-use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::lake::Lake;
 use crate::query::coverage::SeriesSpec;
-use crate::query::status::last_finished_session;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
@@ -305,7 +305,8 @@ pub fn synthetic_day(day: NaiveDate, ingested_at: DateTime<Utc>) -> Vec<crate::d
 }
 
 pub async fn stress_write(a: StressArgs) -> anyhow::Result<i32> {
-    use crate::lake::manifest::{DateWindow, Outcome, Request};
+    use crate::domain::DateWindow;
+    use crate::lake::manifest::{Outcome, Request};
     let lake = Lake::open(&a.lake.lake)?;
     let symbol = Symbol::new(&a.symbol)?;
     let days = crate::calendar::trading_days("2024-01-02".parse()?, "2024-03-29".parse()?);

@@ -2,7 +2,7 @@
 //! (polars SQL over the datasets), plus the hidden `iv` used by the Python reference test.
 
 use super::lake_cmds::LakeArg;
-use crate::lake::layout::Symbol;
+use crate::domain::Symbol;
 use crate::lake::Lake;
 use crate::query::collect;
 use crate::query::iv::{self, IvColumns, Rates};
@@ -37,10 +37,9 @@ impl FitArgs {
             anyhow::bail!(crate::Error::bad_input("--max-staleness-min", m.to_string(), "give 1 to 100000 minutes"));
         }
         let series = match &self.bar_size {
-            Some(b) => Some(crate::lake::layout::Series {
-                bar_size: b.parse()?,
-                what_to_show: crate::lake::layout::WhatToShow::Midpoint,
-            }),
+            Some(b) => {
+                Some(crate::domain::Series { bar_size: b.parse()?, what_to_show: crate::domain::WhatToShow::Midpoint })
+            }
             None => None,
         };
         Ok(SurfaceOptions {
@@ -136,7 +135,7 @@ pub struct IvArgs {
     output: PathBuf,
 }
 
-pub use crate::query::pit::parse_instant;
+pub use crate::calendar::parse_instant;
 
 fn print_surface(s: &Surface) {
     let ny = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&crate::calendar::EXCHANGE_TZ).format("%Y-%m-%d %H:%M");
@@ -217,7 +216,7 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
     let symbol = Symbol::new(&a.symbol)?;
     let every = crate::query::surface::history::parse_step(&a.every)?;
     let now = chrono::Utc::now();
-    let last = crate::query::status::last_finished_session(now);
+    let last = crate::calendar::last_finished_session(now);
     let (from, to) = (a.from.unwrap_or(a.to.unwrap_or(last)), a.to.unwrap_or(last));
     let mut opts = crate::query::surface::history::HistoryOptions::every(every);
     opts.surface = a.fit.options()?;

@@ -1,7 +1,7 @@
 //! Equity bars: OHLC bars of an underlying, one row per (bar size, what-to-show, bar start).
 
 use super::cols::{self, f, Cols};
-use crate::lake::layout::{BarSize, Series, WhatToShow};
+use crate::domain::{BarSize, Series, WhatToShow};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};

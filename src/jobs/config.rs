@@ -1,8 +1,8 @@
 //! What an ingest run asks for: bar series, option selection, update policy, pacing. The same
 //! settings come from the command line or from `twslake.toml`.
 
+use crate::domain::{BarSize, Series, WhatToShow};
 use crate::error::{Error, Result};
-use crate::lake::layout::{BarSize, Series, WhatToShow};
 use chrono::NaiveDate;
 use serde::Deserialize;
 

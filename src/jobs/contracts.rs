@@ -4,11 +4,13 @@
 use super::Ingest;
 use crate::datasets::contracts::{self, Contract};
 use crate::datasets::Dataset;
+use crate::domain::SecType;
+use crate::domain::Symbol;
 use crate::error::{Error, Result};
-use crate::lake::layout::{Partition, Symbol};
+use crate::lake::layout::Partition;
 use crate::lake::manifest::{Outcome, Request};
 use crate::source::errors::ErrorClass;
-use crate::source::{ContractQuery, MarketData, SecType};
+use crate::source::{ContractQuery, MarketData};
 use chrono::NaiveDate;
 
 fn request(symbol: &Symbol, sec_type: SecType, expiry: Option<NaiveDate>) -> Request {

@@ -4,11 +4,13 @@
 use super::{missing_days, series_key, BarJob, FetchStats, Ingest};
 use crate::calendar;
 use crate::datasets::Dataset;
+use crate::domain::DateWindow;
+use crate::domain::SecType;
+use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
-use crate::lake::layout::{Series, Symbol};
-use crate::lake::manifest::{DateWindow, Outcome, Request};
+use crate::lake::manifest::{Outcome, Request};
 use crate::source::plan::plan;
-use crate::source::{Instrument, MarketData, SecType};
+use crate::source::{Instrument, MarketData};
 use chrono::NaiveDate;
 
 /// The first of `sessions` trading days ending with `last`.

@@ -25,8 +25,8 @@ pub mod prereq;
 use crate::calendar;
 use crate::clock::Clock;
 use crate::datasets::{equity_bars, option_bars, Dataset};
+use crate::domain::{Series, Symbol, WhatToShow};
 use crate::error::Result;
-use crate::lake::layout::{Series, Symbol, WhatToShow};
 use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey, SymbolManifest};
 use crate::lake::Lake;
 use crate::monitor::{Alert, AlertSink, Metrics, Severity};
@@ -160,7 +160,7 @@ impl<S: MarketData> Ingest<S> {
     /// The last session that is over now: backfills stop there; the session in progress belongs
     /// to live capture.
     pub fn last_final_session(&self) -> NaiveDate {
-        crate::query::status::last_finished_session(self.now())
+        crate::calendar::last_finished_session(self.now())
     }
 
     /// Sends an alert to every sink.
@@ -353,7 +353,7 @@ pub fn missing_days(m: &SymbolManifest, key: &SeriesKey, from: NaiveDate, to: Na
         return vec![];
     }
     let covered = m.covered(key);
-    let windows = crate::query::coverage::missing_windows_from(&covered, from, to);
+    let windows = crate::domain::window::missing_windows_from(&covered, from, to);
     windows.iter().flat_map(|w| calendar::trading_days(w.start, w.end)).collect()
 }
 

@@ -7,13 +7,15 @@ use crate::calendar;
 use crate::datasets::contracts::Contract;
 use crate::datasets::option_bars::OptionContract;
 use crate::datasets::Dataset;
+use crate::domain::window::missing_windows_from;
+use crate::domain::window::union;
+use crate::domain::SecType;
+use crate::domain::{BarSize, Series, Symbol};
 use crate::error::Result;
-use crate::lake::layout::{BarSize, Series, Symbol};
-use crate::lake::manifest::{union, SymbolManifest};
+use crate::lake::manifest::SymbolManifest;
 use crate::monitor::Severity;
-use crate::query::coverage::missing_windows_from;
 use crate::source::plan::plan;
-use crate::source::{Instrument, MarketData, SecType};
+use crate::source::{Instrument, MarketData};
 use chrono::NaiveDate;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -185,8 +187,9 @@ impl<S: MarketData> Ingest<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::layout::WhatToShow;
-    use crate::lake::manifest::{DateWindow, Entry, Outcome, Request};
+    use crate::domain::DateWindow;
+    use crate::domain::WhatToShow;
+    use crate::lake::manifest::{Entry, Outcome, Request};
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()

@@ -4,8 +4,8 @@
 
 use super::{FetchStats, Ingest};
 use crate::datasets::Dataset;
+use crate::domain::Symbol;
 use crate::error::{Error, Result};
-use crate::lake::layout::Symbol;
 use crate::lake::manifest::Outcome;
 use crate::query::coverage::SeriesSpec;
 use crate::source::MarketData;
@@ -198,7 +198,8 @@ impl<S: MarketData> Ingest<S> {
     /// Finds dates with option bars but no daily equity bar (the spot those bars need) and
     /// revokes the daily-bar entries that claim them, so the equity job fetches them again.
     pub async fn resync_spot(&self, symbol: &Symbol) -> Result<usize> {
-        use crate::lake::layout::{BarSize, Period, Series, WhatToShow};
+        use crate::domain::{BarSize, Series, WhatToShow};
+        use crate::lake::layout::Period;
         let option_days: std::collections::BTreeSet<chrono::NaiveDate> = self
             .lake
             .partitions(Dataset::OptionBars, Some(symbol))

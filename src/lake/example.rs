@@ -3,12 +3,13 @@
 //! and quotes. Fully deterministic (fixed ids and times), so the committed copy is byte-for-byte
 //! what this code writes; a test holds the two together.
 
-use super::layout::{BarSize, Series, Symbol, WhatToShow};
-use super::manifest::{DateWindow, Entry, Outcome, Request};
+use super::manifest::{Entry, Outcome, Request};
 use super::Lake;
 use crate::calendar;
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
 use crate::datasets::{chains, contracts, equity_bars, option_bars, quotes, surfaces, Dataset};
+use crate::domain::DateWindow;
+use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::error::Result;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Duration, NaiveDate, Utc};

@@ -13,11 +13,13 @@
 //! any two steps loses nothing and counts nothing twice.
 
 use super::layout::obj;
-use super::layout::{Partition, Symbol};
+use super::layout::Partition;
 use super::parquet_io::request_ids;
 use super::Lake;
-use crate::calendar;
 use crate::datasets::Dataset;
+use crate::domain::window::{final_through, union};
+use crate::domain::DateWindow;
+use crate::domain::Symbol;
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -32,30 +34,6 @@ use std::collections::{BTreeMap, HashSet};
 pub const FORMAT: &str = "twslake.manifest/1";
 /// A writer compacts a symbol's manifest after writing this many logs for it.
 pub const COMPACT_AFTER_LOGS: usize = 512;
-
-/// An inclusive range of trading dates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct DateWindow {
-    /// First date.
-    pub start: NaiveDate,
-    /// Last date (inclusive).
-    pub end: NaiveDate,
-}
-
-impl DateWindow {
-    /// A window; `start` must not be after `end`.
-    pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Self> {
-        if start > end {
-            return Err(Error::bad_input("date window", format!("{start}..{end}"), "start is after end"));
-        }
-        Ok(DateWindow { start, end })
-    }
-
-    /// The trading days in the window.
-    pub fn trading_days(&self) -> Vec<NaiveDate> {
-        calendar::trading_days(self.start, self.end)
-    }
-}
 
 /// What was asked of the gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,7 +102,7 @@ impl Request {
     }
 
     /// A historical-bars request for a symbol's equity series over `window`.
-    pub fn equity_bars(symbol: &Symbol, series: super::layout::Series, window: DateWindow) -> Self {
+    pub fn equity_bars(symbol: &Symbol, series: crate::domain::Series, window: DateWindow) -> Self {
         Request {
             bar_size: Some(series.bar_size.ib().into()),
             what_to_show: Some(series.what_to_show.ib().into()),
@@ -334,18 +312,6 @@ impl Entry {
     }
 }
 
-/// The last date of `w` whose session was over at `at`.
-pub fn final_through(w: DateWindow, at: DateTime<Utc>) -> Option<NaiveDate> {
-    let mut d = w.end.min(calendar::trading_date(at));
-    while d >= w.start {
-        if calendar::session_over(d, at) {
-            return Some(d);
-        }
-        d = d.pred_opt()?;
-    }
-    None
-}
-
 /// The JSON document of a log, pending or snapshot file.
 #[derive(Debug, Serialize, Deserialize)]
 struct ManifestFile {
@@ -380,19 +346,6 @@ impl SymbolManifest {
         let set: std::collections::BTreeSet<SeriesKey> = self.entries.iter().map(|e| e.request.series_key()).collect();
         set.into_iter().collect()
     }
-}
-
-/// Sorted, disjoint, merged windows: windows with no trading day between them merge.
-pub fn union(mut spans: Vec<DateWindow>) -> Vec<DateWindow> {
-    spans.sort();
-    let mut out: Vec<DateWindow> = Vec::with_capacity(spans.len());
-    for s in spans {
-        match out.last_mut() {
-            Some(last) if s.start <= calendar::next_trading_day(last.end) => last.end = last.end.max(s.end),
-            _ => out.push(s),
-        }
-    }
-    out
 }
 
 fn manifest_dir(symbol: &Symbol) -> Path {
@@ -746,9 +699,9 @@ mod tests {
     #[test]
     fn errors_cover_nothing() {
         let sym = Symbol::new("SPY").unwrap();
-        let series = crate::lake::layout::Series {
-            bar_size: crate::lake::layout::BarSize::Day1,
-            what_to_show: crate::lake::layout::WhatToShow::Trades,
+        let series = crate::domain::Series {
+            bar_size: crate::domain::BarSize::Day1,
+            what_to_show: crate::domain::WhatToShow::Trades,
         };
         let w = DateWindow::new(d("2024-01-02"), d("2024-01-31")).unwrap();
         let at = "2024-03-01T00:00:00Z".parse().unwrap();

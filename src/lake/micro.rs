@@ -17,11 +17,12 @@
 //! once and the next compaction removes the copies. No step deletes a row before its
 //! replacement is visible.
 
-use super::layout::{has_micro_batches, obj, DataObject, MicroBatch, Partition, Symbol};
+use super::layout::{has_micro_batches, obj, DataObject, MicroBatch, Partition};
 use super::parquet_io::{decode, encode, merge, PartitionData};
 use super::write::{check, split};
 use super::{Lake, Location};
 use crate::datasets::Dataset;
+use crate::domain::Symbol;
 use crate::error::{Error, Result};
 use arrow::array::RecordBatch;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};

@@ -10,11 +10,12 @@
 //!   `PutMode::Create` for a new partition); the loser re-reads, re-merges and tries again.
 
 use super::layout::obj;
-use super::layout::{BarSize, Partition, Series, Symbol, WhatToShow};
+use super::layout::Partition;
 use super::manifest::{Entry, Outcome, Request};
 use super::parquet_io::{decode, encode, merge, PartitionData};
 use super::{Lake, Location};
 use crate::datasets::Dataset;
+use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::error::{Error, Result};
 use arrow::array::{Array, Date32Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::take_record_batch;

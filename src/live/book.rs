@@ -2,7 +2,8 @@
 
 use crate::calendar;
 use crate::datasets::quotes::Quote;
-use crate::source::{ComputationKind, SecType, Side, StreamContract, Tick};
+use crate::domain::SecType;
+use crate::source::{ComputationKind, Side, StreamContract, Tick};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -76,7 +77,7 @@ fn slot(q: &mut Quote, side: Side, size: bool) -> &mut Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::layout::Symbol;
+    use crate::domain::Symbol;
     use crate::source::Computation;
 
     #[test]

@@ -6,15 +6,15 @@
 //! consecutive trading days (Friday and the next Monday included) merged into one window.
 
 use super::{collect, ScanFilter};
-use crate::calendar;
 use crate::datasets::Dataset;
+use crate::domain::window::missing_windows_from;
+use crate::domain::{DateWindow, MissingWindow};
+use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
-use crate::lake::layout::{Series, Symbol};
-use crate::lake::manifest::{DateWindow, SeriesKey};
+use crate::lake::manifest::SeriesKey;
 use crate::lake::Lake;
 use chrono::NaiveDate;
 use polars::prelude::*;
-use serde::Serialize;
 
 /// A series of one symbol whose coverage is asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,43 +39,6 @@ impl SeriesSpec {
             what_to_show: Some(self.series.what_to_show.ib().to_string()),
         }
     }
-}
-
-/// A run of consecutive trading days that no final answer covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct MissingWindow {
-    /// First missing trading day.
-    pub start: NaiveDate,
-    /// Last missing trading day (inclusive).
-    pub end: NaiveDate,
-    /// Trading days in the window.
-    pub trading_days: usize,
-}
-
-/// The trading days of `[from, to]` outside `covered`, merged into windows.
-pub fn missing_windows_from(covered: &[DateWindow], from: NaiveDate, to: NaiveDate) -> Vec<MissingWindow> {
-    let mut out: Vec<MissingWindow> = Vec::new();
-    let mut cov = covered.iter().peekable();
-    let mut prev_missing: Option<NaiveDate> = None;
-    for d in calendar::trading_days(from, to) {
-        while cov.peek().is_some_and(|w| w.end < d) {
-            cov.next();
-        }
-        let is_covered = cov.peek().is_some_and(|w| w.start <= d && d <= w.end);
-        if is_covered {
-            prev_missing = None;
-            continue;
-        }
-        match (out.last_mut(), prev_missing) {
-            (Some(w), Some(_)) => {
-                w.end = d;
-                w.trading_days += 1;
-            }
-            _ => out.push(MissingWindow { start: d, end: d, trading_days: 1 }),
-        }
-        prev_missing = Some(d);
-    }
-    out
 }
 
 fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {

@@ -11,8 +11,9 @@ pub mod status;
 pub mod surface;
 
 use crate::datasets::Dataset;
+use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
-use crate::lake::layout::{DataObject, Partition, Period, Series, Symbol};
+use crate::lake::layout::{DataObject, Partition, Period};
 use crate::lake::{Lake, Location};
 use arrow::datatypes::{DataType as ArrowType, TimeUnit as ArrowUnit};
 use chrono::{Datelike, NaiveDate};

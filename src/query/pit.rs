@@ -7,16 +7,13 @@
 
 use crate::calendar;
 use crate::datasets::Dataset;
+use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::error::{Error, Result};
-use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
 use crate::lake::Lake;
 use crate::query::{collect, ScanFilter};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use polars::prelude::TimeZone as PlTimeZone;
 use polars::prelude::*;
-
-/// Seconds in the ACT/365 year used for every time to expiry.
-pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;
 
 /// The polars type of every lake timestamp.
 pub fn ts_type() -> DataType {
@@ -26,64 +23,6 @@ pub fn ts_type() -> DataType {
 /// A literal UTC timestamp comparable with lake columns.
 pub fn ts_lit(at: DateTime<Utc>) -> Expr {
     lit(at.timestamp_micros()).cast(ts_type())
-}
-
-/// The instant an option expiring on `expiry` is taken to expire: the close of its NYSE session,
-/// 16:00 New York, or 13:00 on an early-close day (the day after Thanksgiving, Christmas Eve,
-/// July 3); 16:00 New York on a date with no session. Times to expiry are measured to this
-/// instant, in ACT/365 years; [`with_time_to_expiry`] computes the same in polars.
-pub fn expiry_instant(expiry: NaiveDate) -> DateTime<Utc> {
-    if let Some(s) = calendar::session(expiry) {
-        return s.close;
-    }
-    let local = expiry.and_hms_opt(16, 0, 0).unwrap_or_default();
-    chrono_tz::America::New_York
-        .from_local_datetime(&local)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| Utc.from_utc_datetime(&local))
-}
-
-/// The early-close trading dates of the calendar's years (2000–2035), as days since 1970.
-fn early_close_days() -> &'static [i32] {
-    static DAYS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
-    DAYS.get_or_init(|| {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-        let (first, last) = (NaiveDate::from_ymd_opt(2000, 1, 1), NaiveDate::from_ymd_opt(2035, 12, 31));
-        first
-            .into_iter()
-            .flat_map(|f| f.iter_days())
-            .take_while(|d| Some(*d) <= last)
-            .filter(|d| calendar::is_early_close(*d))
-            .map(|d| (d - epoch).num_days() as i32)
-            .collect()
-    })
-}
-
-/// Reads an instant as users write it: RFC 3339 (`2024-11-22T15:30:00Z`, any offset), a New York
-/// wall-clock time (`2024-11-22 10:30`, `2024-11-22T10:30:00`: the exchange's clock, which is how
-/// quants speak of a moment), or a date alone, meaning that date's close (16:00 New York, 13:00
-/// on an early close). The CLI's `--at` and the Python package read instants with this.
-pub fn parse_instant(s: &str) -> Result<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(expiry_instant(d));
-    }
-    let formats = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
-    let naive = formats.iter().find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok());
-    let why = "use RFC 3339 (2024-11-22T15:30:00Z), New York time (2024-11-22 10:30) or a date (its close)";
-    let naive = naive.ok_or_else(|| Error::bad_input("timestamp", s, why))?;
-    chrono_tz::America::New_York.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc)).ok_or_else(|| {
-        Error::bad_input("timestamp", s, "ambiguous or skipped at a daylight-saving change; give an offset")
-    })
-}
-
-/// Years from `from` to the expiry instant of `expiry` (negative once expired).
-pub fn time_to_expiry(from: DateTime<Utc>, expiry: NaiveDate) -> f64 {
-    (expiry_instant(expiry) - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6 / YEAR_SECONDS
 }
 
 /// The expression for a bar's end: `ts + length` for intraday bars, 16:00 New York of the
@@ -233,7 +172,7 @@ impl Lake {
 pub fn with_time_to_expiry(lf: LazyFrame) -> Result<LazyFrame> {
     let expiry_at = col("expiry").map(expiry_instants, |_, f| Ok(Field::new(f.name().clone(), ts_type())));
     let t = (col("expiry_at").cast(DataType::Int64) - col("end").cast(DataType::Int64)).cast(DataType::Float64)
-        / lit(1e6 * YEAR_SECONDS);
+        / lit(1e6 * calendar::YEAR_SECONDS);
     Ok(lf.with_column(expiry_at.alias("expiry_at")).with_column(t.alias("t")))
 }
 
@@ -260,7 +199,7 @@ fn expiry_instants(expiry: Column) -> PolarsResult<Column> {
 fn close_micros(day: i32) -> Option<i64> {
     let date = NaiveDate::from_num_days_from_ce_opt(day.checked_add(719_163)?)?;
     let close = chrono_tz::America::New_York.from_local_datetime(&date.and_hms_opt(16, 0, 0)?).earliest()?;
-    let early = early_close_days().binary_search(&day).is_ok();
+    let early = calendar::early_close_days().binary_search(&day).is_ok();
     Some(close.timestamp_micros() - if early { 3 * 3_600_000_000 } else { 0 })
 }
 
@@ -333,20 +272,7 @@ fn sort_each_date(df: &DataFrame, stable: &SortMultipleOptions) -> PolarsResult<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expiry_is_the_new_york_close() {
-        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
-        assert_eq!(expiry_instant(d("2024-12-20")).to_rfc3339(), "2024-12-20T21:00:00+00:00");
-        assert_eq!(expiry_instant(d("2024-06-21")).to_rfc3339(), "2024-06-21T20:00:00+00:00");
-        let from: DateTime<Utc> = "2024-12-19T21:00:00Z".parse().unwrap();
-        assert!((time_to_expiry(from, d("2024-12-20")) - 1.0 / 365.0).abs() < 1e-15);
-        // Early closes: 13:00 New York (the day after Thanksgiving in EST, July 3 in EDT).
-        assert_eq!(expiry_instant(d("2026-11-27")).to_rfc3339(), "2026-11-27T18:00:00+00:00");
-        assert_eq!(expiry_instant(d("2025-07-03")).to_rfc3339(), "2025-07-03T17:00:00+00:00");
-        // No session (a holiday): 16:00 New York.
-        assert_eq!(expiry_instant(d("2026-11-26")).to_rfc3339(), "2026-11-26T21:00:00+00:00");
-    }
+    use crate::calendar::{expiry_instant, time_to_expiry};
 
     #[test]
     fn the_polars_expiry_matches_expiry_instant() {

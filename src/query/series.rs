@@ -7,8 +7,9 @@
 //! is the same for `surface`, `surfaces`, `option_panel` and the Python package.
 
 use crate::datasets::Dataset;
+use crate::domain::{Series, Symbol, WhatToShow};
 use crate::error::{Error, Result};
-use crate::lake::layout::{Period, Series, Symbol, WhatToShow};
+use crate::lake::layout::Period;
 use crate::lake::Lake;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
@@ -141,7 +142,8 @@ impl Lake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::layout::{BarSize, Partition};
+    use crate::domain::BarSize;
+    use crate::lake::layout::Partition;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()

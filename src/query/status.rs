@@ -1,9 +1,9 @@
 //! `status`: what the lake holds per symbol and dataset, and how much is still missing.
 
 use super::collect;
-use super::coverage::missing_windows_from;
 use crate::calendar;
 use crate::datasets::Dataset;
+use crate::domain::window::missing_windows_from;
 use crate::error::Result;
 use crate::lake::manifest::Outcome;
 use crate::lake::Lake;
@@ -88,7 +88,7 @@ impl Lake {
                 rows.insert((symbol, ds), r);
             }
         }
-        let last_final = last_finished_session(now);
+        let last_final = calendar::last_finished_session(now);
         for symbol in self.manifest_symbols().await? {
             let m = self.manifest(&symbol).await?;
             for key in m.series() {
@@ -113,15 +113,5 @@ impl Lake {
             }
         }
         Ok(rows.into_values().collect())
-    }
-}
-
-/// The last trading date whose session is over at `now`.
-pub fn last_finished_session(now: DateTime<Utc>) -> NaiveDate {
-    let today = calendar::trading_date(now);
-    if calendar::session_over(today, now) && calendar::is_trading_day(today) {
-        today
-    } else {
-        calendar::prev_trading_day(today)
     }
 }

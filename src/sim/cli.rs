@@ -95,9 +95,9 @@ pub struct TruthArgs {
 }
 
 /// Parses an instant given on the command line, as every `twslake` command does (see
-/// [`crate::query::pit::parse_instant`]: RFC 3339, New York wall-clock time, or a date's close).
+/// [`crate::calendar::parse_instant`]: RFC 3339, New York wall-clock time, or a date's close).
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
-    crate::query::pit::parse_instant(s).map_err(|e| e.to_string())
+    crate::calendar::parse_instant(s).map_err(|e| e.to_string())
 }
 
 /// Runs `twslake sim`: serves until Ctrl-C, or prints the truth.

@@ -27,19 +27,7 @@ pub enum Fault {
     RefuseConnections,
 }
 
-/// IB's text for the connectivity codes.
-pub fn notice_text(code: i32) -> &'static str {
-    match code {
-        1100 => "Connectivity between IB and the TWS has been lost.",
-        1101 => "Connectivity between IB and TWS has been restored- data lost.",
-        1102 => "Connectivity between IB and TWS has been restored- data maintained.",
-        1300 => "TWS socket port has been reset and this connection is being dropped. Please reconnect on the new port",
-        2104 => "Market data farm connection is OK:usfarm",
-        2106 => "HMDS data farm connection is OK:ushmds",
-        2158 => "Sec-def data farm connection is OK:secdefnj",
-        _ => "Notice.",
-    }
-}
+pub use crate::domain::codes::notice_text;
 
 impl FromStr for Fault {
     type Err = String;

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::calendar;
 use crate::datasets::contracts::Contract;
-use crate::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use ibapi::contracts::tick_types::TickType;

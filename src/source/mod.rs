@@ -8,30 +8,12 @@ pub mod pacing;
 pub mod plan;
 
 use crate::datasets::contracts::Contract;
-use crate::lake::layout::{Series, Symbol};
+use crate::domain::SecType;
+use crate::domain::{Series, Symbol};
 use chrono::{DateTime, NaiveDate, Utc};
 use errors::ErrorClass;
 use std::fmt;
 use std::future::Future;
-
-/// Stock or option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum SecType {
-    /// A stock or ETF (`STK`).
-    Stock,
-    /// An equity option (`OPT`).
-    Option,
-}
-
-impl SecType {
-    /// IB's spelling.
-    pub fn ib(self) -> &'static str {
-        match self {
-            SecType::Stock => "STK",
-            SecType::Option => "OPT",
-        }
-    }
-}
 
 /// A contract-details query.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,9 +12,9 @@
 
 use super::IbDuration;
 use crate::calendar;
+use crate::domain::BarSize;
+use crate::domain::DateWindow;
 use crate::error::{Error, Result};
-use crate::lake::layout::BarSize;
-use crate::lake::manifest::DateWindow;
 use chrono::{DateTime, Months, NaiveDate, Utc};
 
 /// One planned historical request.

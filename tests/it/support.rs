@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use twslake::calendar;
 use twslake::datasets::equity_bars::Bar;
-use twslake::lake::layout::{BarSize, Series, WhatToShow};
+use twslake::domain::{BarSize, Series, WhatToShow};
 use twslake::Lake;
 
 /// The S3 server the test command started (moto on loopback).

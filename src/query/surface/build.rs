@@ -3,9 +3,9 @@
 
 use super::svi::{self, FitPoint};
 use super::{arbitrage, ExpirySlice, Skipped, Surface, SurfaceOptions, SurfacePoint};
+use crate::calendar::time_to_expiry;
 use crate::error::Result;
 use crate::query::iv::{self, Carry, ParityPair};
-use crate::query::pit::time_to_expiry;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -309,7 +309,7 @@ pub(crate) fn fit_quotes(
     for expiry in listed.into_iter().flatten().filter(|e| Some(**e) < last_quoted) {
         let quoted =
             surface.expiries.iter().any(|e| e.expiry == *expiry) || surface.skipped.iter().any(|s| s.expiry == *expiry);
-        if !quoted && crate::query::pit::expiry_instant(*expiry) > at {
+        if !quoted && crate::calendar::expiry_instant(*expiry) > at {
             let reason = "listed in the chain snapshot, but no fresh option bar".to_string();
             surface.skipped.push(Skipped { expiry: *expiry, reason });
         }

@@ -20,9 +20,10 @@ use super::{ExpirySlice, Surface, SurfaceInputs, SurfaceOptions};
 use crate::calendar;
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
 use crate::datasets::{surfaces, Dataset};
+use crate::domain::DateWindow;
+use crate::domain::Symbol;
 use crate::error::{Error, Result};
-use crate::lake::layout::Symbol;
-use crate::lake::manifest::{DateWindow, Entry, Outcome, Request};
+use crate::lake::manifest::{Entry, Outcome, Request};
 use crate::lake::Lake;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeSet;
@@ -245,7 +246,7 @@ impl Lake {
         let held = self.held_series(Dataset::OptionBars, symbol).await?;
         let usable = |h: &crate::query::series::HeldSeries| match opts.surface.series {
             Some(s) => h.series == s,
-            None => h.series.what_to_show == crate::lake::layout::WhatToShow::Midpoint,
+            None => h.series.what_to_show == crate::domain::WhatToShow::Midpoint,
         };
         if !held.iter().any(|h| usable(h) && h.days_in(from, to) > 0) {
             let wanted =

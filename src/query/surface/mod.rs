@@ -44,8 +44,8 @@ use super::iv::{ForwardSource, Rates};
 use super::pit::{AsOf, LOOKBACK_DAYS};
 use crate::calendar;
 use crate::datasets::Dataset;
+use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
-use crate::lake::layout::{Series, Symbol};
 use crate::lake::Lake;
 use crate::query::{collect, ScanFilter};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -371,7 +371,7 @@ impl Lake {
             Some(s) => vec![s],
             None => held
                 .iter()
-                .filter(|h| h.series.what_to_show == crate::lake::layout::WhatToShow::Midpoint)
+                .filter(|h| h.series.what_to_show == crate::domain::WhatToShow::Midpoint)
                 .filter(|h| h.days_in(calendar::trading_date(opts.quotes_from(h.series, first)), to) > 0)
                 .map(|h| h.series)
                 .collect(),
@@ -421,7 +421,7 @@ impl Lake {
         at: DateTime<Utc>,
     ) -> Result<Vec<(i64, f64)>> {
         let limit = option.bar_size.seconds().unwrap_or(u32::MAX);
-        let kinds = [crate::lake::layout::WhatToShow::Midpoint, crate::lake::layout::WhatToShow::Trades];
+        let kinds = [crate::domain::WhatToShow::Midpoint, crate::domain::WhatToShow::Trades];
         let mut points: Vec<(i64, u8, u32, f64)> = Vec::new();
         for h in self.held_series(Dataset::EquityBars, symbol).await? {
             let secs = h.series.bar_size.seconds().unwrap_or(u32::MAX);

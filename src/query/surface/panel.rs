@@ -4,8 +4,8 @@
 //! both pick quotes for an instant by the same code, so they give the same answer.
 
 use super::build::Quote;
+use crate::domain::Series;
 use crate::error::Result;
-use crate::lake::layout::Series;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use polars::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -79,8 +79,8 @@ impl QuotePanel {
             };
             let expires = *expiry_at
                 .entry(expiry)
-                .or_insert_with(|| crate::query::pit::expiry_instant(super::build::date_of(expiry)).timestamp_micros());
-            let t = (expires - end) as f64 / 1e6 / crate::query::pit::YEAR_SECONDS;
+                .or_insert_with(|| crate::calendar::expiry_instant(super::build::date_of(expiry)).timestamp_micros());
+            let t = (expires - end) as f64 / 1e6 / crate::calendar::YEAR_SECONDS;
             let is_call = r.eq_ignore_ascii_case("C");
             rows.push(Row { con_id, quote: Quote { expiry, strike, is_call, mid, t, spot, end } });
         }

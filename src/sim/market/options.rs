@@ -21,32 +21,7 @@ use super::rng::{hash_str, mix, Key};
 use super::{cents, Market, SymbolSpec};
 use crate::calendar;
 
-/// Put or call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Right {
-    /// A call.
-    Call,
-    /// A put.
-    Put,
-}
-
-impl Right {
-    /// `C` or `P`.
-    pub fn letter(self) -> &'static str {
-        match self {
-            Right::Call => "C",
-            Right::Put => "P",
-        }
-    }
-    /// Parses IB's spellings (`C`, `CALL`, `P`, `PUT`).
-    pub fn parse(s: &str) -> Option<Right> {
-        match s.to_ascii_uppercase().as_str() {
-            "C" | "CALL" => Some(Right::Call),
-            "P" | "PUT" => Some(Right::Put),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::Right;
 
 /// One option contract.
 #[derive(Debug, Clone, Copy, PartialEq)]

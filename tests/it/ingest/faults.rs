@@ -5,7 +5,7 @@ use super::*;
 use crate::support::Fixture;
 use std::collections::BTreeSet;
 use twslake::datasets::Dataset;
-use twslake::lake::layout::Symbol;
+use twslake::domain::Symbol;
 use twslake::sim::Fault;
 
 fn spy() -> Vec<Symbol> {

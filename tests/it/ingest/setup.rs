@@ -4,7 +4,7 @@
 use super::*;
 use crate::support::Fixture;
 use twslake::datasets::Dataset;
-use twslake::lake::layout::{BarSize, Symbol};
+use twslake::domain::{BarSize, Symbol};
 use twslake::sim::Outcome as SimOutcome;
 use twslake::Error;
 

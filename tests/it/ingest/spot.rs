@@ -8,14 +8,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use std::future::Future;
 use std::sync::Mutex;
 use twslake::datasets::Dataset;
-use twslake::lake::layout::{Series, Symbol};
+use twslake::domain::SecType;
+use twslake::domain::{Series, Symbol};
 use twslake::monitor::{Alert, AlertSink, Severity};
 use twslake::query::coverage::SeriesSpec;
 use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::sim::RequestRecord;
 use twslake::source::{
-    ChainParams, ContractQuery, HistRequest, Instrument, MarketData, NoticeStream, RawBar, SecType, SourceError,
-    StreamContract, TickStream,
+    ChainParams, ContractQuery, HistRequest, Instrument, MarketData, NoticeStream, RawBar, SourceError, StreamContract,
+    TickStream,
 };
 
 fn d(s: &str) -> NaiveDate {

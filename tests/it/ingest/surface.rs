@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::support::Fixture;
-use twslake::lake::layout::Symbol;
+use twslake::domain::Symbol;
 use twslake::query::surface::SurfaceOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use twslake::datasets::Dataset;
-use twslake::lake::layout::Symbol;
+use twslake::domain::Symbol;
 
 fn writer(f: &Fixture, seed: u64, iterations: usize, days: usize) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_twslake"))

@@ -5,9 +5,10 @@ use chrono::Duration;
 use proptest::prelude::*;
 use twslake::calendar;
 use twslake::datasets::{equity_bars, Dataset};
-use twslake::lake::manifest::{union, DateWindow};
+use twslake::domain::window::missing_windows_from;
+use twslake::domain::window::union;
+use twslake::domain::DateWindow;
 use twslake::lake::parquet_io::merge;
-use twslake::query::coverage::missing_windows_from;
 
 fn window() -> impl Strategy<Value = DateWindow> {
     (0i64..1500, 0i64..60).prop_map(|(start, len)| {

@@ -4,10 +4,12 @@ use super::on_both;
 use crate::support::*;
 use polars::prelude::*;
 use twslake::datasets::{equity_bars, option_bars, Dataset};
-use twslake::lake::layout::{Partition, Symbol};
-use twslake::lake::manifest::{DateWindow, Outcome, Request};
+use twslake::domain::Symbol;
+use twslake::domain::{DateWindow, MissingWindow};
+use twslake::lake::layout::Partition;
+use twslake::lake::manifest::{Outcome, Request};
 use twslake::lake::validate::ProblemKind;
-use twslake::query::coverage::{MissingWindow, SeriesSpec};
+use twslake::query::coverage::SeriesSpec;
 use twslake::query::{collect, ScanFilter};
 use twslake::{calendar, Error};
 

@@ -276,7 +276,7 @@ async fn a_history_without_option_bars_is_refused_and_writes_nothing() {
     market::write(&lake, &m, None).await;
     let before = files(&root);
     let now = m.open() + Duration::days(1);
-    let qqq = twslake::lake::layout::Symbol::new("QQQ").unwrap();
+    let qqq = twslake::domain::Symbol::new("QQQ").unwrap();
     let e = lake.surface_history(&qqq, m.day, m.day, now, &opts()).await.unwrap_err().to_string();
     assert!(e.contains("QQQ 2024-11-22 .. 2024-11-22") && e.contains("series: none"), "{e}");
     let (a, b) = ("2023-01-03".parse().unwrap(), "2023-01-31".parse().unwrap());

@@ -9,13 +9,13 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use twslake::calendar;
+use twslake::calendar::time_to_expiry;
 use twslake::datasets::chains::ChainRow;
 use twslake::datasets::equity_bars::Bar;
 use twslake::datasets::option_bars::{OptionBar, OptionContract};
 use twslake::datasets::{chains, equity_bars, option_bars, Dataset};
-use twslake::lake::layout::{BarSize, Series, Symbol, WhatToShow};
+use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 use twslake::query::iv::black_price;
-use twslake::query::pit::time_to_expiry;
 use twslake::query::surface::svi::SviParams;
 use twslake::Lake;
 

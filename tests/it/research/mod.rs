@@ -9,9 +9,10 @@ mod sim_fits;
 use chrono::{DateTime, Duration, Utc};
 use market::{Market, DIV, RATE};
 use polars::prelude::*;
+use twslake::calendar::time_to_expiry;
 use twslake::query::collect;
 use twslake::query::iv::{self, ForwardSource, IvColumns};
-use twslake::query::pit::{time_to_expiry, AsOf, SPOT_SERIES};
+use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::query::surface::SurfaceOptions;
 use twslake::Lake;
 
@@ -109,7 +110,7 @@ async fn point_in_time_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_symbols_and_empty_instants_are_named() {
     let (_dir, lake, m) = market_lake().await;
-    let qqq = twslake::lake::layout::Symbol::new("QQQ").unwrap();
+    let qqq = twslake::domain::Symbol::new("QQQ").unwrap();
     let at = m.open() + Duration::minutes(45);
     let e = lake.surface(&qqq, at, &SurfaceOptions::default()).await.unwrap_err().to_string();
     assert!(e.contains("QQQ at 2024-11-22T15:15:00"), "{e}");

@@ -1,0 +1,131 @@
+//! What kind of instrument a contract is, and which side an option is.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// Stock or option: the security types twslake asks IB about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecType {
+    /// A stock or ETF (`STK`).
+    Stock,
+    /// An equity option (`OPT`).
+    Option,
+}
+
+impl SecType {
+    /// IB's spelling.
+    pub fn ib(self) -> &'static str {
+        match self {
+            SecType::Stock => "STK",
+            SecType::Option => "OPT",
+        }
+    }
+}
+
+impl fmt::Display for SecType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.ib())
+    }
+}
+
+impl FromStr for SecType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "STK" => Ok(SecType::Stock),
+            "OPT" => Ok(SecType::Option),
+            _ => Err(Error::bad_input("security type", s, "use STK or OPT")),
+        }
+    }
+}
+
+impl Serialize for SecType {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.ib())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Call or put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Right {
+    /// A call.
+    Call,
+    /// A put.
+    Put,
+}
+
+impl Right {
+    /// `C` or `P`: how the lake stores it.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Right::Call => "C",
+            Right::Put => "P",
+        }
+    }
+
+    /// Reads IB's spellings (`C`, `CALL`, `P`, `PUT`, any case).
+    pub fn parse(s: &str) -> Option<Right> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "C" | "CALL" => Some(Right::Call),
+            "P" | "PUT" => Some(Right::Put),
+            _ => None,
+        }
+    }
+
+    /// True for a call.
+    pub fn is_call(self) -> bool {
+        self == Right::Call
+    }
+}
+
+impl fmt::Display for Right {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.letter())
+    }
+}
+
+impl FromStr for Right {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Right::parse(s).ok_or_else(|| Error::bad_input("option right", s, "use C or P (CALL or PUT)"))
+    }
+}
+
+impl Serialize for Right {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.letter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Right {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_round_trip() {
+        for t in [SecType::Stock, SecType::Option] {
+            assert_eq!(t.ib().parse::<SecType>().unwrap(), t);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.ib()));
+        }
+        assert!("FUT".parse::<SecType>().unwrap_err().to_string().contains("\"FUT\""));
+        for (s, r) in [("C", Right::Call), ("call", Right::Call), ("P", Right::Put), ("PUT", Right::Put)] {
+            assert_eq!(s.parse::<Right>().unwrap(), r);
+        }
+        assert_eq!(serde_json::from_str::<Right>("\"P\"").unwrap(), Right::Put);
+        assert!("X".parse::<Right>().is_err());
+    }
+}

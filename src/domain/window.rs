@@ -1,0 +1,92 @@
+//! Windows of trading dates: what a request covers, what a series still lacks.
+
+use crate::calendar;
+use crate::error::{Error, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An inclusive range of trading dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DateWindow {
+    /// First date.
+    pub start: NaiveDate,
+    /// Last date (inclusive).
+    pub end: NaiveDate,
+}
+
+impl DateWindow {
+    /// A window; `start` must not be after `end`.
+    pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Self> {
+        if start > end {
+            return Err(Error::bad_input("date window", format!("{start}..{end}"), "start is after end"));
+        }
+        Ok(DateWindow { start, end })
+    }
+
+    /// The trading days in the window.
+    pub fn trading_days(&self) -> Vec<NaiveDate> {
+        calendar::trading_days(self.start, self.end)
+    }
+}
+
+/// The last date of `w` whose session was over at `at`.
+pub fn final_through(w: DateWindow, at: DateTime<Utc>) -> Option<NaiveDate> {
+    let mut d = w.end.min(calendar::trading_date(at));
+    while d >= w.start {
+        if calendar::session_over(d, at) {
+            return Some(d);
+        }
+        d = d.pred_opt()?;
+    }
+    None
+}
+
+/// Sorted, disjoint, merged windows: windows with no trading day between them merge.
+pub fn union(mut spans: Vec<DateWindow>) -> Vec<DateWindow> {
+    spans.sort();
+    let mut out: Vec<DateWindow> = Vec::with_capacity(spans.len());
+    for s in spans {
+        match out.last_mut() {
+            Some(last) if s.start <= calendar::next_trading_day(last.end) => last.end = last.end.max(s.end),
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+/// A run of consecutive trading days that no final answer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MissingWindow {
+    /// First missing trading day.
+    pub start: NaiveDate,
+    /// Last missing trading day (inclusive).
+    pub end: NaiveDate,
+    /// Trading days in the window.
+    pub trading_days: usize,
+}
+
+/// The trading days of `[from, to]` outside `covered`, merged into windows.
+pub fn missing_windows_from(covered: &[DateWindow], from: NaiveDate, to: NaiveDate) -> Vec<MissingWindow> {
+    let mut out: Vec<MissingWindow> = Vec::new();
+    let mut cov = covered.iter().peekable();
+    let mut prev_missing: Option<NaiveDate> = None;
+    for d in calendar::trading_days(from, to) {
+        while cov.peek().is_some_and(|w| w.end < d) {
+            cov.next();
+        }
+        let is_covered = cov.peek().is_some_and(|w| w.start <= d && d <= w.end);
+        if is_covered {
+            prev_missing = None;
+            continue;
+        }
+        match (out.last_mut(), prev_missing) {
+            (Some(w), Some(_)) => {
+                w.end = d;
+                w.trading_days += 1;
+            }
+            _ => out.push(MissingWindow { start: d, end: d, trading_days: 1 }),
+        }
+        prev_missing = Some(d);
+    }
+    out
+}
