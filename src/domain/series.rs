@@ -185,6 +185,25 @@ pub struct Series {
     pub what_to_show: WhatToShow,
 }
 
+macro_rules! serde_as_ib {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.ib())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_ib!(BarSize);
+serde_as_ib!(WhatToShow);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,3 +90,31 @@ pub fn missing_windows_from(covered: &[DateWindow], from: NaiveDate, to: NaiveDa
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn union_merges_overlapping_and_adjacent() {
+        let w = |a: &str, b: &str| DateWindow::new(d(a), d(b)).unwrap();
+        let u =
+            union(vec![w("2024-01-10", "2024-01-12"), w("2024-01-01", "2024-01-05"), w("2024-01-06", "2024-01-08")]);
+        assert_eq!(u, vec![w("2024-01-01", "2024-01-08"), w("2024-01-10", "2024-01-12")]);
+    }
+
+    #[test]
+    fn unfinished_session_is_not_final() {
+        let w = DateWindow::new(d("2024-11-18"), d("2024-11-22")).unwrap();
+        let during = "2024-11-22T18:00:00Z".parse().unwrap(); // 13:00 New York, session open
+        assert_eq!(final_through(w, during), Some(d("2024-11-21")));
+        let after = "2024-11-22T21:01:00Z".parse().unwrap();
+        assert_eq!(final_through(w, after), Some(d("2024-11-22")));
+        let before = "2024-11-18T10:00:00Z".parse().unwrap();
+        assert_eq!(final_through(w, before), None);
+    }
+}

@@ -14,12 +14,13 @@ pub mod validate;
 pub mod write;
 
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectMeta, ObjectStore};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -248,5 +249,20 @@ impl Lake {
     pub async fn list(&self, prefix: Option<&Path>) -> Result<Vec<ObjectMeta>> {
         let at = prefix.map(|p| p.to_string()).unwrap_or_default();
         self.store.list(prefix).try_collect().await.map_err(|e| Error::storage(at, e))
+    }
+}
+
+impl Lake {
+    /// Reads raw bytes of an object, `None` when absent.
+    pub(crate) async fn get_opt(&self, path: &Path) -> Result<Option<(Bytes, Option<String>, Option<String>)>> {
+        match self.store().get(path).await {
+            Ok(r) => {
+                let (etag, version) = (r.meta.e_tag.clone(), r.meta.version.clone());
+                let bytes = r.bytes().await.map_err(|e| Error::storage(path, e))?;
+                Ok(Some((bytes, etag, version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(path, e)),
+        }
     }
 }

@@ -1,0 +1,156 @@
+//! Loading a symbol's manifest: the newest snapshot plus every log, deduplicated by entry id,
+//! and pending entries judged by the footers of their partitions (counted exactly when their
+//! rows are visible); settling what a killed writer left.
+
+use super::{Entry, Outcome, SymbolManifest};
+use crate::domain::Symbol;
+use crate::error::{Error, Result};
+use crate::lake::layout::obj;
+use crate::lake::parquet_io::request_ids;
+use crate::lake::Lake;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use parquet::file::metadata::ParquetMetaDataReader;
+use std::collections::{BTreeMap, HashSet};
+
+impl Lake {
+    /// Those of `entry`'s partitions that carry its id in the footer (hold its rows).
+    async fn visible_partitions(&self, entry: &Entry) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for p in &entry.partitions {
+            if self.footer_request_ids(&obj(p)).await?.is_some_and(|ids| ids.contains(&entry.id)) {
+                out.push(p.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The request ids in a partition's footer, read with two ranged GETs; `None` if absent.
+    pub async fn footer_request_ids(&self, path: &Path) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let corrupt = |reason: String| Error::Corrupt { path: path.to_string(), reason };
+        let size = match self.store().head(path).await {
+            Ok(m) => m.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::storage(path, e)),
+        };
+        if size < 12 {
+            return Err(corrupt("too short for Parquet".into()));
+        }
+        let tail = self.store().get_range(path, size - 8..size).await.map_err(|e| Error::storage(path, e))?;
+        if &tail[4..] != b"PAR1" {
+            return Err(corrupt("no Parquet footer magic".into()));
+        }
+        let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if len + 12 > size {
+            return Err(corrupt("footer length beyond the file".into()));
+        }
+        let footer =
+            self.store().get_range(path, size - 8 - len..size - 8).await.map_err(|e| Error::storage(path, e))?;
+        let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(request_ids(meta.file_metadata().key_value_metadata())))
+    }
+
+    /// Loads a symbol's manifest (read-only: pending entries are judged, not resolved).
+    pub async fn manifest(&self, symbol: &Symbol) -> Result<SymbolManifest> {
+        // A concurrent compaction may delete a log between our listing and our read: list again.
+        let mut attempt = 0;
+        loop {
+            match self.try_load_manifest(symbol).await {
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) if attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_load_manifest(&self, symbol: &Symbol) -> Result<SymbolManifest> {
+        let listing = self.list_manifest(symbol).await?;
+        let mut files = self.read_all(&listing.logs).await?;
+        if let Some((_, snap)) = &listing.snapshot {
+            files.push(self.read_manifest_file(snap).await?);
+        }
+        let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
+        for e in files.into_iter().flat_map(|f| f.entries) {
+            by_id.insert(e.id.clone(), e);
+        }
+        let mut m = SymbolManifest { logs: listing.logs.len(), ..Default::default() };
+        for file in self.read_all(&listing.pending).await? {
+            for e in file.entries {
+                if by_id.contains_key(&e.id) {
+                    continue;
+                }
+                let visible = self.visible_partitions(&e).await?;
+                if visible.is_empty() {
+                    m.pending_lost.push(e.id.clone());
+                } else if visible.len() == e.partitions.len() {
+                    m.pending_visible.push(e.id.clone());
+                    by_id.insert(e.id.clone(), e);
+                } else {
+                    // Some rows are visible, some never made it: remembered (nothing visible is
+                    // unaccounted for) but as an error, so the window is asked again; it names
+                    // only the partitions that really hold its rows.
+                    m.pending_visible.push(e.id.clone());
+                    let message = "interrupted before all its partitions were written; asked again".to_string();
+                    let outcome = Outcome::Error { code: 0, message };
+                    by_id.insert(e.id.clone(), Entry { outcome, partitions: visible, ..e });
+                }
+            }
+        }
+        let revoked: HashSet<String> = by_id
+            .values()
+            .filter_map(|e| match &e.outcome {
+                Outcome::Revoked { ids, .. } => Some(ids.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        m.entries = by_id.into_values().filter(|e| !revoked.contains(&e.id)).collect();
+        m.entries.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
+        Ok(m)
+    }
+
+    /// Settles pending entries left by a crashed writer: visible rows get their log, the rest are
+    /// dropped (their window stays missing and will be asked again). Returns (promoted, dropped).
+    pub async fn recover_manifest(&self, symbol: &Symbol) -> Result<(usize, usize)> {
+        let listing = self.list_manifest(symbol).await?;
+        if listing.pending.is_empty() {
+            return Ok((0, 0));
+        }
+        let loaded = self.manifest(symbol).await?;
+        // Entries already in logs or snapshots (pending ones judged visible are not yet).
+        let known: HashSet<&str> = loaded
+            .entries
+            .iter()
+            .map(|e| e.id.as_str())
+            .filter(|id| !loaded.pending_visible.iter().any(|p| p == id))
+            .collect();
+        let (mut promoted, mut dropped) = (0, 0);
+        for path in &listing.pending {
+            let file = match self.read_manifest_file(path).await {
+                Ok(f) => f,
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let judged: BTreeMap<&str, &Entry> = loaded.entries.iter().map(|e| (e.id.as_str(), e)).collect();
+            let visible: Vec<Entry> = file
+                .entries
+                .iter()
+                .filter(|e| loaded.pending_visible.contains(&e.id))
+                .filter_map(|e| judged.get(e.id.as_str()).map(|j| (*j).clone()))
+                .collect();
+            let already: bool = file.entries.iter().all(|e| known.contains(e.id.as_str()));
+            if !visible.is_empty() && !already {
+                self.put_log(symbol, visible).await?;
+                promoted += 1;
+            } else if visible.is_empty() {
+                dropped += 1;
+            }
+            // Deleting after the log is visible: a crash here leaves a pending file that the next
+            // load dedups by id.
+            match self.store().delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(path, e)),
+            }
+        }
+        Ok((promoted, dropped))
+    }
+}
