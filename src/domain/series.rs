@@ -177,7 +177,7 @@ impl FromStr for WhatToShow {
 }
 
 /// A series of bars: one bar size and one what-to-show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Series {
     /// The bar size.
     pub bar_size: BarSize,

@@ -5,6 +5,7 @@ use super::Ingest;
 use crate::calendar;
 use crate::datasets::chains::{self, ChainRow};
 use crate::datasets::Dataset;
+use crate::domain::SecType;
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
 use crate::lake::manifest::{Outcome, Request};
@@ -86,5 +87,5 @@ impl<S: MarketData> Ingest<S> {
 }
 
 fn request(symbol: &Symbol, con_id: i64) -> Request {
-    Request { con_id: Some(con_id), ..Request::new(Dataset::Chains, symbol, "OPT") }
+    Request { con_id: Some(con_id), ..Request::new(Dataset::Chains, symbol, SecType::Option) }
 }

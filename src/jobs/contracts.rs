@@ -14,7 +14,7 @@ use crate::source::{ContractQuery, MarketData};
 use chrono::NaiveDate;
 
 fn request(symbol: &Symbol, sec_type: SecType, expiry: Option<NaiveDate>) -> Request {
-    Request { expiry, ..Request::new(Dataset::Contracts, symbol, sec_type.ib()) }
+    Request { expiry, ..Request::new(Dataset::Contracts, symbol, sec_type) }
 }
 
 impl<S: MarketData> Ingest<S> {

@@ -25,7 +25,7 @@ pub mod prereq;
 use crate::calendar;
 use crate::clock::Clock;
 use crate::datasets::{equity_bars, option_bars, Dataset};
-use crate::domain::{Series, Symbol, WhatToShow};
+use crate::domain::{Right, SecType, Series, Symbol, WhatToShow};
 use crate::error::Result;
 use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey, SymbolManifest};
 use crate::lake::Lake;
@@ -231,11 +231,11 @@ impl<S: MarketData> Ingest<S> {
         r.duration = Some(p.duration.to_string());
         if let Some(o) = option {
             r.dataset = Dataset::OptionBars;
-            r.sec_type = "OPT".into();
+            r.sec_type = Some(SecType::Option);
             r.con_id = Some(o.contract.con_id);
             r.expiry = Some(o.contract.expiry);
             r.strike = Some(o.contract.strike);
-            r.right = Some(o.contract.right.clone());
+            r.right = Right::parse(&o.contract.right);
         }
         r
     }
@@ -359,12 +359,7 @@ pub fn missing_days(m: &SymbolManifest, key: &SeriesKey, from: NaiveDate, to: Na
 
 /// The manifest key of a bar series.
 pub fn series_key(dataset: Dataset, con_id: Option<i64>, series: Series) -> SeriesKey {
-    SeriesKey {
-        dataset,
-        con_id,
-        bar_size: Some(series.bar_size.ib().to_string()),
-        what_to_show: Some(series.what_to_show.ib().to_string()),
-    }
+    SeriesKey { dataset, con_id, series: Some(series), step_secs: None }
 }
 
 fn bar_row(b: &RawBar, series: Series, ingested_at: DateTime<Utc>) -> equity_bars::Bar {

@@ -27,13 +27,11 @@ use std::sync::atomic::Ordering;
 /// a prerequisite checked by [`Ingest::option_prerequisites`]).
 pub fn spotless_days(m: &SymbolManifest, option_bar: BarSize, from: NaiveDate, to: NaiveDate) -> BTreeSet<NaiveDate> {
     let Some(limit) = option_bar.seconds() else { return BTreeSet::new() };
-    let fine_enough = |bar: Option<&str>| {
-        bar.and_then(|b| b.parse::<BarSize>().ok()).and_then(BarSize::seconds).is_some_and(|s| s <= limit)
-    };
+    let fine_enough = |series: Option<Series>| series.and_then(|s| s.bar_size.seconds()).is_some_and(|s| s <= limit);
     let spans = m
         .series()
         .into_iter()
-        .filter(|k| k.dataset == Dataset::EquityBars && k.con_id.is_none() && fine_enough(k.bar_size.as_deref()))
+        .filter(|k| k.dataset == Dataset::EquityBars && k.con_id.is_none() && fine_enough(k.series))
         .flat_map(|k| m.covered(&k))
         .collect();
     let covered = union(spans);

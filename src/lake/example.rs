@@ -9,7 +9,7 @@ use crate::calendar;
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
 use crate::datasets::{chains, contracts, equity_bars, option_bars, quotes, surfaces, Dataset};
 use crate::domain::DateWindow;
-use crate::domain::{BarSize, Series, Symbol, WhatToShow};
+use crate::domain::{BarSize, Right, SecType, Series, Symbol, WhatToShow};
 use crate::error::Result;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -25,17 +25,11 @@ fn t(s: &str) -> DateTime<Utc> {
 fn request(
     dataset: Dataset,
     symbol: &Symbol,
-    sec_type: &str,
+    sec_type: SecType,
     series: Option<Series>,
     window: Option<DateWindow>,
 ) -> Request {
-    Request {
-        bar_size: series.map(|s| s.bar_size.ib().to_string()),
-        what_to_show: series.map(|s| s.what_to_show.ib().to_string()),
-        use_rth: series.is_some(),
-        window,
-        ..Request::new(dataset, symbol, sec_type)
-    }
+    Request { series, use_rth: series.is_some(), window, ..Request::new(dataset, symbol, sec_type) }
 }
 
 struct Ids(u32);
@@ -144,9 +138,10 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
                 ..Default::default()
             });
         }
-        let rec = |ds, sec: &str, series, window| request(ds, &symbol, sec, series, window);
+        let rec = |ds, sec: SecType, series, window| request(ds, &symbol, sec, series, window);
         let batch = contracts::to_batch(&all);
-        lake.record_entry(ids.entry(rec(Dataset::Contracts, "STK", None, None), at, all.len()), Some(&batch)).await?;
+        lake.record_entry(ids.entry(rec(Dataset::Contracts, SecType::Stock, None, None), at, all.len()), Some(&batch))
+            .await?;
 
         let snap = t("2024-01-05T15:00:00Z");
         let chain: Vec<chains::ChainRow> = [expiry, d("2024-02-16")]
@@ -165,17 +160,21 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
             })
             .collect();
         let batch = chains::to_batch(&chain);
-        lake.record_entry(ids.entry(rec(Dataset::Chains, "OPT", None, None), snap, chain.len()), Some(&batch)).await?;
+        lake.record_entry(
+            ids.entry(rec(Dataset::Chains, SecType::Option, None, None), snap, chain.len()),
+            Some(&batch),
+        )
+        .await?;
 
         let daily = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
         let window = DateWindow::new(d("2023-12-27"), d("2024-01-05"))?;
         let bars = daily_bars(&window.trading_days(), base, at);
         let batch = equity_bars::to_batch(&bars);
-        let e = ids.entry(rec(Dataset::EquityBars, "STK", Some(daily), Some(window)), at, bars.len());
+        let e = ids.entry(rec(Dataset::EquityBars, SecType::Stock, Some(daily), Some(window)), at, bars.len());
         lake.record_entry(e, Some(&batch)).await?;
         // A holiday asked on its own: answered empty, remembered, never asked again.
         let holiday = DateWindow::new(d("2024-01-01"), d("2024-01-01"))?;
-        let e = ids.entry(rec(Dataset::EquityBars, "STK", Some(daily), Some(holiday)), at, 0);
+        let e = ids.entry(rec(Dataset::EquityBars, SecType::Stock, Some(daily), Some(holiday)), at, 0);
         lake.record_entry(e, None).await?;
 
         let minute = Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Trades };
@@ -183,8 +182,11 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
         let bars = minute_bars(day, minute, 30, base, at);
         let batch = equity_bars::to_batch(&bars);
         let w = Some(DateWindow::new(day, day)?);
-        lake.record_entry(ids.entry(rec(Dataset::EquityBars, "STK", Some(minute), w), at, bars.len()), Some(&batch))
-            .await?;
+        lake.record_entry(
+            ids.entry(rec(Dataset::EquityBars, SecType::Stock, Some(minute), w), at, bars.len()),
+            Some(&batch),
+        )
+        .await?;
 
         let mid = Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Midpoint };
         for c in &option_contracts {
@@ -192,9 +194,9 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
                 .into_iter()
                 .map(|bar| option_bars::OptionBar { contract: c.clone(), bar })
                 .collect();
-            let mut r = rec(Dataset::OptionBars, "OPT", Some(mid), w);
+            let mut r = rec(Dataset::OptionBars, SecType::Option, Some(mid), w);
             (r.con_id, r.expiry, r.strike, r.right) =
-                (Some(c.con_id), Some(c.expiry), Some(c.strike), Some(c.right.clone()));
+                (Some(c.con_id), Some(c.expiry), Some(c.strike), Right::parse(&c.right));
             let batch = option_bars::to_batch(&rows);
             lake.record_entry(ids.entry(r, at, rows.len()), Some(&batch)).await?;
         }
@@ -268,11 +270,10 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
         ];
         let w = DateWindow::new(day, day)?;
         let r = Request {
-            bar_size: Some("30m".into()),
-            what_to_show: Some("MIDPOINT".into()),
+            step_secs: Some(30 * 60),
             window: Some(w),
             inputs: Some("example".into()),
-            ..Request::new(Dataset::Surfaces, &symbol, "OPT")
+            ..Request::new(Dataset::Surfaces, &symbol, SecType::Option)
         };
         let batch = surfaces::to_batch(&rows);
         lake.record_entry(ids.entry(r, at, rows.len()), Some(&batch)).await?;
@@ -297,7 +298,7 @@ pub async fn write_synthetic(lake: &Lake, symbols: usize, years: i32) -> Result<
             let symbol = synthetic_symbol(i);
             let window = DateWindow::new(d(&format!("{year}-01-01")), d(&format!("{year}-12-31")))?;
             let bars = daily_bars(&window.trading_days(), 20.0 + (i % 300) as f64, at);
-            let req = request(Dataset::EquityBars, &symbol, "STK", Some(daily), Some(window));
+            let req = request(Dataset::EquityBars, &symbol, SecType::Stock, Some(daily), Some(window));
             let outcome = Outcome::Ok { rows: bars.len() as u64 };
             lake.record(req, at, outcome, Some(&equity_bars::to_batch(&bars))).await.map(|_| ())
         })

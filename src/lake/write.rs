@@ -132,7 +132,7 @@ impl Lake {
 
     /// [`Lake::record`] for an entry built by the caller (its id and times are kept as given).
     pub async fn record_entry(&self, entry: Entry, rows: Option<&RecordBatch>) -> Result<Entry> {
-        let symbol = Symbol::new(&entry.request.symbol)?;
+        let symbol = entry.request.symbol.clone();
         let mut out = self.record_many(&symbol, vec![(entry, rows.cloned())]).await?;
         Ok(out.remove(0))
     }
@@ -145,9 +145,9 @@ impl Lake {
         let mut entries = Vec::with_capacity(items.len());
         let mut parts: BTreeMap<Partition, (Vec<RecordBatch>, BTreeSet<String>)> = BTreeMap::new();
         for (mut entry, rows) in items {
-            if entry.request.symbol != symbol.as_str() {
+            if entry.request.symbol != *symbol {
                 let why = format!("entries of one batch must share the symbol {symbol}");
-                return Err(Error::bad_input("manifest entry", entry.request.symbol.clone(), why));
+                return Err(Error::bad_input("manifest entry", entry.request.symbol.to_string(), why));
             }
             entry.partitions.clear();
             if let Some(batch) = rows.filter(|b| b.num_rows() > 0) {

@@ -702,5 +702,5 @@ pub const CONNECTIVITY_LOST: i32 = 1100;
 
 fn gap_request(s: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Request> {
     let window = DateWindow::new(calendar::trading_date(start), calendar::trading_date(end))?;
-    Ok(Request { window: Some(window), ..Request::new(Dataset::Quotes, s, "STK") })
+    Ok(Request { window: Some(window), ..Request::new(Dataset::Quotes, s, SecType::Stock) })
 }

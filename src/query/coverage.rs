@@ -32,12 +32,7 @@ pub struct SeriesSpec {
 impl SeriesSpec {
     /// The manifest key of this series.
     pub fn key(&self) -> SeriesKey {
-        SeriesKey {
-            dataset: self.dataset,
-            con_id: self.con_id,
-            bar_size: Some(self.series.bar_size.ib().to_string()),
-            what_to_show: Some(self.series.what_to_show.ib().to_string()),
-        }
+        SeriesKey { dataset: self.dataset, con_id: self.con_id, series: Some(self.series), step_secs: None }
     }
 }
 

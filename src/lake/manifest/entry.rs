@@ -3,68 +3,57 @@
 
 use crate::datasets::Dataset;
 use crate::domain::window::final_through;
-use crate::domain::{DateWindow, Symbol};
+use crate::domain::{BarSize, DateWindow, Right, SecType, Series, Symbol, WhatToShow};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-/// What was asked of the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What was asked of the gateway (or, for a derived dataset, what was computed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// The dataset the answer goes to.
     pub dataset: Dataset,
     /// The symbol (the underlying, for options).
-    pub symbol: String,
+    pub symbol: Symbol,
     /// The contract id, when the request was for one contract.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub con_id: Option<i64>,
-    /// `STK`, `OPT`…
-    pub sec_type: String,
+    /// The security type asked about; `None` for an entry that asked nothing (a revocation).
+    pub sec_type: Option<SecType>,
     /// Option expiry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<NaiveDate>,
     /// Option strike.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strike: Option<f64>,
-    /// Option right (`C`/`P`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub right: Option<String>,
-    /// IB's bar size, for historical bars.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bar_size: Option<String>,
-    /// IB's what-to-show, for historical bars.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub what_to_show: Option<String>,
+    /// Option right.
+    pub right: Option<Right>,
+    /// The bar series, for historical bars.
+    pub series: Option<Series>,
+    /// The step between instants in seconds, for the surface history.
+    pub step_secs: Option<u32>,
     /// Regular trading hours only.
-    #[serde(default)]
     pub use_rth: bool,
     /// The trading dates the request covers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<DateWindow>,
-    /// The end date-time as sent to IB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The end date-time as sent to IB (its wire text, kept as sent).
     pub end_date_time: Option<String>,
-    /// The duration as sent to IB (e.g. `"1 Y"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The duration as sent to IB (its wire text, e.g. `"1 Y"`).
     pub duration: Option<String>,
     /// For a derived dataset (`surfaces`): a digest of the request ids of the partitions it was
     /// computed from. When the inputs change, the digest does, and the window is due again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
 }
 
 impl Request {
     /// A request of `dataset` for `symbol` with nothing else set (no contract, series or window).
-    pub fn new(dataset: Dataset, symbol: &Symbol, sec_type: &str) -> Self {
+    pub fn new(dataset: Dataset, symbol: &Symbol, sec_type: SecType) -> Self {
         Request {
             dataset,
-            symbol: symbol.to_string(),
+            symbol: symbol.clone(),
             con_id: None,
-            sec_type: sec_type.into(),
+            sec_type: Some(sec_type),
             expiry: None,
             strike: None,
             right: None,
-            bar_size: None,
-            what_to_show: None,
+            series: None,
+            step_secs: None,
             use_rth: false,
             window: None,
             end_date_time: None,
@@ -73,39 +62,38 @@ impl Request {
         }
     }
 
+    /// The request of an entry that asks nothing: a revocation of earlier entries of `symbol`.
+    pub fn revocation(symbol: &Symbol) -> Self {
+        Request { sec_type: None, ..Request::new(Dataset::Contracts, symbol, SecType::Stock) }
+    }
+
     /// A historical-bars request for a symbol's equity series over `window`.
-    pub fn equity_bars(symbol: &Symbol, series: crate::domain::Series, window: DateWindow) -> Self {
+    pub fn equity_bars(symbol: &Symbol, series: Series, window: DateWindow) -> Self {
         Request {
-            bar_size: Some(series.bar_size.ib().into()),
-            what_to_show: Some(series.what_to_show.ib().into()),
+            series: Some(series),
             use_rth: true,
             window: Some(window),
-            ..Request::new(Dataset::EquityBars, symbol, "STK")
+            ..Request::new(Dataset::EquityBars, symbol, SecType::Stock)
         }
     }
 
     /// The key under which coverage is counted.
     pub fn series_key(&self) -> SeriesKey {
-        SeriesKey {
-            dataset: self.dataset,
-            con_id: self.con_id,
-            bar_size: self.bar_size.clone(),
-            what_to_show: self.what_to_show.clone(),
-        }
+        SeriesKey { dataset: self.dataset, con_id: self.con_id, series: self.series, step_secs: self.step_secs }
     }
 }
 
 /// Identifies one series whose coverage is tracked (symbol aside: manifests are per symbol).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct SeriesKey {
     /// Dataset.
     pub dataset: Dataset,
     /// Contract id (option bars), or `None` for the symbol's own series.
     pub con_id: Option<i64>,
-    /// Bar size, IB's spelling.
-    pub bar_size: Option<String>,
-    /// What-to-show.
-    pub what_to_show: Option<String>,
+    /// The bar series, for bar datasets.
+    pub series: Option<Series>,
+    /// The step between instants, for the surface history.
+    pub step_secs: Option<u32>,
 }
 
 /// How the gateway answered.
@@ -142,7 +130,7 @@ pub enum Outcome {
 /// through `EntryWire` because serde's `flatten` buffers every field and made loading a
 /// 100,000-entry snapshot several times slower.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "EntryWire", into = "EntryWire")]
+#[serde(try_from = "EntryWire", into = "EntryWire")]
 pub struct Entry {
     /// Unique id (also stored in the footer of every partition holding the entry's rows).
     pub id: String,
@@ -162,12 +150,13 @@ pub struct Entry {
     pub partitions: Vec<String>,
 }
 
-/// The flat JSON form of an [`Entry`].
+/// The flat JSON form of an [`Entry`]: IB's spellings for the typed fields (`"STK"`, `"1 min"`,
+/// `"MIDPOINT"`, `"C"`), and an empty `sec_type` for an entry that asked nothing.
 #[derive(Serialize, Deserialize)]
 struct EntryWire {
     id: String,
     dataset: Dataset,
-    symbol: String,
+    symbol: Symbol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     con_id: Option<i64>,
     sec_type: String,
@@ -176,11 +165,13 @@ struct EntryWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     strike: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    right: Option<String>,
+    right: Option<Right>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    bar_size: Option<String>,
+    bar_size: Option<BarSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    what_to_show: Option<String>,
+    what_to_show: Option<WhatToShow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step_secs: Option<u32>,
     #[serde(default)]
     use_rth: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,25 +191,35 @@ struct EntryWire {
     partitions: Vec<String>,
 }
 
-impl From<EntryWire> for Entry {
-    fn from(w: EntryWire) -> Self {
+impl TryFrom<EntryWire> for Entry {
+    type Error = String;
+    fn try_from(w: EntryWire) -> std::result::Result<Self, String> {
+        let sec_type = match w.sec_type.as_str() {
+            "" => None,
+            s => Some(s.parse::<SecType>().map_err(|e| e.to_string())?),
+        };
+        let series = match (w.bar_size, w.what_to_show) {
+            (Some(bar_size), Some(what_to_show)) => Some(Series { bar_size, what_to_show }),
+            (None, None) => None,
+            _ => return Err(format!("entry {}: bar_size and what_to_show come together", w.id)),
+        };
         let request = Request {
             dataset: w.dataset,
             symbol: w.symbol,
             con_id: w.con_id,
-            sec_type: w.sec_type,
+            sec_type,
             expiry: w.expiry,
             strike: w.strike,
             right: w.right,
-            bar_size: w.bar_size,
-            what_to_show: w.what_to_show,
+            series,
+            step_secs: w.step_secs,
             use_rth: w.use_rth,
             window: w.window,
             end_date_time: w.end_date_time,
             duration: w.duration,
             inputs: w.inputs,
         };
-        Entry {
+        Ok(Entry {
             id: w.id,
             request,
             requested_at: w.requested_at,
@@ -226,7 +227,7 @@ impl From<EntryWire> for Entry {
             final_through: w.final_through,
             outcome: w.outcome,
             partitions: w.partitions,
-        }
+        })
     }
 }
 
@@ -238,12 +239,13 @@ impl From<Entry> for EntryWire {
             dataset: r.dataset,
             symbol: r.symbol,
             con_id: r.con_id,
-            sec_type: r.sec_type,
+            sec_type: r.sec_type.map(|t| t.ib().to_string()).unwrap_or_default(),
             expiry: r.expiry,
             strike: r.strike,
             right: r.right,
-            bar_size: r.bar_size,
-            what_to_show: r.what_to_show,
+            bar_size: r.series.map(|s| s.bar_size),
+            what_to_show: r.series.map(|s| s.what_to_show),
+            step_secs: r.step_secs,
             use_rth: r.use_rth,
             window: r.window,
             end_date_time: r.end_date_time,

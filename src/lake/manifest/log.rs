@@ -2,7 +2,6 @@
 //! revocations. Every file is created once under a unique name (`PutMode::Create`).
 
 use super::{manifest_dir, to_json, Entry, ManifestFile, Outcome, Request, FORMAT};
-use crate::datasets::Dataset;
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
@@ -44,7 +43,7 @@ impl Lake {
     /// Revokes entries (see [`Outcome::Revoked`]): their windows count as missing again.
     pub async fn revoke(&self, symbol: &Symbol, ids: Vec<String>, reason: &str) -> Result<Entry> {
         let at = Utc::now();
-        let request = Request::new(Dataset::Contracts, symbol, "");
+        let request = Request::revocation(symbol);
         let entry = Entry::new(request, at, at, Outcome::Revoked { ids, reason: reason.to_string() });
         self.put_log(symbol, vec![entry.clone()]).await?;
         Ok(entry)

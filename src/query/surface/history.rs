@@ -7,7 +7,7 @@
 //! - **Same answer as [`Lake::surface`]**: a session's inputs are loaded once
 //!   ([`Lake::surface_inputs`]) and each instant is fitted from them by the same code.
 //! - **Each session once**: a session's rows and its manifest entry are recorded together, like a
-//!   gateway's answer ([`Lake::record_many`]). The entry holds the step (`bar_size`, e.g. `30m`)
+//!   gateway's answer ([`Lake::record_many`]). The entry holds the step (`step_secs`, e.g. 1800)
 //!   and a digest of the request ids of every partition the session was computed from
 //!   (`inputs`): a second run skips sessions whose entry is final (the session was over when it
 //!   was computed) with an unchanged digest, and fits again the ones whose option bars, spot
@@ -20,8 +20,8 @@ use super::{ExpirySlice, Surface, SurfaceInputs, SurfaceOptions};
 use crate::calendar;
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
 use crate::datasets::{surfaces, Dataset};
-use crate::domain::DateWindow;
 use crate::domain::Symbol;
+use crate::domain::{DateWindow, SecType};
 use crate::error::{Error, Result};
 use crate::lake::manifest::{Entry, Outcome, Request};
 use crate::lake::Lake;
@@ -97,16 +97,6 @@ pub fn parse_step(s: &str) -> Result<Duration> {
     let total =
         n.checked_mul(secs).filter(|x| (60..=8 * 3600).contains(x)).ok_or_else(|| Error::bad_input("step", s, why))?;
     Ok(Duration::seconds(total))
-}
-
-/// The manifest's name of a step: whole minutes (`30m`), else seconds (`90s`).
-pub fn step_name(every: Duration) -> String {
-    let s = every.num_seconds();
-    if s % 60 == 0 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
 }
 
 /// The instants of the session of `date` at `every` (see the module docs); none on a closed day.
@@ -257,7 +247,7 @@ impl Lake {
             );
             return Err(Error::bad_input("surface history", format!("{symbol} {from} .. {to}"), why));
         }
-        let step = step_name(opts.every);
+        let step = opts.every.num_seconds().clamp(0, u32::MAX as i64) as u32;
         // Records a killed run left half done are settled first, as `update` settles them.
         self.recover_manifest(symbol).await?;
         let manifest = self.manifest(symbol).await?;
@@ -265,7 +255,7 @@ impl Lake {
             manifest.entries.iter().any(|e| {
                 let r = &e.request;
                 r.dataset == Dataset::Surfaces
-                    && r.bar_size.as_deref() == Some(step.as_str())
+                    && r.step_secs == Some(step)
                     && r.window == Some(DateWindow { start: date, end: date })
                     && r.inputs.as_deref() == Some(digest)
                     && e.covered().is_some()
@@ -287,7 +277,7 @@ impl Lake {
             }
         }
         for chunk in due.chunks(CHUNK_SESSIONS) {
-            self.history_chunk(symbol, chunk, now, opts, &step, &mut report).await?;
+            self.history_chunk(symbol, chunk, now, opts, step, &mut report).await?;
         }
         report.secs = t0.elapsed().as_secs_f64();
         Ok(report)
@@ -299,7 +289,7 @@ impl Lake {
         chunk: &[Due],
         now: DateTime<Utc>,
         opts: &HistoryOptions,
-        step: &str,
+        step: u32,
         report: &mut HistoryReport,
     ) -> Result<()> {
         let t_load = std::time::Instant::now();
@@ -347,11 +337,10 @@ impl Lake {
         let mut items = Vec::with_capacity(chunk.len());
         for (d, rows) in chunk.iter().zip(per_day) {
             let request = Request {
-                bar_size: Some(step.to_string()),
-                what_to_show: Some("MIDPOINT".into()),
+                step_secs: Some(step),
                 window: Some(DateWindow { start: d.date, end: d.date }),
                 inputs: Some(d.inputs.clone()),
-                ..Request::new(Dataset::Surfaces, symbol, "OPT")
+                ..Request::new(Dataset::Surfaces, symbol, SecType::Option)
             };
             report.rows += rows.len();
             let outcome = if rows.is_empty() { Outcome::Empty } else { Outcome::Ok { rows: rows.len() as u64 } };
@@ -393,8 +382,6 @@ mod tests {
             let e = parse_step(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
-        assert_eq!(step_name(Duration::minutes(30)), "30m");
-        assert_eq!(step_name(Duration::seconds(90)), "90s");
     }
 
     #[test]
