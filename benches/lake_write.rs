@@ -22,7 +22,7 @@ fn option_day(day: chrono::NaiveDate) -> arrow::record_batch::RecordBatch {
             con_id: 700_000 + c,
             expiry: "2024-12-20".parse().unwrap(),
             strike: 550.0 + (c / 2) as f64,
-            right: if c % 2 == 0 { "C" } else { "P" }.into(),
+            right: if c % 2 == 0 { twslake::domain::Right::Call } else { twslake::domain::Right::Put },
             multiplier: 100.0,
         };
         for m in 0..390 {

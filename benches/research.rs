@@ -128,7 +128,7 @@ async fn write_day(lake: &Lake, sym: &Symbol, day: NaiveDate) {
             con_id: 800_000 + c,
             expiry: "2026-12-18".parse().unwrap(),
             strike: 80.0 + 5.0 * (c / 2) as f64,
-            right: if c % 2 == 0 { "C" } else { "P" }.into(),
+            right: if c % 2 == 0 { twslake::domain::Right::Call } else { twslake::domain::Right::Put },
             multiplier: 100.0,
         };
         for m in 0..390 {

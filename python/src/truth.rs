@@ -6,6 +6,7 @@ use crate::frames::{date_column, grid_frame, Frame};
 use crate::{bad, instant, polars_err};
 use polars::prelude::*;
 use pyo3::prelude::*;
+use twslake::domain::Right;
 use twslake::query::iv::ForwardSource;
 use twslake::query::surface::{grid, ExpirySlice, Listing, Surface, SurfacePoint};
 use twslake::sim::market::{Market, SymbolSpec};
@@ -66,7 +67,7 @@ fn truth_surface(truth: &Truth) -> Surface {
                     k: (k.strike / e.forward).ln(),
                     iv_market: k.iv,
                     iv_fit: k.iv,
-                    right: if k.strike >= e.forward { "C" } else { "P" }.into(),
+                    right: if k.strike >= e.forward { Right::Call } else { Right::Put },
                 })
                 .collect();
             Some(ExpirySlice {

@@ -1,5 +1,6 @@
 //! Column helpers shared by the dataset modules: builders, readers and row checks.
 
+use crate::domain::{Right, SecType};
 use arrow::array::{
     Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
@@ -54,6 +55,14 @@ pub(crate) fn opt_strs<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef
     Arc::new(v.collect::<StringArray>())
 }
 
+pub(crate) fn sec_types(v: impl Iterator<Item = SecType>) -> ArrayRef {
+    strs(v.map(SecType::ib))
+}
+
+pub(crate) fn rights(v: impl Iterator<Item = Option<Right>>) -> ArrayRef {
+    opt_strs(v.map(|r| r.map(Right::letter)))
+}
+
 /// Typed access to a batch's columns by name, for reading rows back.
 pub(crate) struct Cols<'a>(pub &'a RecordBatch);
 
@@ -95,6 +104,33 @@ impl<'a> Cols<'a> {
         let a = self.col::<StringArray>(name);
         a.is_valid(i).then(|| a.value(i).to_string())
     }
+    /// A security type; rows are checked on write and on read ([`check_codes`]), so every value
+    /// parses.
+    pub fn sec_type(&self, name: &str, i: usize) -> SecType {
+        self.col::<StringArray>(name).value(i).parse().unwrap_or(SecType::Stock)
+    }
+    /// An option right, `None` where null (checked like [`Cols::sec_type`]).
+    pub fn opt_right(&self, name: &str, i: usize) -> Option<Right> {
+        let a = self.col::<StringArray>(name);
+        a.is_valid(i).then(|| Right::parse(a.value(i))).flatten()
+    }
+}
+
+/// Text codes must be among `allowed` where present (security types, option rights).
+pub(crate) fn check_codes(batch: &RecordBatch, name: &str, allowed: &[&str]) -> Result<(), String> {
+    let Some(a) = batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>()) else {
+        return Ok(());
+    };
+    match a.iter().enumerate().find_map(|(i, v)| v.filter(|v| !allowed.contains(v)).map(|v| (i, v))) {
+        Some((i, v)) => Err(format!("row {i}: {name} = {v:?} (expected one of {})", allowed.join(", "))),
+        None => Ok(()),
+    }
+}
+
+/// Security types and option rights twslake stores.
+pub(crate) fn check_contract_codes(batch: &RecordBatch) -> Result<(), String> {
+    check_codes(batch, "sec_type", &["STK", "OPT"])?;
+    check_codes(batch, "right", &["C", "P"])
 }
 
 fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Float64Array> {

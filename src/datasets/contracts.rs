@@ -1,6 +1,7 @@
 //! Contract descriptions: the latest description of every contract (stock or option) of a symbol.
 
 use super::cols::{self, f, Cols};
+use crate::domain::{Right, SecType};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -40,8 +41,8 @@ pub fn schema() -> SchemaRef {
 pub struct Contract {
     /// IB's contract id.
     pub con_id: i64,
-    /// `STK`, `OPT`, `IND`…
-    pub sec_type: String,
+    /// Stock or option.
+    pub sec_type: SecType,
     /// Routing exchange (e.g. `SMART`).
     pub exchange: String,
     /// Listing exchange.
@@ -60,8 +61,8 @@ pub struct Contract {
     pub expiry: Option<NaiveDate>,
     /// Strike (options).
     pub strike: Option<f64>,
-    /// `C` or `P` (options).
-    pub right: Option<String>,
+    /// Call or put (options).
+    pub right: Option<Right>,
     /// IB's time-zone id of the exchange.
     pub time_zone: Option<String>,
     /// IB's trading-hours string.
@@ -79,7 +80,7 @@ pub fn to_batch(rows: &[Contract]) -> RecordBatch {
         schema(),
         vec![
             cols::i64s(rows.iter().map(|r| r.con_id)),
-            cols::strs(rows.iter().map(|r| r.sec_type.as_str())),
+            cols::sec_types(rows.iter().map(|r| r.sec_type)),
             cols::strs(rows.iter().map(|r| r.exchange.as_str())),
             s(|r| &r.primary_exchange),
             cols::strs(rows.iter().map(|r| r.currency.as_str())),
@@ -89,7 +90,7 @@ pub fn to_batch(rows: &[Contract]) -> RecordBatch {
             cols::opt_f64s(rows.iter().map(|r| r.min_tick)),
             cols::opt_date(rows.iter().map(|r| r.expiry)),
             cols::opt_f64s(rows.iter().map(|r| r.strike)),
-            s(|r| &r.right),
+            cols::rights(rows.iter().map(|r| r.right)),
             s(|r| &r.time_zone),
             s(|r| &r.trading_hours),
             s(|r| &r.liquid_hours),
@@ -105,7 +106,7 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<Contract> {
     (0..batch.num_rows())
         .map(|i| Contract {
             con_id: c.i64("con_id", i),
-            sec_type: c.str("sec_type", i),
+            sec_type: c.sec_type("sec_type", i),
             exchange: c.str("exchange", i),
             primary_exchange: c.opt_str("primary_exchange", i),
             currency: c.str("currency", i),
@@ -115,7 +116,7 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<Contract> {
             min_tick: c.opt_f64("min_tick", i),
             expiry: c.opt_date("expiry", i),
             strike: c.opt_f64("strike", i),
-            right: c.opt_str("right", i),
+            right: c.opt_right("right", i),
             time_zone: c.opt_str("time_zone", i),
             trading_hours: c.opt_str("trading_hours", i),
             liquid_hours: c.opt_str("liquid_hours", i),
@@ -133,7 +134,7 @@ mod tests {
         let rows = vec![
             Contract {
                 con_id: 756733,
-                sec_type: "STK".into(),
+                sec_type: SecType::Stock,
                 exchange: "SMART".into(),
                 primary_exchange: Some("ARCA".into()),
                 currency: "USD".into(),
@@ -144,13 +145,13 @@ mod tests {
             },
             Contract {
                 con_id: 9,
-                sec_type: "OPT".into(),
+                sec_type: SecType::Option,
                 exchange: "SMART".into(),
                 currency: "USD".into(),
                 multiplier: Some(100.0),
                 expiry: Some("2024-12-20".parse().unwrap()),
                 strike: Some(600.0),
-                right: Some("C".into()),
+                right: Some(Right::Call),
                 fetched_at: "2024-11-22T12:00:00Z".parse().unwrap(),
                 ..Default::default()
             },

@@ -102,14 +102,18 @@ impl Dataset {
         (self != Dataset::Contracts).then_some("date")
     }
 
-    /// Refuses rows that no market produces (NaN or negative prices, high below low).
+    /// Refuses rows that no market produces (NaN or negative prices, high below low) and codes
+    /// twslake never writes (a security type or option right other than its own). Writes refuse
+    /// such rows; reads call a file holding them corrupt.
     pub fn check_rows(self, batch: &RecordBatch) -> std::result::Result<(), String> {
         match self {
-            Dataset::EquityBars | Dataset::OptionBars => cols::check_ohlc(batch),
-            Dataset::Quotes => cols::check_non_negative(batch, &["bid", "ask", "last"]),
+            Dataset::EquityBars => cols::check_ohlc(batch),
+            Dataset::OptionBars => cols::check_ohlc(batch).and_then(|()| cols::check_contract_codes(batch)),
+            Dataset::Quotes => cols::check_non_negative(batch, &["bid", "ask", "last"])
+                .and_then(|()| cols::check_contract_codes(batch)),
             Dataset::Chains => cols::check_non_negative(batch, &["strike"]),
             Dataset::Surfaces => surfaces::check_rows(batch),
-            Dataset::Contracts => Ok(()),
+            Dataset::Contracts => cols::check_contract_codes(batch),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::cols::{self, f, Cols};
 use super::equity_bars::{bar_at, bar_columns, bar_fields, Bar};
+use crate::domain::Right;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
@@ -36,8 +37,8 @@ pub struct OptionContract {
     pub expiry: NaiveDate,
     /// Strike price.
     pub strike: f64,
-    /// `"C"` or `"P"`.
-    pub right: String,
+    /// Call or put.
+    pub right: Right,
     /// Contract multiplier (usually 100).
     pub multiplier: f64,
 }
@@ -57,7 +58,7 @@ pub fn to_batch(rows: &[OptionBar]) -> RecordBatch {
         cols::i64s(rows.iter().map(|r| r.contract.con_id)),
         cols::date(rows.iter().map(|r| r.contract.expiry)),
         cols::f64s(rows.iter().map(|r| r.contract.strike)),
-        cols::strs(rows.iter().map(|r| r.contract.right.as_str())),
+        cols::rights(rows.iter().map(|r| Some(r.contract.right))),
         cols::f64s(rows.iter().map(|r| r.contract.multiplier)),
     ];
     let bars: Vec<Bar> = rows.iter().map(|r| r.bar.clone()).collect();
@@ -74,7 +75,8 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<OptionBar> {
                 con_id: c.i64("con_id", i),
                 expiry: c.date("expiry", i),
                 strike: c.f64("strike", i),
-                right: c.str("right", i),
+                // Never null and always C or P: `check_rows` holds on every write and read.
+                right: c.opt_right("right", i).unwrap_or(Right::Call),
                 multiplier: c.f64("multiplier", i),
             },
             bar: bar_at(&c, i),
@@ -96,7 +98,7 @@ mod tests {
                     con_id: 1000 + i as i64,
                     expiry: "2024-12-20".parse().unwrap(),
                     strike: 100.0,
-                    right: if i % 2 == 0 { "C" } else { "P" }.into(),
+                    right: if i % 2 == 0 { Right::Call } else { Right::Put },
                     multiplier: 100.0,
                 },
                 bar,

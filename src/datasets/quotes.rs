@@ -1,6 +1,7 @@
 //! Live quotes and option computations: one row per observed state of a contract's quote.
 
 use super::cols::{self, f, Cols};
+use crate::domain::{Right, SecType};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -53,13 +54,13 @@ pub struct Quote {
     /// Sequence number within the capture.
     pub seq: i64,
     /// `STK` or `OPT`.
-    pub sec_type: String,
+    pub sec_type: SecType,
     /// Expiry (options).
     pub expiry: Option<NaiveDate>,
     /// Strike (options).
     pub strike: Option<f64>,
     /// `C` or `P` (options).
-    pub right: Option<String>,
+    pub right: Option<Right>,
     /// Bid.
     pub bid: Option<f64>,
     /// Ask.
@@ -98,10 +99,10 @@ pub fn to_batch(rows: &[Quote]) -> RecordBatch {
             cols::date(rows.iter().map(|r| r.date)),
             cols::i64s(rows.iter().map(|r| r.con_id)),
             cols::i64s(rows.iter().map(|r| r.seq)),
-            cols::strs(rows.iter().map(|r| r.sec_type.as_str())),
+            cols::sec_types(rows.iter().map(|r| r.sec_type)),
             cols::opt_date(rows.iter().map(|r| r.expiry)),
             n(|r| r.strike),
-            cols::opt_strs(rows.iter().map(|r| r.right.as_deref())),
+            cols::rights(rows.iter().map(|r| r.right)),
             n(|r| r.bid),
             n(|r| r.ask),
             n(|r| r.last),
@@ -129,10 +130,10 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<Quote> {
             date: c.date("date", i),
             con_id: c.i64("con_id", i),
             seq: c.i64("seq", i),
-            sec_type: c.str("sec_type", i),
+            sec_type: c.sec_type("sec_type", i),
             expiry: c.opt_date("expiry", i),
             strike: c.opt_f64("strike", i),
-            right: c.opt_str("right", i),
+            right: c.opt_right("right", i),
             bid: c.opt_f64("bid", i),
             ask: c.opt_f64("ask", i),
             last: c.opt_f64("last", i),
@@ -162,10 +163,10 @@ mod tests {
             date: "2024-11-22".parse().unwrap(),
             con_id: 42,
             seq: 7,
-            sec_type: "OPT".into(),
+            sec_type: SecType::Option,
             expiry: Some("2024-12-20".parse().unwrap()),
             strike: Some(600.0),
-            right: Some("P".into()),
+            right: Some(Right::Put),
             bid: Some(1.25),
             ask: Some(1.30),
             implied_vol: Some(0.18),

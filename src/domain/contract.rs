@@ -5,10 +5,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-/// Stock or option: the security types twslake asks IB about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Stock or option: the security types twslake asks IB about (a row built from defaults is a
+/// stock's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum SecType {
     /// A stock or ETF (`STK`).
+    #[default]
     Stock,
     /// An equity option (`OPT`).
     Option,

@@ -30,7 +30,7 @@ impl<S: MarketData> Ingest<S> {
             .stored_contracts(symbol)
             .await?
             .into_iter()
-            .filter(|c| c.sec_type == "STK")
+            .filter(|c| c.sec_type == SecType::Stock)
             .max_by_key(|c| c.fetched_at))
     }
 
@@ -100,7 +100,7 @@ impl<S: MarketData> Ingest<S> {
 fn pick_listing(found: &[Contract]) -> Option<&Contract> {
     found
         .iter()
-        .filter(|c| c.sec_type == "STK")
+        .filter(|c| c.sec_type == SecType::Stock)
         .find(|c| c.exchange == "SMART")
-        .or_else(|| found.iter().find(|c| c.sec_type == "STK"))
+        .or_else(|| found.iter().find(|c| c.sec_type == SecType::Stock))
 }

@@ -25,7 +25,7 @@ pub mod prereq;
 use crate::calendar;
 use crate::clock::Clock;
 use crate::datasets::{equity_bars, option_bars, Dataset};
-use crate::domain::{Right, SecType, Series, Symbol, WhatToShow};
+use crate::domain::{SecType, Series, Symbol, WhatToShow};
 use crate::error::Result;
 use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey, SymbolManifest};
 use crate::lake::Lake;
@@ -235,7 +235,7 @@ impl<S: MarketData> Ingest<S> {
             r.con_id = Some(o.contract.con_id);
             r.expiry = Some(o.contract.expiry);
             r.strike = Some(o.contract.strike);
-            r.right = Right::parse(&o.contract.right);
+            r.right = Some(o.contract.right);
         }
         r
     }

@@ -70,7 +70,7 @@ impl<S: MarketData> Ingest<S> {
         for &expiry in chain_expiries.iter().filter(|e| **e >= today && **e <= horizon) {
             let fresh: Vec<Contract> = stored
                 .iter()
-                .filter(|c| c.sec_type == "OPT" && c.expiry == Some(expiry))
+                .filter(|c| c.sec_type == SecType::Option && c.expiry == Some(expiry))
                 .filter(|c| self.now() - c.fetched_at < self.cfg.policy.contracts_max_age)
                 .cloned()
                 .collect();

@@ -98,7 +98,7 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
         let symbol = Symbol::new(sym)?;
         let stock = contracts::Contract {
             con_id,
-            sec_type: "STK".into(),
+            sec_type: SecType::Stock,
             exchange: "SMART".into(),
             primary_exchange: Some(if sym == "SPY" { "ARCA" } else { "NYSE" }.into()),
             currency: "USD".into(),
@@ -113,27 +113,27 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
         };
         let mut all = vec![stock];
         let expiry = d("2024-01-19");
-        let option_contracts: Vec<option_bars::OptionContract> = [("C", base), ("P", base)]
+        let option_contracts: Vec<option_bars::OptionContract> = [(Right::Call, base), (Right::Put, base)]
             .iter()
             .enumerate()
             .map(|(i, (right, strike))| option_bars::OptionContract {
                 con_id: con_id * 10 + i as i64,
                 expiry,
                 strike: *strike,
-                right: right.to_string(),
+                right: *right,
                 multiplier: 100.0,
             })
             .collect();
         for c in &option_contracts {
             all.push(contracts::Contract {
                 con_id: c.con_id,
-                sec_type: "OPT".into(),
+                sec_type: SecType::Option,
                 exchange: "SMART".into(),
                 currency: "USD".into(),
                 multiplier: Some(100.0),
                 expiry: Some(c.expiry),
                 strike: Some(c.strike),
-                right: Some(c.right.clone()),
+                right: Some(c.right),
                 fetched_at: at,
                 ..Default::default()
             });
@@ -195,8 +195,7 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
                 .map(|bar| option_bars::OptionBar { contract: c.clone(), bar })
                 .collect();
             let mut r = rec(Dataset::OptionBars, SecType::Option, Some(mid), w);
-            (r.con_id, r.expiry, r.strike, r.right) =
-                (Some(c.con_id), Some(c.expiry), Some(c.strike), Right::parse(&c.right));
+            (r.con_id, r.expiry, r.strike, r.right) = (Some(c.con_id), Some(c.expiry), Some(c.strike), Some(c.right));
             let batch = option_bars::to_batch(&rows);
             lake.record_entry(ids.entry(r, at, rows.len()), Some(&batch)).await?;
         }
@@ -207,10 +206,10 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
                 date: day,
                 con_id: option_contracts[0].con_id,
                 seq: i,
-                sec_type: "OPT".into(),
+                sec_type: SecType::Option,
                 expiry: Some(expiry),
                 strike: Some(base),
-                right: Some("C".into()),
+                right: Some(Right::Call),
                 bid: Some(4.0 + i as f64 * 0.01),
                 ask: Some(4.1 + i as f64 * 0.01),
                 implied_vol: Some(0.14),

@@ -36,10 +36,10 @@ impl Book {
     pub fn apply(&mut self, c: &StreamContract, tick: &Tick, at: DateTime<Utc>) -> Option<Quote> {
         let q = self.states.entry(c.con_id).or_insert_with(|| Quote {
             con_id: c.con_id,
-            sec_type: c.sec_type.ib().to_string(),
+            sec_type: c.sec_type,
             expiry: c.expiry,
             strike: c.strike,
-            right: c.right.clone(),
+            right: c.right,
             ..Default::default()
         });
         match *tick {
@@ -77,7 +77,7 @@ fn slot(q: &mut Quote, side: Side, size: bool) -> &mut Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Symbol;
+    use crate::domain::{Right, Symbol};
     use crate::source::Computation;
 
     #[test]
@@ -88,7 +88,7 @@ mod tests {
             sec_type: SecType::Option,
             expiry: Some("2026-12-18".parse().unwrap()),
             strike: Some(600.0),
-            right: Some("C".into()),
+            right: Some(Right::Call),
         };
         let at: DateTime<Utc> = "2026-11-24T17:00:00Z".parse().unwrap();
         let mut b = Book::new(100);

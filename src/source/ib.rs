@@ -4,11 +4,11 @@
 use super::errors::ErrorClass;
 use super::{
     ChainParams, Computation, ComputationKind, ContractQuery, GatewayNotice, HistRequest, IbDuration, Instrument,
-    MarketData, NoticeStream, RawBar, SecType, Side, SourceError, StreamContract, Tick, TickStream,
+    MarketData, NoticeStream, RawBar, Side, SourceError, StreamContract, Tick, TickStream,
 };
 use crate::calendar;
 use crate::datasets::contracts::Contract;
-use crate::domain::{BarSize, Series, Symbol, WhatToShow};
+use crate::domain::{BarSize, Right, SecType, Series, Symbol, WhatToShow};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use ibapi::contracts::tick_types::TickType;
@@ -105,7 +105,7 @@ fn from_details(d: ibapi::contracts::ContractDetails, fetched_at: DateTime<Utc>)
     let is_option = c.security_type == SecurityType::Option;
     Contract {
         con_id: c.contract_id as i64,
-        sec_type: if is_option { "OPT".into() } else { "STK".into() },
+        sec_type: if is_option { SecType::Option } else { SecType::Stock },
         exchange: c.exchange.to_string(),
         primary_exchange: opt(c.primary_exchange.to_string()),
         currency: c.currency.to_string(),
@@ -115,7 +115,7 @@ fn from_details(d: ibapi::contracts::ContractDetails, fetched_at: DateTime<Utc>)
         min_tick: Some(d.min_tick).filter(|t| *t > 0.0),
         expiry: if is_option { parse_ymd(&c.last_trade_date_or_contract_month) } else { None },
         strike: Some(c.strike).filter(|_| is_option),
-        right: c.right.map(|r| if r == OptionRight::Call { "C" } else { "P" }.to_string()),
+        right: c.right.map(|r| if r == OptionRight::Call { Right::Call } else { Right::Put }),
         time_zone: opt(d.time_zone_id),
         trading_hours: opt(d.trading_hours.join(";")),
         liquid_hours: opt(d.liquid_hours.join(";")),
@@ -298,7 +298,10 @@ impl MarketData for IbSource {
         if let Some(k) = contract.strike {
             c.strike = k;
         }
-        c.right = contract.right.as_deref().map(|r| if r == "C" { OptionRight::Call } else { OptionRight::Put });
+        c.right = contract.right.map(|r| match r {
+            Right::Call => OptionRight::Call,
+            Right::Put => OptionRight::Put,
+        });
         let sub = self.timed(self.client.market_data(&c).subscribe()).await?;
         let ticks = sub
             .map(|item| match item {

@@ -8,7 +8,7 @@ pub mod pacing;
 pub mod plan;
 
 use crate::datasets::contracts::Contract;
-use crate::domain::SecType;
+use crate::domain::{Right, SecType};
 use crate::domain::{Series, Symbol};
 use chrono::{DateTime, NaiveDate, Utc};
 use errors::ErrorClass;
@@ -190,8 +190,8 @@ pub struct StreamContract {
     pub expiry: Option<NaiveDate>,
     /// Option strike.
     pub strike: Option<f64>,
-    /// Option right, `C` or `P`.
-    pub right: Option<String>,
+    /// Option right.
+    pub right: Option<Right>,
 }
 
 impl StreamContract {
@@ -215,7 +215,7 @@ impl StreamContract {
             sec_type: SecType::Option,
             expiry: Some(c.expiry),
             strike: Some(c.strike),
-            right: Some(c.right.clone()),
+            right: Some(c.right),
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::svi::{self, FitPoint};
 use super::{arbitrage, ExpirySlice, Skipped, Surface, SurfaceOptions, SurfacePoint};
 use crate::calendar::time_to_expiry;
+use crate::domain::Right;
 use crate::error::Result;
 use crate::query::iv::{self, Carry, ParityPair};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -204,7 +205,7 @@ fn slice(
             k: f.k,
             iv_market: v.vol,
             iv_fit: p.vol(f.k, t),
-            right: if v.quote.is_call { "C" } else { "P" }.into(),
+            right: if v.quote.is_call { Right::Call } else { Right::Put },
         })
         .collect();
     let rmse = (points.iter().map(|p| (p.iv_fit - p.iv_market).powi(2)).sum::<f64>() / points.len() as f64).sqrt();

@@ -226,7 +226,7 @@ mod tests {
             .map(|i| {
                 let k = i as f64 * 0.025;
                 let v = p.vol(k, t);
-                SurfacePoint { strike: 100.0 * k.exp(), k, iv_market: v, iv_fit: v, right: "C".into() }
+                SurfacePoint { strike: 100.0 * k.exp(), k, iv_market: v, iv_fit: v, right: crate::domain::Right::Call }
             })
             .collect();
         ExpirySlice {

@@ -44,7 +44,7 @@ use super::iv::{ForwardSource, Rates};
 use super::pit::{AsOf, LOOKBACK_DAYS};
 use crate::calendar;
 use crate::datasets::Dataset;
-use crate::domain::{Series, Symbol};
+use crate::domain::{Right, Series, Symbol};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::query::{collect, ScanFilter};
@@ -141,8 +141,8 @@ pub struct SurfacePoint {
     pub iv_market: f64,
     /// Implied vol of the fit at `k`.
     pub iv_fit: f64,
-    /// `C` or `P`: which side was used.
-    pub right: String,
+    /// Which side was used (`C` or `P` in JSON).
+    pub right: Right,
 }
 
 /// One expiry of a surface.
@@ -277,7 +277,7 @@ impl Surface {
             Column::new("forward".into(), f(|e, _| e.forward)),
             Column::new("discount".into(), f(|e, _| e.discount)),
             Column::new("strike".into(), f(|_, p| p.strike)),
-            Column::new("right".into(), rows().map(|(_, p)| p.right.clone()).collect::<Vec<String>>()),
+            Column::new("right".into(), rows().map(|(_, p)| p.right.letter()).collect::<Vec<&str>>()),
             Column::new("k".into(), f(|_, p| p.k)),
             Column::new("iv_market".into(), f(|_, p| p.iv_market)),
             Column::new("iv_fit".into(), f(|_, p| p.iv_fit)),

@@ -151,7 +151,7 @@ async fn option_bars_of_a_day_are_one_partition(f: Fixture) {
             con_id,
             expiry: d("2024-12-20"),
             strike: 580.0 + con_id as f64,
-            right: if con_id % 2 == 0 { "C" } else { "P" }.into(),
+            right: if con_id % 2 == 0 { twslake::domain::Right::Call } else { twslake::domain::Right::Put },
             multiplier: 100.0,
         };
         rows.extend(

@@ -37,13 +37,15 @@ async fn quotes_and_greeks_match_the_model() {
         let i = m.symbol_index(s.as_str()).unwrap();
         let spot = m.spot_at(i, at(MIDDAY)).unwrap();
         let truth = twslake::sim::truth::truth(m, s.as_str(), at(MIDDAY)).unwrap();
-        let stock: Vec<&Quote> = rows.iter().filter(|q| q.sec_type == "STK" && q.last.is_some()).collect();
+        let stock: Vec<&Quote> =
+            rows.iter().filter(|q| q.sec_type == twslake::domain::SecType::Stock && q.last.is_some()).collect();
         assert!(!stock.is_empty(), "{s}: stock quotes");
         for q in &stock {
             assert_eq!(q.last, Some(spot), "{s}: last is the model's spot");
             assert!(q.bid.unwrap() < spot && spot < q.ask.unwrap());
         }
-        let options: Vec<&Quote> = rows.iter().filter(|q| q.sec_type == "OPT" && q.implied_vol.is_some()).collect();
+        let options: Vec<&Quote> =
+            rows.iter().filter(|q| q.sec_type == twslake::domain::SecType::Option && q.implied_vol.is_some()).collect();
         let contracts: HashSet<i64> = options.iter().map(|q| q.con_id).collect();
         assert_eq!(contracts.len(), 4, "{s}: every selected option streamed greeks");
         for q in options {
@@ -53,7 +55,7 @@ async fn quotes_and_greeks_match_the_model() {
             assert!((q.implied_vol.unwrap() - k.iv).abs() < 1e-9, "{s} {q:?} vs {}", k.iv);
             assert_eq!(q.underlying_price, Some(truth.spot));
             let delta = q.delta.unwrap();
-            match q.right.as_deref() {
+            match q.right.map(|r| r.letter()) {
                 Some("C") => assert!(delta > 0.0 && delta < 1.0, "{delta}"),
                 _ => assert!(delta < 0.0 && delta > -1.0, "{delta}"),
             }

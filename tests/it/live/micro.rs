@@ -20,7 +20,7 @@ fn q(seq: i64, at: DateTime<Utc>, ingested_at: DateTime<Utc>, bid: f64) -> Quote
         date: twslake::calendar::trading_date(at),
         con_id: 1000 + seq % 3,
         seq,
-        sec_type: "STK".into(),
+        sec_type: twslake::domain::SecType::Stock,
         bid: Some(bid),
         ask: Some(bid + 0.01),
         ingested_at,

@@ -205,7 +205,7 @@ pub fn option_rows(m: &Market, cut: Option<DateTime<Utc>>) -> Vec<OptionBar> {
                         con_id: con_id(expiry, strike, is_call),
                         expiry,
                         strike,
-                        right: if is_call { "C" } else { "P" }.into(),
+                        right: if is_call { twslake::domain::Right::Call } else { twslake::domain::Right::Put },
                         multiplier: 100.0,
                     };
                     rows.push(OptionBar { contract, bar: bar(ts, days[s], p, ing) });
