@@ -40,6 +40,7 @@ pub mod webhook;
 use crate::calendar;
 use crate::datasets::quotes::{self, Quote};
 use crate::datasets::Dataset;
+use crate::domain::codes::{CONNECTIVITY_LOST, RESTORED_DATA_KEPT, RESTORED_DATA_LOST};
 use crate::domain::DateWindow;
 use crate::domain::SecType;
 use crate::domain::Symbol;
@@ -376,7 +377,7 @@ async fn watch_notices<S: MarketData>(
             _ = stopped(&mut shutdown) => return,
         };
         match n {
-            Some(n) if matches!(n.code, CONNECTIVITY_LOST | 1101 | 1102) => {
+            Some(n) if matches!(n.code, CONNECTIVITY_LOST | RESTORED_DATA_LOST | RESTORED_DATA_KEPT) => {
                 tracing::warn!("gateway notice {}: {}", n.code, n.message);
                 if tx.send(Event::Notice(n.code, ingest.now())).is_err() {
                     return;
@@ -565,7 +566,7 @@ impl<'a, S: MarketData> Writer<'a, S> {
                 self.gap.get_or_insert(at);
             }
             Event::Notice(code, _) => {
-                if code == 1101 {
+                if code == RESTORED_DATA_LOST {
                     // "Data lost": IB dropped the market-data subscriptions; take them again.
                     self.resub_tx.send_modify(|n| *n += 1);
                 }
@@ -697,8 +698,6 @@ impl<'a, S: MarketData> Writer<'a, S> {
     }
 }
 
-/// IB's "connectivity lost": the code a capture gap is recorded with.
-pub const CONNECTIVITY_LOST: i32 = 1100;
 
 fn gap_request(s: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Request> {
     let window = DateWindow::new(calendar::trading_date(start), calendar::trading_date(end))?;

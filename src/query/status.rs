@@ -105,7 +105,7 @@ impl Lake {
             for e in &m.entries {
                 if let Some(row) = rows.get_mut(&(symbol.to_string(), e.request.dataset)) {
                     row.requests += 1;
-                    let gap = matches!(e.outcome, Outcome::Error { code: crate::live::CONNECTIVITY_LOST, .. });
+                    let gap = matches!(e.outcome, Outcome::Error { code: crate::domain::codes::CONNECTIVITY_LOST, .. });
                     if e.request.dataset == Dataset::Quotes && gap {
                         row.capture_gaps += 1;
                     }
