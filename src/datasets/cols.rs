@@ -104,8 +104,8 @@ impl<'a> Cols<'a> {
         let a = self.col::<StringArray>(name);
         a.is_valid(i).then(|| a.value(i).to_string())
     }
-    /// A security type; rows are checked on write and on read ([`check_codes`]), so every value
-    /// parses.
+    /// A security type; twslake writes only `STK` and `OPT` ([`check_codes`] on every write, and
+    /// `validate` flags a file holding others), read as a stock otherwise.
     pub fn sec_type(&self, name: &str, i: usize) -> SecType {
         self.col::<StringArray>(name).value(i).parse().unwrap_or(SecType::Stock)
     }
@@ -129,8 +129,8 @@ pub(crate) fn check_codes(batch: &RecordBatch, name: &str, allowed: &[&str]) -> 
 
 /// Security types and option rights twslake stores.
 pub(crate) fn check_contract_codes(batch: &RecordBatch) -> Result<(), String> {
-    check_codes(batch, "sec_type", &["STK", "OPT"])?;
-    check_codes(batch, "right", &["C", "P"])
+    check_codes(batch, "sec_type", &[SecType::Stock.ib(), SecType::Option.ib()])?;
+    check_codes(batch, "right", &[Right::Call.letter(), Right::Put.letter()])
 }
 
 fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Float64Array> {

@@ -104,7 +104,7 @@ impl Dataset {
 
     /// Refuses rows that no market produces (NaN or negative prices, high below low) and codes
     /// twslake never writes (a security type or option right other than its own). Writes refuse
-    /// such rows; reads call a file holding them corrupt.
+    /// such rows; `validate` reports a file holding them.
     pub fn check_rows(self, batch: &RecordBatch) -> std::result::Result<(), String> {
         match self {
             Dataset::EquityBars => cols::check_ohlc(batch),

@@ -75,7 +75,8 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<OptionBar> {
                 con_id: c.i64("con_id", i),
                 expiry: c.date("expiry", i),
                 strike: c.f64("strike", i),
-                // Never null and always C or P: `check_rows` holds on every write and read.
+                // Never null and always C or P in what twslake writes (`check_rows`; `validate`
+                // flags a file that says otherwise).
                 right: c.opt_right("right", i).unwrap_or(Right::Call),
                 multiplier: c.f64("multiplier", i),
             },

@@ -159,7 +159,7 @@ impl FileConfig {
 pub fn parse_series(s: &str, default_sessions: u32) -> Result<EquitySeries> {
     let mut parts = s.split('/');
     let bar: BarSize = parts.next().unwrap_or("").parse()?;
-    let what: WhatToShow = parts.next().unwrap_or("TRADES").parse()?;
+    let what = parts.next().map_or(Ok(WhatToShow::Trades), str::parse)?;
     let sessions = match parts.next() {
         Some(n) => n.trim().parse().map_err(|_| Error::bad_input("series", s, "sessions must be a whole number"))?,
         None => default_sessions,

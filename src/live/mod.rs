@@ -698,7 +698,6 @@ impl<'a, S: MarketData> Writer<'a, S> {
     }
 }
 
-
 fn gap_request(s: &Symbol, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Request> {
     let window = DateWindow::new(calendar::trading_date(start), calendar::trading_date(end))?;
     Ok(Request { window: Some(window), ..Request::new(Dataset::Quotes, s, SecType::Stock) })

@@ -41,7 +41,7 @@ impl HeldSeries {
         match (self.dates.first(), self.dates.last()) {
             (Some(a), Some(b)) => {
                 let n = self.dates.len();
-                let days = if n == 1 { "1 day".to_string() } else { format!("{n} days") };
+                let days = format!("{n} day{}", if n == 1 { "" } else { "s" });
                 format!("{} {} ({a} .. {b}, {days})", self.series.bar_size, self.series.what_to_show)
             }
             _ => format!("{} {}", self.series.bar_size, self.series.what_to_show),

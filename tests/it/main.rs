@@ -1,5 +1,6 @@
 //! twslake's integration tests: one binary, one module per part.
 
+mod house;
 mod ingest;
 mod lake;
 mod live;

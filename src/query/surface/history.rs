@@ -21,7 +21,7 @@ use crate::calendar;
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
 use crate::datasets::{surfaces, Dataset};
 use crate::domain::Symbol;
-use crate::domain::{DateWindow, SecType};
+use crate::domain::{DateWindow, SecType, WhatToShow};
 use crate::error::{Error, Result};
 use crate::lake::manifest::{Entry, Outcome, Request};
 use crate::lake::Lake;
@@ -239,8 +239,10 @@ impl Lake {
             None => h.series.what_to_show == crate::domain::WhatToShow::Midpoint,
         };
         if !held.iter().any(|h| usable(h) && h.days_in(from, to) > 0) {
-            let wanted =
-                opts.surface.series.map_or("MIDPOINT".to_string(), |s| format!("{} {}", s.bar_size, s.what_to_show));
+            let wanted = opts
+                .surface
+                .series
+                .map_or(WhatToShow::Midpoint.to_string(), |s| format!("{} {}", s.bar_size, s.what_to_show));
             let why = format!(
                 "no {wanted} option bars in this range; the lake holds these intraday option series: {}",
                 crate::query::series::describe_all(&held)
