@@ -90,6 +90,47 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<ChainRow> {
         .collect()
 }
 
+/// One exchange's listed expiries and strikes (IB's sec-def option parameters).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainParams {
+    /// The exchange.
+    pub exchange: String,
+    /// The underlying's con_id.
+    pub underlying_con_id: i64,
+    /// Trading class.
+    pub trading_class: String,
+    /// Multiplier.
+    pub multiplier: f64,
+    /// Listed expiries.
+    pub expirations: Vec<NaiveDate>,
+    /// Listed strikes.
+    pub strikes: Vec<f64>,
+}
+
+/// The rows of a snapshot taken at `at`: one per exchange, trading class, expiry and strike.
+pub fn snapshot_rows(params: &[ChainParams], at: DateTime<Utc>) -> Vec<ChainRow> {
+    let date = crate::calendar::trading_date(at);
+    let mut rows = Vec::new();
+    for p in params {
+        for e in &p.expirations {
+            for k in &p.strikes {
+                rows.push(ChainRow {
+                    snapshot_at: at,
+                    date,
+                    underlying_con_id: p.underlying_con_id,
+                    exchange: p.exchange.clone(),
+                    trading_class: p.trading_class.clone(),
+                    multiplier: p.multiplier,
+                    expiration: *e,
+                    strike: *k,
+                    ingested_at: at,
+                });
+            }
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,48 @@ pub fn from_batch(batch: &RecordBatch) -> Vec<Bar> {
     (0..batch.num_rows()).map(|i| bar_at(&c, i)).collect()
 }
 
+/// One bar as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawBar {
+    /// Bar start (UTC); daily and longer bars start at their session's open.
+    pub ts: DateTime<Utc>,
+    /// Trading date.
+    pub date: NaiveDate,
+    /// Open.
+    pub open: f64,
+    /// High.
+    pub high: f64,
+    /// Low.
+    pub low: f64,
+    /// Close.
+    pub close: f64,
+    /// Volume (TRADES only).
+    pub volume: Option<f64>,
+    /// VWAP (TRADES only).
+    pub wap: Option<f64>,
+    /// Trade count (TRADES only).
+    pub count: Option<i64>,
+}
+
+impl RawBar {
+    /// The stored row of this bar of `series`, received at `ingested_at`.
+    pub fn into_bar(self, series: Series, ingested_at: DateTime<Utc>) -> Bar {
+        Bar {
+            ts: self.ts,
+            date: self.date,
+            series,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+            wap: self.wap,
+            bar_count: self.count,
+            ingested_at,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! `contracts_snapshot`: the current option chain, stored as a timestamped snapshot. Older
 //! snapshots stay: IB never serves a past chain, so these are the only chain history there is.
 
+use super::ask::ChainQuery;
 use super::Ingest;
-use crate::calendar;
 use crate::datasets::chains::{self, ChainRow};
 use crate::datasets::Dataset;
 use crate::domain::SecType;
@@ -41,39 +41,19 @@ impl<S: MarketData> Ingest<S> {
                 missing: vec!["no contract description".into()],
             });
         };
-        let requested_at = self.now();
-        let params = match self.source.option_chain(symbol, stock.con_id).await {
+        let answered = self.ask(&ChainQuery { symbol: symbol.clone(), con_id: stock.con_id }).await;
+        let params = match &answered.answer {
             Ok(p) => p,
             Err(e) => {
-                self.metrics.request("option_chain", &format!("error_{}", e.code));
                 let outcome = Outcome::Error { code: e.code, message: e.message.clone() };
-                self.lake.record(request(symbol, stock.con_id), requested_at, outcome, None).await?;
+                self.lake.record_entry(answered.entry(request(symbol, stock.con_id), outcome), None).await?;
                 return Err(Error::Gateway { what: format!("the option chain of {symbol}"), message: e.to_string() });
             }
         };
-        self.metrics.request("option_chain", "ok");
-        let at = self.now();
-        let date = calendar::trading_date(at);
-        let mut rows = Vec::new();
-        for p in &params {
-            for e in &p.expirations {
-                for k in &p.strikes {
-                    rows.push(ChainRow {
-                        snapshot_at: at,
-                        date,
-                        underlying_con_id: p.underlying_con_id,
-                        exchange: p.exchange.clone(),
-                        trading_class: p.trading_class.clone(),
-                        multiplier: p.multiplier,
-                        expiration: *e,
-                        strike: *k,
-                        ingested_at: at,
-                    });
-                }
-            }
-        }
+        let rows = chains::snapshot_rows(params, self.now());
         let outcome = if rows.is_empty() { Outcome::Empty } else { Outcome::Ok { rows: rows.len() as u64 } };
-        self.lake.record(request(symbol, stock.con_id), requested_at, outcome, Some(&chains::to_batch(&rows))).await?;
+        let entry = answered.entry(request(symbol, stock.con_id), outcome);
+        self.lake.record_entry(entry, Some(&chains::to_batch(&rows))).await?;
         self.metrics.rows(Dataset::Chains.name(), rows.len() as u64);
         let expiries: std::collections::BTreeSet<_> = rows.iter().map(|r| r.expiration).collect();
         self.say(format!(

@@ -42,31 +42,27 @@ impl<S: MarketData> Ingest<S> {
                 return Ok((c, false));
             }
         }
-        let requested_at = self.now();
         let q = ContractQuery { symbol: symbol.clone(), sec_type: SecType::Stock, expiry: None };
-        let found = match self.source.contract_details(&q).await {
+        let answered = self.ask(&q).await;
+        let found = match &answered.answer {
             Ok(found) => found,
             Err(e) if e.class == ErrorClass::NoSecurityDefinition => {
-                self.metrics.request("contract_details", "error_200");
                 let why =
                     "the gateway has no stock by that name (IB error 200); check the spelling IB uses, e.g. \"BRK B\"";
                 return Err(Error::bad_input("symbol", symbol.as_str(), why));
             }
             Err(e) => {
-                self.metrics.request("contract_details", &format!("error_{}", e.code));
                 return Err(Error::Gateway { what: format!("contract details of {symbol}"), message: e.to_string() });
             }
         };
-        self.metrics.request("contract_details", "ok");
-        let Some(stock) = pick_listing(&found) else {
+        let Some(stock) = pick_listing(found) else {
             return Err(Error::bad_input("symbol", symbol.as_str(), "the gateway returned no stock contract for it"));
         };
         let mut stock = stock.clone();
         stock.fetched_at = self.now();
         let batch = contracts::to_batch(std::slice::from_ref(&stock));
-        self.lake
-            .record(request(symbol, SecType::Stock, None), requested_at, Outcome::Ok { rows: 1 }, Some(&batch))
-            .await?;
+        let entry = answered.entry(request(symbol, SecType::Stock, None), Outcome::Ok { rows: 1 });
+        self.lake.record_entry(entry, Some(&batch)).await?;
         self.metrics.rows(Dataset::Contracts.name(), 1);
         self.say(format!("{symbol:<8} contracts    1 request, con_id {}", stock.con_id));
         Ok((stock, true))
@@ -74,23 +70,22 @@ impl<S: MarketData> Ingest<S> {
 
     /// Fetches the descriptions of every option of one expiry and stores them.
     pub async fn option_contracts(&self, symbol: &Symbol, expiry: NaiveDate) -> Result<Vec<Contract>> {
-        let requested_at = self.now();
         let q = ContractQuery { symbol: symbol.clone(), sec_type: SecType::Option, expiry: Some(expiry) };
-        let found = match self.source.contract_details(&q).await {
+        let answered = self.ask(&q).await;
+        let req = request(symbol, SecType::Option, Some(expiry));
+        let found = match &answered.answer {
             Ok(found) => found,
             Err(e) => {
-                self.metrics.request("contract_details", &format!("error_{}", e.code));
-                let outcome = Outcome::Error { code: e.code, message: e.message.clone() };
-                self.lake.record(request(symbol, SecType::Option, Some(expiry)), requested_at, outcome, None).await?;
+                let entry = answered.entry(req, Outcome::Error { code: e.code, message: e.message.clone() });
+                self.lake.record_entry(entry, None).await?;
                 return Ok(vec![]);
             }
         };
-        self.metrics.request("contract_details", "ok");
         let now = self.now();
-        let found: Vec<Contract> = found.into_iter().map(|c| Contract { fetched_at: now, ..c }).collect();
+        let found: Vec<Contract> = found.iter().map(|c| Contract { fetched_at: now, ..c.clone() }).collect();
         let outcome = if found.is_empty() { Outcome::Empty } else { Outcome::Ok { rows: found.len() as u64 } };
         let batch = contracts::to_batch(&found);
-        self.lake.record(request(symbol, SecType::Option, Some(expiry)), requested_at, outcome, Some(&batch)).await?;
+        self.lake.record_entry(answered.entry(req, outcome), Some(&batch)).await?;
         self.metrics.rows(Dataset::Contracts.name(), found.len() as u64);
         Ok(found)
     }

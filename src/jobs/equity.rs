@@ -1,6 +1,7 @@
 //! `backfill_equity_bars`: only the missing windows of each configured series, bounded below by
 //! the head timestamp, in the fewest requests IB's duration table allows.
 
+use super::ask::HeadQuery;
 use super::{missing_days, series_key, BarJob, FetchStats, Ingest};
 use crate::calendar;
 use crate::datasets::Dataset;
@@ -8,7 +9,7 @@ use crate::domain::DateWindow;
 use crate::domain::SecType;
 use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
-use crate::lake::manifest::{Outcome, Request};
+use crate::lake::manifest::{Entry, Outcome, Request};
 use crate::source::plan::plan;
 use crate::source::{Instrument, MarketData};
 use chrono::NaiveDate;
@@ -83,15 +84,8 @@ impl<S: MarketData> Ingest<S> {
         series: Series,
         from: NaiveDate,
     ) -> Result<Option<NaiveDate>> {
-        let requested_at = self.now();
-        let head = match self.source.head_timestamp(inst, series).await {
-            Ok(t) => t,
-            Err(e) => {
-                self.metrics.request("head_timestamp", &format!("error_{}", e.code));
-                return Ok(None);
-            }
-        };
-        self.metrics.request("head_timestamp", "ok");
+        let answered = self.ask(&HeadQuery { instrument: inst.clone(), series }).await;
+        let Ok(head) = answered.answer else { return Ok(None) };
         let head_date = calendar::trading_date(head);
         if head_date <= from {
             return Ok(Some(head_date));
@@ -100,7 +94,9 @@ impl<S: MarketData> Ingest<S> {
         if before >= from {
             // The window before the head timestamp is a final empty answer (IB has nothing there).
             let req = Request::equity_bars(symbol, series, DateWindow::new(from, before)?);
-            self.lake.record(req, requested_at, Outcome::Empty, None).await?;
+            self.lake
+                .record_entry(Entry::new(req, answered.requested_at, answered.completed_at, Outcome::Empty), None)
+                .await?;
         }
         Ok(Some(head_date))
     }

@@ -11,9 +11,12 @@
 //! The settings of every run are completed by [`config::with_spot_for_options`] in [`Ingest::new`]:
 //! option sessions always come with the underlying's intraday bars of the same sessions.
 //!
-//! Every request goes through [`Ingest::fetch_bars`]: pacing, the request, classification of the
-//! answer, retries, and the manifest entry that remembers it.
+//! Every request to the gateway goes through [`Ingest::ask`] ([`ask`]): pacing, the request,
+//! classification of an error, retries by its class, metrics. The jobs say what they want and
+//! record what the answer means; bar requests are fetched and recorded in batches by
+//! [`Ingest::fetch_bars`].
 
+pub mod ask;
 pub mod chains;
 pub mod config;
 pub mod contracts;
@@ -25,18 +28,16 @@ pub mod prereq;
 use crate::calendar;
 use crate::clock::Clock;
 use crate::datasets::{equity_bars, option_bars, Dataset};
-use crate::domain::{SecType, Series, Symbol, WhatToShow};
+use crate::domain::{SecType, Series, Symbol};
 use crate::error::Result;
 use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey, SymbolManifest};
 use crate::lake::Lake;
 use crate::monitor::{Alert, AlertSink, Metrics, Severity};
-use crate::source::errors::ErrorClass;
-use crate::source::pacing::{PaceKey, Pacer, PacingRules};
+use crate::source::pacing::{Pacer, PacingRules};
 use crate::source::plan::Planned;
 use crate::source::{HistRequest, Instrument, MarketData, RawBar};
 use chrono::{DateTime, NaiveDate, Utc};
 use config::IngestConfig;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -240,71 +241,28 @@ impl<S: MarketData> Ingest<S> {
         r
     }
 
-    /// One request with its retries; the answer comes back unrecorded.
+    /// One request through [`Ingest::ask`]; the answer comes back unrecorded.
     async fn fetch_one(&self, symbol: &Symbol, job: BarJob) -> Result<Fetched> {
         let BarJob { instrument, option, series, plan: p } = job;
-        let req =
-            HistRequest { instrument: instrument.clone(), series, duration: p.duration, end: p.end, use_rth: true };
-        let key = PaceKey {
-            identical: format!(
-                "{}|{}|{}|{}|{}|1",
-                instrument.con_id,
-                req.end_string(),
-                p.duration,
-                series.bar_size.ib(),
-                series.what_to_show.ib()
-            ),
-            contract: format!("{}|SMART|{}", instrument.con_id, series.what_to_show.ib()),
-            weight: if series.what_to_show == WhatToShow::BidAsk { 2 } else { 1 },
-        };
+        let req = HistRequest { instrument, series, duration: p.duration, end: p.end, use_rth: true };
         let request = self.request_of(symbol, option.as_ref(), series, &p);
-        let mut stats = FetchStats::default();
-        let mut attempt = 0;
-        loop {
-            let waited = std::time::Instant::now();
-            let small_bars = series.bar_size.seconds().is_some_and(|s| s <= 30);
-            let pacer = self.relaxed_pacer.as_ref().filter(|_| !small_bars).unwrap_or(&self.pacer);
-            let permit = pacer.admit(&key).await;
-            self.metrics.pacing_wait_us.fetch_add(waited.elapsed().as_micros() as u64, Ordering::Relaxed);
-            let requested_at = self.now();
-            let answer = self.source.historical_bars(&req).await;
-            drop(permit);
-            stats.sent += 1;
-            let error = match answer {
-                Ok(bars) => return Ok(self.answered(request, option.as_ref(), series, requested_at, bars, stats)),
-                Err(e) => e,
-            };
-            self.metrics.request("historical_data", &format!("error_{}", error.code));
-            let done = |outcome: Outcome, mut stats: FetchStats| {
-                match outcome {
-                    Outcome::Empty => stats.empty += 1,
-                    _ => stats.failed += 1,
-                }
-                Fetched {
-                    request: request.clone(),
-                    requested_at,
-                    completed_at: self.now(),
-                    outcome,
-                    batch: None,
-                    stats,
-                }
-            };
-            match error.class {
-                ErrorClass::NoData => return Ok(done(Outcome::Empty, stats)),
-                ErrorClass::Pacing if attempt + 1 < self.cfg.attempts => {
-                    self.metrics.pacing_violations.fetch_add(1, Ordering::Relaxed);
-                    self.pacer.penalize();
-                }
-                ErrorClass::Retry | ErrorClass::Connectivity if attempt + 1 < self.cfg.attempts => {
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                }
-                _ => {
-                    tracing::warn!("{symbol} {} {}: {error}", series.bar_size, series.what_to_show);
-                    return Ok(done(Outcome::Error { code: error.code, message: error.message.clone() }, stats));
-                }
+        let answered = self.ask(&req).await;
+        let stats = FetchStats { sent: answered.sent, ..Default::default() };
+        let (requested_at, completed_at) = (answered.requested_at, answered.completed_at);
+        let error = match answered.answer {
+            Ok(bars) => return Ok(self.answered(request, option.as_ref(), series, requested_at, bars, stats)),
+            Err(e) => e,
+        };
+        let outcome = ask::Answered::<()>::error_outcome(&error);
+        let mut stats = stats;
+        match outcome {
+            Outcome::Empty => stats.empty += 1,
+            _ => {
+                tracing::warn!("{symbol} {} {}: {error}", series.bar_size, series.what_to_show);
+                stats.failed += 1;
             }
-            attempt += 1;
         }
+        Ok(Fetched { request, requested_at, completed_at, outcome, batch: None, stats })
     }
 
     /// Turns bars into rows (or a refusal, for bars no market produces).
@@ -318,7 +276,7 @@ impl<S: MarketData> Ingest<S> {
         mut stats: FetchStats,
     ) -> Fetched {
         let ingested_at = self.now();
-        let rows: Vec<equity_bars::Bar> = bars.iter().map(|b| bar_row(b, series, ingested_at)).collect();
+        let rows: Vec<equity_bars::Bar> = bars.into_iter().map(|b| b.into_bar(series, ingested_at)).collect();
         let n = rows.len() as u64;
         let (dataset, batch) = match option {
             None => (Dataset::EquityBars, equity_bars::to_batch(&rows)),
@@ -360,20 +318,4 @@ pub fn missing_days(m: &SymbolManifest, key: &SeriesKey, from: NaiveDate, to: Na
 /// The manifest key of a bar series.
 pub fn series_key(dataset: Dataset, con_id: Option<i64>, series: Series) -> SeriesKey {
     SeriesKey { dataset, con_id, series: Some(series), step_secs: None }
-}
-
-fn bar_row(b: &RawBar, series: Series, ingested_at: DateTime<Utc>) -> equity_bars::Bar {
-    equity_bars::Bar {
-        ts: b.ts,
-        date: b.date,
-        series,
-        open: b.open,
-        high: b.high,
-        low: b.low,
-        close: b.close,
-        volume: b.volume,
-        wap: b.wap,
-        bar_count: b.count,
-        ingested_at,
-    }
 }

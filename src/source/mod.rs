@@ -7,7 +7,9 @@ pub mod ib;
 pub mod pacing;
 pub mod plan;
 
+pub use crate::datasets::chains::ChainParams;
 use crate::datasets::contracts::Contract;
+pub use crate::datasets::equity_bars::RawBar;
 use crate::domain::{Right, SecType};
 use crate::domain::{Series, Symbol};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -35,23 +37,6 @@ pub struct Instrument {
     pub symbol: Symbol,
     /// Stock or option.
     pub sec_type: SecType,
-}
-
-/// One exchange's listed expiries and strikes (IB's sec-def option parameters).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChainParams {
-    /// The exchange.
-    pub exchange: String,
-    /// The underlying's con_id.
-    pub underlying_con_id: i64,
-    /// Trading class.
-    pub trading_class: String,
-    /// Multiplier.
-    pub multiplier: f64,
-    /// Listed expiries.
-    pub expirations: Vec<NaiveDate>,
-    /// Listed strikes.
-    pub strikes: Vec<f64>,
 }
 
 /// An IB duration (`N S`, `N D`, `N W`, `N M`, `N Y`).
@@ -101,29 +86,6 @@ impl HistRequest {
     pub fn end_string(&self) -> String {
         self.end.format("%Y%m%d-%H:%M:%S").to_string()
     }
-}
-
-/// One bar as received.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawBar {
-    /// Bar start (UTC); daily and longer bars start at their session's open.
-    pub ts: DateTime<Utc>,
-    /// Trading date.
-    pub date: NaiveDate,
-    /// Open.
-    pub open: f64,
-    /// High.
-    pub high: f64,
-    /// Low.
-    pub low: f64,
-    /// Close.
-    pub close: f64,
-    /// Volume (TRADES only).
-    pub volume: Option<f64>,
-    /// VWAP (TRADES only).
-    pub wap: Option<f64>,
-    /// Trade count (TRADES only).
-    pub count: Option<i64>,
 }
 
 /// An error from the source, classified.

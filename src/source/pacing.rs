@@ -85,6 +85,27 @@ pub struct PaceKey {
     pub weight: u32,
 }
 
+impl PaceKey {
+    /// How IB counts a historical request: the whole request for the identical-request rule;
+    /// the contract, exchange and tick type for the per-contract rule (twslake asks by con_id on
+    /// SMART, so the exchange is always SMART); BID_ASK twice in the global window.
+    pub fn historical(req: &super::HistRequest) -> Self {
+        let (con_id, s) = (req.instrument.con_id, req.series);
+        PaceKey {
+            identical: format!(
+                "{con_id}|{}|{}|{}|{}|{}",
+                req.end_string(),
+                req.duration,
+                s.bar_size.ib(),
+                s.what_to_show.ib(),
+                u8::from(req.use_rth)
+            ),
+            contract: format!("{con_id}|SMART|{}", s.what_to_show.ib()),
+            weight: if s.what_to_show == crate::domain::WhatToShow::BidAsk { 2 } else { 1 },
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     identical: HashMap<String, Instant>,
