@@ -66,8 +66,8 @@ pub struct Ingest<S> {
     pub progress: bool,
 }
 
-/// What a batch of bar requests did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a batch of bar requests did (and, in a run's report, a job's request counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FetchStats {
     /// Requests sent (retries included).
     pub sent: u64,
@@ -82,6 +82,8 @@ pub struct FetchStats {
     /// Sessions not requested because a prerequisite of that very session is missing (option
     /// bars without the underlying's intraday bars of the session), counted once per series and
     /// session: dependency violations, asked again by a later run once the prerequisite is there.
+    /// (A run's report gives them per symbol as `option_days_refused`.)
+    #[serde(skip)]
     pub refused_days: u64,
 }
 

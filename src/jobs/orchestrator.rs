@@ -22,9 +22,9 @@ pub struct SymbolReport {
     /// A chain snapshot was taken.
     pub chain_taken: bool,
     /// Equity bar requests.
-    pub equity: FetchCounts,
+    pub equity: FetchStats,
     /// Option bar requests.
-    pub options: FetchCounts,
+    pub options: FetchStats,
     /// Interrupted writes settled (promoted, dropped).
     pub pending_settled: (usize, usize),
     /// Manifest entries revoked because their partitions were gone.
@@ -39,27 +39,6 @@ pub struct SymbolReport {
     pub option_days_refused: u64,
     /// What failed, if anything.
     pub error: Option<String>,
-}
-
-/// Request counts of a job.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FetchCounts {
-    /// Sent (retries included).
-    pub sent: u64,
-    /// With rows.
-    pub ok: u64,
-    /// Final empty answers.
-    pub empty: u64,
-    /// Errors (asked again next run).
-    pub failed: u64,
-    /// Rows written.
-    pub rows: u64,
-}
-
-impl From<FetchStats> for FetchCounts {
-    fn from(s: FetchStats) -> Self {
-        FetchCounts { sent: s.sent, ok: s.ok, empty: s.empty, failed: s.failed, rows: s.rows }
-    }
 }
 
 /// The summary of a run.
