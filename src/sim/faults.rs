@@ -27,8 +27,6 @@ pub enum Fault {
     RefuseConnections,
 }
 
-pub use crate::domain::codes::notice_text;
-
 impl FromStr for Fault {
     type Err = String;
 

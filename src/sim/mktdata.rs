@@ -6,17 +6,14 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use tokio::sync::mpsc;
 
-use super::contracts::{resolve, NO_SECURITY};
-use super::history::series::Instrument;
-use super::market::{cents, options, Market};
+use super::conn::{Conn, OpenReq, Shared};
+use super::market::{cents, options, rng, Instrument, Market, OptionId};
 use super::proto::{self, in_id};
 use super::record::{Outcome, RequestRecord};
-use super::session::{Conn, OpenReq};
+use super::resolve::resolve;
 use super::wire;
 use crate::calendar;
-
-/// IB's text for error 354.
-pub const NOT_SUBSCRIBED: &str = "Requested market data is not subscribed.";
+use crate::domain::codes::{NOT_SUBSCRIBED, NOT_SUBSCRIBED_TEXT, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT};
 
 /// How often a stream sends fresh quotes (real time).
 const STREAM_PERIOD: Duration = Duration::from_millis(500);
@@ -100,8 +97,8 @@ pub fn request(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError
     let market = &conn.shared.market;
     let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     let [inst] = found[..] else {
-        conn.error(id, 200, NO_SECURITY);
-        conn.record(rec, Outcome::Error { code: 200 });
+        conn.error(id, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT);
+        conn.record(rec, Outcome::Error { code: NO_SECURITY_DEFINITION });
         return Ok(());
     };
     let underlying = match inst {
@@ -110,8 +107,8 @@ pub fn request(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError
     };
     let delayed = conn.market_data_type >= 3;
     if !market.spec(underlying).subscribed && !delayed {
-        conn.error(id, 354, NOT_SUBSCRIBED);
-        conn.record(rec, Outcome::Error { code: 354 });
+        conn.error(id, NOT_SUBSCRIBED, NOT_SUBSCRIBED_TEXT);
+        conn.record(rec, Outcome::Error { code: NOT_SUBSCRIBED });
         return Ok(());
     }
     let ticks = if delayed { DELAYED } else { LIVE };
@@ -147,7 +144,7 @@ pub fn request(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError
 }
 
 async fn stream(
-    shared: std::sync::Arc<super::server::Shared>,
+    shared: std::sync::Arc<Shared>,
     inst: Instrument,
     id: i32,
     ticks: Ticks,
@@ -220,7 +217,7 @@ fn quote_frames(market: &Market, inst: Instrument, id: i32, t: Ticks, now: DateT
                 return out;
             };
             let key = now.timestamp() as u64;
-            let sz = |salt: u64| 1 + (super::market::rng::mix(key ^ salt ^ i as u64) % 40);
+            let sz = |salt: u64| 1 + (rng::mix(key ^ salt ^ i as u64) % 40);
             out.push(price(id, t.bid, cents(spot - 0.01), Some(sz(1) * 100)));
             out.push(price(id, t.ask, cents(spot + 0.01), Some(sz(2) * 100)));
             out.push(price(id, t.last, spot, Some(sz(3) * 100)));
@@ -238,14 +235,7 @@ fn quote_frames(market: &Market, inst: Instrument, id: i32, t: Ticks, now: DateT
     out
 }
 
-fn option_frames(
-    market: &Market,
-    o: super::market::OptionId,
-    id: i32,
-    t: Ticks,
-    now: DateTime<Utc>,
-    out: &mut Vec<Vec<u8>>,
-) {
+fn option_frames(market: &Market, o: OptionId, id: i32, t: Ticks, now: DateTime<Utc>, out: &mut Vec<Vec<u8>>) {
     let spec = market.spec(o.underlying);
     let Some(spot) = market.spot_at(o.underlying, now) else {
         return;
@@ -270,7 +260,7 @@ fn option_frames(
 }
 
 /// Contracts traded in the session at `now` so far (the last session's total outside hours).
-fn traded_so_far(market: &Market, o: &super::market::OptionId, now: DateTime<Utc>) -> u64 {
+fn traded_so_far(market: &Market, o: &OptionId, now: DateTime<Utc>) -> u64 {
     let mut date = calendar::trading_date(now);
     if calendar::session(date).is_none_or(|s| now < s.open) {
         date = calendar::prev_trading_day(date);

@@ -13,9 +13,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// IB's text for a pacing violation (code 162).
-pub const PACING_TEXT: &str = "Historical Market Data Service error message:Historical data request pacing violation";
-
 /// A monotonic time source for the pacing windows, replaceable in tests.
 pub trait Ticker: Send + Sync + std::fmt::Debug {
     /// The current instant.

@@ -1,4 +1,5 @@
-//! The listening gateway: builder, accept loop, shared state and the handle tests hold.
+//! The listening gateway: builder, accept loop and the handle tests hold (the state its
+//! connections share is in [`super::conn`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -10,55 +11,12 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use super::conn::{Control, Shared};
 use super::faults::Fault;
 use super::market::{Clock, Market, SymbolSpec, WallClock};
 use super::pacing::{Pacer, RealTicker, Ticker};
 use super::record::{Journal, RequestRecord};
 use super::session;
-
-/// Messages from the handle to every live connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Send a request-less notice with this code.
-    Notice(i32),
-    /// Close the connection (a dropped socket as the client sees it).
-    Drop,
-}
-
-/// State shared by all connections.
-#[derive(Debug)]
-pub struct Shared {
-    /// The market.
-    pub market: Market,
-    /// Historical pacing.
-    pub pacer: Mutex<Pacer>,
-    /// Faults configured.
-    pub faults: Mutex<Vec<Fault>>,
-    /// Set once a one-shot fault (drop, malformed) has fired.
-    pub fired_drop: AtomicBool,
-    /// Set once the malformed-frame fault has fired.
-    pub fired_malformed: AtomicBool,
-    /// Refuse every connection.
-    pub refuse: AtomicBool,
-    /// Client ids connected.
-    pub clients: Mutex<HashSet<i32>>,
-    /// Requests received.
-    pub journal: Journal,
-    /// Broadcast to connections.
-    pub control: broadcast::Sender<Control>,
-}
-
-impl Shared {
-    /// Whether requests of `kind` are stalled by a fault.
-    pub fn stalled(&self, kind: &str) -> bool {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|f| matches!(f, Fault::Stall(k) if k == kind))
-    }
-
-    /// Records a request.
-    pub fn record(&self, r: RequestRecord) {
-        self.journal.push(r);
-    }
-}
 
 /// Builds and starts a simulator.
 #[derive(Debug, Clone)]

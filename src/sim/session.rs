@@ -1,7 +1,6 @@
 //! One client connection: handshake, client id, the request loop and the writer (where the
 //! message-counting faults fire).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,93 +12,21 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::faults::{notice_text, Fault};
+use super::conn::{error_frame, Conn, Control, Shared};
+use super::faults::Fault;
 use super::proto::{self, in_id, out_id};
 use super::record::{Outcome, RequestRecord};
-use super::server::{Control, Shared};
 use super::wire::{self, FrameError};
 use super::{contracts, history, mktdata};
+use crate::domain::codes::{
+    notice_text, CLIENT_ID_IN_USE, CLIENT_ID_IN_USE_TEXT, HISTORICAL_FARM_OK, MARKET_DATA_FARM_OK, SEC_DEF_FARM_OK,
+};
 
 /// Time a client has to complete the handshake before it is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// IB's text for a duplicate client id (code 326).
-pub const CLIENT_ID_IN_USE: &str =
-    "Unable to connect as the client id is already in use. Retry with a unique client id.";
-
 /// The account the simulated login manages.
 pub const ACCOUNT: &str = "DU1234567";
-
-/// A request left open on this connection.
-#[derive(Debug)]
-pub enum OpenReq {
-    /// A stalled request (counts against the 50-open pacing limit if historical).
-    Stalled {
-        /// Whether it is a historical request.
-        historical: bool,
-    },
-    /// A market-data stream.
-    Stream(JoinHandle<()>),
-}
-
-/// The state of one connection, handed to the request handlers.
-#[derive(Debug)]
-pub struct Conn {
-    /// Shared gateway state.
-    pub shared: Arc<Shared>,
-    /// The client's id.
-    pub client_id: i32,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    /// Open requests by id.
-    pub open: HashMap<i32, OpenReq>,
-    /// Market data type set by the client (1 live, 2 frozen, 3 delayed, 4 delayed frozen).
-    pub market_data_type: i32,
-}
-
-impl Conn {
-    /// Queues a protobuf message.
-    pub fn send(&self, msg_id: i32, msg: &impl Message) {
-        let _ = self.tx.send(wire::frame(msg_id, msg));
-    }
-
-    /// A sender for background streams.
-    pub fn sender(&self) -> mpsc::UnboundedSender<Vec<u8>> {
-        self.tx.clone()
-    }
-
-    /// Sends IB's error message for a request (`id` −1 for none).
-    pub fn error(&self, id: i32, code: i32, text: &str) {
-        let _ = self.tx.send(error_frame(id, code, text));
-    }
-
-    /// Records a request with its outcome.
-    pub fn record(&self, mut r: RequestRecord, outcome: Outcome) {
-        r.outcome = outcome;
-        self.shared.record(r);
-    }
-
-    /// Closes request `id` if open (stream aborted, stalled slot released).
-    pub fn close(&mut self, id: i32) {
-        match self.open.remove(&id) {
-            Some(OpenReq::Stream(h)) => h.abort(),
-            Some(OpenReq::Stalled { historical: true }) => {
-                self.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).close()
-            }
-            _ => {}
-        }
-    }
-}
-
-/// An Error frame as TWS sends it.
-pub fn error_frame(id: i32, code: i32, text: &str) -> Vec<u8> {
-    let msg = proto::ErrorMessage {
-        id: Some(id),
-        error_time: Some(chrono::Utc::now().timestamp_millis()),
-        error_code: Some(code),
-        error_msg: Some(text.into()),
-    };
-    wire::frame(in_id::ERROR, &msg)
-}
 
 struct ClientSlot {
     shared: Arc<Shared>,
@@ -133,14 +60,14 @@ pub async fn run(socket: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiv
         _ => return Err(FrameError::BadHandshake("expected StartApi".into())),
     };
     if !shared.clients.lock().unwrap_or_else(|e| e.into_inner()).insert(client_id) {
-        wr.write_all(&error_frame(-1, 326, CLIENT_ID_IN_USE)).await?;
+        wr.write_all(&error_frame(-1, CLIENT_ID_IN_USE, CLIENT_ID_IN_USE_TEXT)).await?;
         return Ok(());
     }
     let _slot = ClientSlot { shared: shared.clone(), id: client_id };
     let (tx, rx) = mpsc::unbounded_channel();
     let (dead_tx, mut dead) = watch::channel(false);
     let writer = tokio::spawn(writer(wr, rx, shared.clone(), shared.control.subscribe(), dead_tx));
-    let mut conn = Conn { shared, client_id, tx, open: HashMap::new(), market_data_type: 1 };
+    let mut conn = Conn::new(shared, client_id, tx);
     greet(&conn);
     loop {
         tokio::select! {
@@ -167,7 +94,7 @@ fn shutdown(conn: &mut Conn, writer: JoinHandle<()>) {
 fn greet(conn: &Conn) {
     conn.send(in_id::NEXT_VALID_ID, &proto::NextValidId { order_id: Some(1) });
     conn.send(in_id::MANAGED_ACCOUNTS, &proto::ManagedAccounts { accounts_list: Some(ACCOUNT.into()) });
-    for code in [2104, 2106, 2158] {
+    for code in [MARKET_DATA_FARM_OK, HISTORICAL_FARM_OK, SEC_DEF_FARM_OK] {
         conn.error(-1, code, notice_text(code));
     }
 }

@@ -6,15 +6,19 @@ pub mod spec;
 use chrono::{DateTime, Duration, Utc};
 use prost::Message;
 
-use self::series::{Bar, BarTime, Instrument};
+use self::series::{Bar, BarTime};
 use self::spec::{BarSize, What};
-use super::contracts::{contract_of, resolve, NO_SECURITY};
-use super::market::options;
-use super::pacing::{PaceKey, PACING_TEXT};
+use super::conn::{Conn, OpenReq};
+use super::market::{first_date, options, Instrument, Market};
+use super::pacing::PaceKey;
 use super::proto::{self, in_id};
 use super::record::{Outcome, RequestRecord};
-use super::session::{Conn, OpenReq};
+use super::resolve::{contract_of, resolve};
+use super::wire;
 use crate::calendar;
+use crate::domain::codes::{
+    HISTORICAL_DATA_ERROR, NO_DATA_TEXT, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT, PACING_VIOLATION_TEXT,
+};
 
 /// Bars of 30 seconds or less are not served further back than this (IB's rule).
 const SMALL_BAR_HISTORY_DAYS: i64 = 183;
@@ -26,15 +30,9 @@ fn invalid(what: &str) -> Refusal {
     (321, format!("Error validating request.-'bW' : cause - {what}"))
 }
 
-fn no_data(market: &super::market::Market, inst: Instrument, what: What) -> Refusal {
+fn no_data(market: &Market, inst: Instrument, what: What) -> Refusal {
     let local = contract_of(market, inst).local_symbol.unwrap_or_default();
-    (
-        162,
-        format!(
-            "Historical Market Data Service error message:HMDS query returned no data: {local}@SMART {}",
-            what.title()
-        ),
-    )
+    (HISTORICAL_DATA_ERROR, format!("{NO_DATA_TEXT}: {local}@SMART {}", what.title()))
 }
 
 struct Parsed {
@@ -49,7 +47,7 @@ fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refu
     let market = &conn.shared.market;
     let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     let [inst] = found[..] else {
-        return Err((200, NO_SECURITY.into()));
+        return Err((NO_SECURITY_DEFINITION, NO_SECURITY_TEXT.into()));
     };
     let size = BarSize::parse(req.bar_size_setting.as_deref().unwrap_or(""))
         .ok_or_else(|| invalid("Historical data bar size setting is invalid."))?;
@@ -60,12 +58,12 @@ fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refu
     let end = spec::parse_end(req.end_date_time.as_deref().unwrap_or(""), market.now())
         .ok_or_else(|| invalid("End date/time format is invalid."))?;
     if size.span() < spec::finest_bar_for(duration) {
-        return Err((162, spec::TOO_MANY_BARS.into()));
+        return Err((HISTORICAL_DATA_ERROR, spec::TOO_MANY_BARS.into()));
     }
     Ok(Parsed { inst, what, size, duration, end })
 }
 
-fn pace_key(req: &proto::HistoricalDataRequest, p: &Parsed, market: &super::market::Market) -> PaceKey {
+fn pace_key(req: &proto::HistoricalDataRequest, p: &Parsed, market: &Market) -> PaceKey {
     let contract = contract_of(market, p.inst);
     let cid = format!(
         "{}|{}",
@@ -98,7 +96,7 @@ pub fn historical(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeEr
     };
     let key = pace_key(&req, &p, &conn.shared.market);
     if conn.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).admit(key).is_err() {
-        return refuse(conn, rec, id, 162, PACING_TEXT);
+        return refuse(conn, rec, id, HISTORICAL_DATA_ERROR, PACING_VIOLATION_TEXT);
     }
     if conn.shared.stalled("historical") {
         conn.open.insert(id, OpenReq::Stalled { historical: true });
@@ -138,7 +136,7 @@ fn keep_up_to_date(conn: &mut Conn, id: i32, p: &Parsed) {
             let bars = series::bars(&shared.market, inst, what, size, now - lookback, now);
             if let Some(b) = bars.last() {
                 let msg = proto::HistoricalDataUpdate { req_id: Some(id), bar: Some(encode_bar(b)) };
-                if tx.send(super::wire::frame(in_id::HISTORICAL_DATA_UPDATE, &msg)).is_err() {
+                if tx.send(wire::frame(in_id::HISTORICAL_DATA_UPDATE, &msg)).is_err() {
                     return;
                 }
             }
@@ -158,7 +156,7 @@ fn serve(conn: &Conn, id: i32, p: &Parsed) -> Result<usize, Refusal> {
     let market = &conn.shared.market;
     let now = market.now();
     let end = p.end.min(now);
-    if calendar::trading_date(end) < super::market::first_date() {
+    if calendar::trading_date(end) < first_date() {
         return Err(no_data(market, p.inst, p.what));
     }
     let start = p.duration.start(end);
@@ -225,14 +223,14 @@ pub fn head_timestamp(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Deco
     let market = &conn.shared.market;
     let found = req.contract.as_ref().map(|c| resolve(market, c)).unwrap_or_default();
     let [inst] = found[..] else {
-        return refuse(conn, rec, id, 200, NO_SECURITY);
+        return refuse(conn, rec, id, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT);
     };
     let first = match inst {
-        Instrument::Stock(_) => super::market::first_date(),
+        Instrument::Stock(_) => first_date(),
         Instrument::Option(o) => options::listing_date(o.expiry),
     };
     let Some(open) = calendar::session(first).map(|s| s.open) else {
-        return refuse(conn, rec, id, 200, NO_SECURITY);
+        return refuse(conn, rec, id, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT);
     };
     let text = match req.format_date {
         Some(1) => open.format("%Y%m%d-%H:%M:%S").to_string(),

@@ -8,16 +8,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::spec::{BarSize, What};
 use crate::calendar::{self, EXCHANGE_TZ};
-use crate::sim::market::{cents, options, DayDetail, Market, OptionId};
-
-/// What a request is about.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Instrument {
-    /// A stock (index into the market's symbols).
-    Stock(usize),
-    /// A listed option.
-    Option(OptionId),
-}
+use crate::sim::market::{cents, options, DayDetail, Instrument, Market, OptionId};
 
 /// When a bar starts: a date for daily and longer bars, an instant for intraday ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

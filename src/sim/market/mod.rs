@@ -45,6 +45,15 @@ pub fn last_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2035, 12, 31).unwrap_or_default()
 }
 
+/// What a request is about.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Instrument {
+    /// A stock (index into the market's symbols).
+    Stock(usize),
+    /// A listed option.
+    Option(OptionId),
+}
+
 /// The deterministic market behind the simulator.
 #[derive(Debug)]
 pub struct Market {

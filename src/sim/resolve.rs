@@ -1,0 +1,110 @@
+//! Contract resolution as IB does it, shared by every handler that takes a contract: a contract
+//! spec to the instruments it names, and an instrument back to its contract message.
+
+use chrono::NaiveDate;
+
+use super::market::options;
+use super::market::{Instrument, Market, OptionId, Right};
+use super::proto;
+use crate::calendar;
+
+/// Every listed instrument matching a contract spec as IB matches it: by con_id, or by symbol and
+/// type with blank fields (expiry, strike, right) matching anything. Expired options do not
+/// match: IB no longer knows them.
+pub fn resolve(market: &Market, c: &proto::Contract) -> Vec<Instrument> {
+    let today = calendar::trading_date(market.now());
+    let con_id = c.con_id.filter(|id| *id != 0);
+    let sec_type = c.sec_type.as_deref().unwrap_or("").to_ascii_uppercase();
+    if let Some(i) = con_id.and_then(|id| market.stock_by_con_id(id)) {
+        return vec![Instrument::Stock(i)];
+    }
+    if let Some(id) = con_id {
+        return find_option_by_con_id(market, today, id).into_iter().map(Instrument::Option).collect();
+    }
+    let Some(i) = c.symbol.as_deref().and_then(|s| market.symbol_index(s)) else {
+        return Vec::new();
+    };
+    if !c.currency.as_deref().is_none_or(|cur| cur.is_empty() || cur == "USD") {
+        return Vec::new();
+    }
+    match sec_type.as_str() {
+        "STK" | "" => vec![Instrument::Stock(i)],
+        "OPT" => options_matching(market, i, today, c).into_iter().map(Instrument::Option).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn options_matching(market: &Market, i: usize, today: NaiveDate, c: &proto::Contract) -> Vec<OptionId> {
+    let chain = market.chain(i, today);
+    let expiry = c.last_trade_date_or_contract_month.as_deref().unwrap_or("").trim().to_string();
+    let strike = c.strike.unwrap_or(0.0);
+    let right = c.right.as_deref().filter(|r| !r.is_empty() && *r != "?");
+    let right = match right {
+        Some(r) => match Right::parse(r) {
+            Some(r) => Some(r),
+            None => return Vec::new(),
+        },
+        None => None,
+    };
+    let mut out = Vec::new();
+    for e in chain.expiries.iter().filter(|e| expiry_alive(market, e.date)) {
+        let tag = e.date.format("%Y%m%d").to_string();
+        if !(expiry.is_empty() || tag == expiry || (expiry.len() == 6 && tag.starts_with(&expiry))) {
+            continue;
+        }
+        for k in e.strikes.iter().filter(|k| strike == 0.0 || (**k - strike).abs() < 1e-6) {
+            for r in [Right::Call, Right::Put].into_iter().filter(|r| right.is_none_or(|x| x == *r)) {
+                out.push(OptionId { underlying: i, expiry: e.date, strike: *k, right: r });
+            }
+        }
+    }
+    out
+}
+
+fn find_option_by_con_id(market: &Market, today: NaiveDate, id: i32) -> Option<OptionId> {
+    market.option_by_con_id(today, id).filter(|o| expiry_alive(market, o.expiry))
+}
+
+/// The contract message for an instrument.
+pub fn contract_of(market: &Market, inst: Instrument) -> proto::Contract {
+    match inst {
+        Instrument::Stock(i) => {
+            let s = market.spec(i);
+            proto::Contract {
+                con_id: Some(s.con_id),
+                symbol: Some(s.symbol.clone()),
+                sec_type: Some("STK".into()),
+                exchange: Some("SMART".into()),
+                primary_exch: Some(s.primary_exchange.clone()),
+                currency: Some("USD".into()),
+                local_symbol: Some(s.symbol.clone()),
+                trading_class: Some(if s.primary_exchange == "NASDAQ" { "NMS".into() } else { s.symbol.clone() }),
+                ..Default::default()
+            }
+        }
+        Instrument::Option(o) => {
+            let s = market.spec(o.underlying);
+            let expiry = o.expiry.format("%Y%m%d").to_string();
+            proto::Contract {
+                con_id: Some(options::con_id(s, o.expiry, o.strike, o.right)),
+                symbol: Some(s.symbol.clone()),
+                sec_type: Some("OPT".into()),
+                last_trade_date_or_contract_month: Some(expiry.clone()),
+                strike: Some(o.strike),
+                right: Some(o.right.letter().into()),
+                multiplier: Some(100.0),
+                exchange: Some("SMART".into()),
+                currency: Some("USD".into()),
+                local_symbol: Some(options::occ_symbol(s, o.expiry, o.strike, o.right)),
+                trading_class: Some(s.option_root.clone()),
+                last_trade_date: Some(expiry),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// Whether `expiry` is still trading at the market's present (an option expires at its close).
+pub fn expiry_alive(market: &Market, expiry: NaiveDate) -> bool {
+    options::expiry_instant(expiry).is_some_and(|t| t > market.now())
+}
