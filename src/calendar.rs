@@ -196,6 +196,21 @@ pub fn session_over(d: NaiveDate, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// 1970-01-01: day 0 of Arrow's and polars' `date32`.
+pub const EPOCH_DATE: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
+
+/// The date `days` after 1970-01-01, as Arrow and polars store dates (`date32`); beyond chrono's
+/// range (±262,000 years, a corrupt file's values) the first or last date it has.
+pub fn date_of_days(days: i32) -> NaiveDate {
+    let far = if days < 0 { NaiveDate::MIN } else { NaiveDate::MAX };
+    EPOCH_DATE.checked_add_signed(Duration::days(days as i64)).unwrap_or(far)
+}
+
+/// Days since 1970-01-01 of a date (`date32`).
+pub fn days_of(d: NaiveDate) -> i32 {
+    (d - EPOCH_DATE).num_days() as i32
+}
+
 // --- Instants: when options expire, how users write a moment, which session is the last over.
 
 /// Seconds in the ACT/365 year used for every time to expiry.
@@ -221,14 +236,13 @@ pub fn expiry_instant(expiry: NaiveDate) -> DateTime<Utc> {
 pub fn early_close_days() -> &'static [i32] {
     static DAYS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
     DAYS.get_or_init(|| {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
         let (first, last) = (NaiveDate::from_ymd_opt(2000, 1, 1), NaiveDate::from_ymd_opt(2035, 12, 31));
         first
             .into_iter()
             .flat_map(|f| f.iter_days())
             .take_while(|d| Some(*d) <= last)
             .filter(|d| is_early_close(*d))
-            .map(|d| (d - epoch).num_days() as i32)
+            .map(days_of)
             .collect()
     })
 }

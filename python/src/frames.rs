@@ -116,8 +116,7 @@ pub(crate) fn date_column(
     name: &str,
     dates: impl IntoIterator<Item = Option<chrono::NaiveDate>>,
 ) -> PolarsResult<Column> {
-    let epoch = chrono::NaiveDate::default();
-    let days: Vec<Option<i32>> = dates.into_iter().map(|d| d.map(|d| (d - epoch).num_days() as i32)).collect();
+    let days: Vec<Option<i32>> = dates.into_iter().map(|d| d.map(twslake::calendar::days_of)).collect();
     Column::new(name.into(), days).cast(&DataType::Date)
 }
 

@@ -1,5 +1,6 @@
 //! Column helpers shared by the dataset modules: builders, readers and row checks.
 
+use crate::calendar::{date_of_days, days_of};
 use crate::domain::{Right, SecType};
 use arrow::array::{
     Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
@@ -7,8 +8,6 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::Arc;
-
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
 
 /// UTC timestamps in microseconds: the one time type of the lake.
 pub(crate) fn ts_type() -> DataType {
@@ -24,11 +23,11 @@ pub(crate) fn ts(v: impl Iterator<Item = DateTime<Utc>>) -> ArrayRef {
 }
 
 pub(crate) fn date(v: impl Iterator<Item = NaiveDate>) -> ArrayRef {
-    Arc::new(Date32Array::from_iter_values(v.map(|d| (d - EPOCH).num_days() as i32)))
+    Arc::new(Date32Array::from_iter_values(v.map(|d| days_of(d))))
 }
 
 pub(crate) fn opt_date(v: impl Iterator<Item = Option<NaiveDate>>) -> ArrayRef {
-    Arc::new(v.map(|d| d.map(|d| (d - EPOCH).num_days() as i32)).collect::<Date32Array>())
+    Arc::new(v.map(|d| d.map(|d| days_of(d))).collect::<Date32Array>())
 }
 
 pub(crate) fn f64s(v: impl Iterator<Item = f64>) -> ArrayRef {
@@ -77,11 +76,11 @@ impl<'a> Cols<'a> {
         DateTime::from_timestamp_micros(self.col::<TimestampMicrosecondArray>(name).value(i)).unwrap_or_default()
     }
     pub fn date(&self, name: &str, i: usize) -> NaiveDate {
-        EPOCH + chrono::Duration::days(self.col::<Date32Array>(name).value(i) as i64)
+        date_of_days(self.col::<Date32Array>(name).value(i))
     }
     pub fn opt_date(&self, name: &str, i: usize) -> Option<NaiveDate> {
         let a = self.col::<Date32Array>(name);
-        a.is_valid(i).then(|| EPOCH + chrono::Duration::days(a.value(i) as i64))
+        a.is_valid(i).then(|| date_of_days(a.value(i)))
     }
     pub fn f64(&self, name: &str, i: usize) -> f64 {
         self.col::<Float64Array>(name).value(i)

@@ -2,14 +2,14 @@
 //! the head timestamp, in the fewest requests IB's duration table allows.
 
 use super::ask::HeadQuery;
-use super::{missing_days, series_key, BarJob, FetchStats, Ingest};
+use super::{missing_days, BarJob, FetchStats, Ingest};
 use crate::calendar;
 use crate::datasets::Dataset;
 use crate::domain::DateWindow;
 use crate::domain::SecType;
 use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
-use crate::lake::manifest::{Entry, Outcome, Request};
+use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey};
 use crate::source::plan::plan;
 use crate::source::{Instrument, MarketData};
 use chrono::NaiveDate;
@@ -40,7 +40,7 @@ impl<S: MarketData> Ingest<S> {
                 (Some(f), false) => f,
                 _ => sessions_back(last, es.sessions),
             };
-            let key = series_key(Dataset::EquityBars, None, es.series);
+            let key = SeriesKey::bars(Dataset::EquityBars, None, es.series);
             let m = self.lake.manifest(symbol).await?;
             let mut missing = missing_days(&m, &key, from, last);
             if missing.first() == Some(&calendar::trading_days(from, last).first().copied().unwrap_or(from)) {

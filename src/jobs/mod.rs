@@ -316,8 +316,3 @@ pub fn missing_days(m: &SymbolManifest, key: &SeriesKey, from: NaiveDate, to: Na
     let windows = crate::domain::window::missing_windows_from(&covered, from, to);
     windows.iter().flat_map(|w| calendar::trading_days(w.start, w.end)).collect()
 }
-
-/// The manifest key of a bar series.
-pub fn series_key(dataset: Dataset, con_id: Option<i64>, series: Series) -> SeriesKey {
-    SeriesKey { dataset, con_id, series: Some(series), step_secs: None }
-}

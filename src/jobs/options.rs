@@ -2,7 +2,7 @@
 //! snapshot and the spot, only for missing windows, never for expired contracts, and never for a
 //! session whose spot (the underlying's intraday bars of that session) the lake does not hold.
 
-use super::{missing_days, series_key, BarJob, FetchStats, Ingest, OptionTarget};
+use super::{missing_days, BarJob, FetchStats, Ingest, OptionTarget};
 use crate::calendar;
 use crate::datasets::contracts::Contract;
 use crate::datasets::option_bars::OptionContract;
@@ -12,7 +12,7 @@ use crate::domain::window::union;
 use crate::domain::SecType;
 use crate::domain::{BarSize, Series, Symbol};
 use crate::error::Result;
-use crate::lake::manifest::SymbolManifest;
+use crate::lake::manifest::{SeriesKey, SymbolManifest};
 use crate::monitor::Severity;
 use crate::source::plan::plan;
 use crate::source::{Instrument, MarketData};
@@ -124,7 +124,7 @@ impl<S: MarketData> Ingest<S> {
         let mut missing_total = 0;
         for t in &targets {
             for (i, &series) in series_list.iter().enumerate() {
-                let key = series_key(Dataset::OptionBars, Some(t.contract.con_id), series);
+                let key = SeriesKey::bars(Dataset::OptionBars, Some(t.contract.con_id), series);
                 let (missing, no_spot): (Vec<NaiveDate>, Vec<NaiveDate>) =
                     missing_days(&m, &key, from, last).into_iter().partition(|d| !spotless[i].contains(d));
                 refused[i].extend(no_spot);

@@ -6,7 +6,7 @@ use super::{FetchStats, Ingest};
 use crate::datasets::Dataset;
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
-use crate::lake::manifest::Outcome;
+use crate::lake::manifest::{Outcome, SeriesKey};
 use crate::query::coverage::SeriesSpec;
 use crate::source::MarketData;
 use serde::Serialize;
@@ -199,7 +199,7 @@ impl<S: MarketData> Ingest<S> {
             return Ok(0);
         }
         let m = self.lake.manifest(symbol).await?;
-        let key = super::series_key(Dataset::EquityBars, None, daily);
+        let key = SeriesKey::bars(Dataset::EquityBars, None, daily);
         let claims: Vec<String> = m
             .entries
             .iter()

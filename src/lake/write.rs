@@ -14,6 +14,7 @@ use super::layout::Partition;
 use super::manifest::{Entry, Outcome, Request};
 use super::parquet_io::{decode, encode, merge, PartitionData};
 use super::{Lake, Location};
+use crate::calendar;
 use crate::datasets::Dataset;
 use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::error::{Error, Result};
@@ -37,8 +38,6 @@ pub struct Committed {
     /// Rows the write added (new keys).
     pub added: usize,
 }
-
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
 
 /// Splits a batch of `dataset` rows by partition.
 pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<BTreeMap<Partition, RecordBatch>> {
@@ -66,7 +65,7 @@ pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<B
             }
             _ => None,
         };
-        let day = EPOCH + chrono::Duration::days(date as i64);
+        let day = calendar::date_of_days(date);
         out.entry(Partition::for_date(dataset, symbol, series, day)?).or_default().extend(idx);
     }
     if out.len() == 1 {
@@ -90,7 +89,7 @@ pub(crate) fn check(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> R
     if let Some(d) = batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>()) {
         let bad = d.iter().flatten().find(|v| !(0..=40_000).contains(v));
         if let Some(v) = bad {
-            let reason = format!("date {} is outside 1970–2079", EPOCH + chrono::Duration::days(v as i64));
+            let reason = format!("date {} is outside 1970–2079", calendar::date_of_days(v));
             return Err(Error::BadRows { partition: format!("{dataset}/{symbol}"), reason });
         }
     }

@@ -89,12 +89,7 @@ impl Lake {
 /// The values of a Date column.
 pub fn dates_of(df: &DataFrame, name: &str) -> Result<Vec<NaiveDate>> {
     let ca = df.column(name)?.date()?.clone();
-    Ok(ca
-        .physical()
-        .iter()
-        .flatten()
-        .map(|days| NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap_or_default())
-        .collect())
+    Ok(ca.physical().iter().flatten().map(crate::calendar::date_of_days).collect())
 }
 
 #[cfg(test)]

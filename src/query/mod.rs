@@ -108,7 +108,7 @@ impl Lake {
         objects.retain(|p, _| filter.keeps(p));
         let lf = self.scan_objects(dataset, &objects)?;
         // A Date literal: `lit(NaiveDate)` is a Datetime, which would cast every row's date.
-        let date = |d: NaiveDate| lit(Scalar::new_date((d - NaiveDate::default()).num_days() as i32));
+        let date = |d: NaiveDate| lit(Scalar::new_date(crate::calendar::days_of(d)));
         let mut pred: Option<Expr> = None;
         if let (Some(from), true) = (filter.from, dataset != Dataset::Contracts) {
             pred = Some(col("date").gt_eq(date(from)));

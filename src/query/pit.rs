@@ -197,7 +197,7 @@ fn expiry_instants(expiry: Column) -> PolarsResult<Column> {
 /// 16:00 New York (the earlier instant if ambiguous, none if skipped) of a date given as days
 /// since 1970, three hours earlier on the calendar's early-close days, in UTC microseconds.
 fn close_micros(day: i32) -> Option<i64> {
-    let date = NaiveDate::from_num_days_from_ce_opt(day.checked_add(719_163)?)?;
+    let date = calendar::date_of_days(day);
     let close = chrono_tz::America::New_York.from_local_datetime(&date.and_hms_opt(16, 0, 0)?).earliest()?;
     let early = calendar::early_close_days().binary_search(&day).is_ok();
     Some(close.timestamp_micros() - if early { 3 * 3_600_000_000 } else { 0 })

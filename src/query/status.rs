@@ -42,7 +42,7 @@ pub struct StatusRow {
 
 fn date_at(df: &DataFrame, name: &str, i: usize) -> Option<NaiveDate> {
     match df.column(name).ok()?.get(i).ok()? {
-        AnyValue::Date(days) => NaiveDate::from_num_days_from_ce_opt(days + 719_163),
+        AnyValue::Date(days) => Some(calendar::date_of_days(days)),
         _ => None,
     }
 }

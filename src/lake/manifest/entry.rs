@@ -96,6 +96,13 @@ pub struct SeriesKey {
     pub step_secs: Option<u32>,
 }
 
+impl SeriesKey {
+    /// The key of a bar series: a symbol's own (`con_id` `None`) or one option contract's.
+    pub fn bars(dataset: Dataset, con_id: Option<i64>, series: Series) -> Self {
+        SeriesKey { dataset, con_id, series: Some(series), step_secs: None }
+    }
+}
+
 /// How the gateway answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -33,7 +33,7 @@ pub struct Quote {
 
 /// A day count as a date.
 pub fn date_of(days: i32) -> NaiveDate {
-    NaiveDate::default() + chrono::Duration::days(days as i64)
+    crate::calendar::date_of_days(days)
 }
 
 fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
@@ -337,7 +337,7 @@ mod tests {
                 let x = (strike / 100.0f64).ln();
                 let vol = v - 0.15 * x + 0.3 * x * x;
                 for call in [true, false] {
-                    e.push((expiry - NaiveDate::default()).num_days() as i32);
+                    e.push(crate::calendar::days_of(expiry));
                     k.push(strike);
                     r.push(if call { "C" } else { "P" });
                     t.push(tt);

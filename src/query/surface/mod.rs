@@ -269,7 +269,7 @@ impl Surface {
     pub fn to_frame(&self) -> Result<DataFrame> {
         let rows = || self.expiries.iter().flat_map(|e| e.points.iter().map(move |p| (e, p)));
         let f = |get: fn(&ExpirySlice, &SurfacePoint) -> f64| rows().map(|(e, p)| get(e, p)).collect::<Vec<f64>>();
-        let expiry: Vec<i32> = rows().map(|(e, _)| (e.expiry - NaiveDate::default()).num_days() as i32).collect();
+        let expiry: Vec<i32> = rows().map(|(e, _)| calendar::days_of(e.expiry)).collect();
         let df = DataFrame::new_infer_height(vec![
             Column::new("symbol".into(), vec![self.symbol.clone(); expiry.len()]),
             Column::new("expiry".into(), expiry).cast(&DataType::Date)?,

@@ -131,7 +131,7 @@ impl Listings {
         let mut by: std::collections::BTreeMap<i64, BTreeSet<NaiveDate>> = Default::default();
         for (a, e) in at.iter().zip(&exp) {
             if let (Some(a), Some(e)) = (a, e) {
-                by.entry(*a).or_default().insert(NaiveDate::default() + chrono::Duration::days(*e as i64));
+                by.entry(*a).or_default().insert(crate::calendar::date_of_days(*e));
             }
         }
         Ok(Listings { snapshots: by.into_iter().map(|(a, e)| (instant(a), e)).collect() })
