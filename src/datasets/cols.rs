@@ -23,7 +23,7 @@ pub(crate) fn ts(v: impl Iterator<Item = DateTime<Utc>>) -> ArrayRef {
 }
 
 pub(crate) fn date(v: impl Iterator<Item = NaiveDate>) -> ArrayRef {
-    Arc::new(Date32Array::from_iter_values(v.map(|d| days_of(d))))
+    Arc::new(Date32Array::from_iter_values(v.map(days_of)))
 }
 
 pub(crate) fn opt_date(v: impl Iterator<Item = Option<NaiveDate>>) -> ArrayRef {
