@@ -27,7 +27,7 @@ pub(crate) fn date(v: impl Iterator<Item = NaiveDate>) -> ArrayRef {
 }
 
 pub(crate) fn opt_date(v: impl Iterator<Item = Option<NaiveDate>>) -> ArrayRef {
-    Arc::new(v.map(|d| d.map(|d| days_of(d))).collect::<Date32Array>())
+    Arc::new(v.map(|d| d.map(days_of)).collect::<Date32Array>())
 }
 
 pub(crate) fn f64s(v: impl Iterator<Item = f64>) -> ArrayRef {
