@@ -124,7 +124,7 @@ impl<S: MarketData> Ingest<S> {
             }
             Err(e) => return Err(e),
         };
-        r.equity = self.backfill_equity_bars(symbol).await?.into();
+        r.equity = self.backfill_equity_bars(symbol).await?;
         let options = match self.backfill_option_bars(symbol).await {
             Ok(stats) => stats,
             Err(Error::Prerequisite { .. }) if !r.chain_taken => {
@@ -135,7 +135,7 @@ impl<S: MarketData> Ingest<S> {
             Err(e) => return Err(e),
         };
         r.option_days_refused = options.refused_days;
-        r.options = options.into();
+        r.options = options;
         r.equity_windows_missing = self.equity_windows_missing(symbol).await?;
         self.freshness(symbol).await
     }
