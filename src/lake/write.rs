@@ -39,7 +39,9 @@ pub struct Committed {
     pub added: usize,
 }
 
-/// Splits a batch of `dataset` rows by partition.
+/// Splits a batch of `dataset` rows by partition, reading each row's series from its
+/// `bar_size`/`what_to_show` columns (what `validate` and [`Lake::write`] of arbitrary rows do);
+/// a job that knows its series hands it to [`split_series`] instead.
 pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<BTreeMap<Partition, RecordBatch>> {
     let n = batch.num_rows();
     let dates = batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>());
@@ -74,6 +76,48 @@ pub fn split(dataset: Dataset, symbol: &Symbol, batch: &RecordBatch) -> Result<B
     out.into_iter()
         .map(|(p, mut idx)| {
             idx.sort_unstable();
+            let part = take_record_batch(batch, &UInt32Array::from(idx)).map_err(|e| Error::parquet(&p, e))?;
+            Ok((p, part))
+        })
+        .collect()
+}
+
+/// Splits a batch of one known bar series (or of a dataset without series) by partition: by
+/// trading date only, the series taken as given. Rows of another series are refused.
+pub fn split_series(
+    dataset: Dataset,
+    symbol: &Symbol,
+    series: Option<Series>,
+    batch: &RecordBatch,
+) -> Result<BTreeMap<Partition, RecordBatch>> {
+    let Some(s) = series.filter(|_| dataset.is_bars()) else { return split(dataset, symbol, batch) };
+    let strs = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>());
+    let (bar, what) = (strs("bar_size"), strs("what_to_show"));
+    let (b, w) = (s.bar_size.ib(), s.what_to_show.ib());
+    let other =
+        (0..batch.num_rows()).find(|&i| bar.is_some_and(|c| c.value(i) != b) || what.is_some_and(|c| c.value(i) != w));
+    if let Some(i) = other {
+        let reason = format!("row {i} is not of the series {b} {w} the rows were given as");
+        return Err(Error::BadRows { partition: format!("{dataset}/{symbol}"), reason });
+    }
+    let dates = batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>());
+    let mut by_partition: BTreeMap<Partition, Vec<u32>> = BTreeMap::new();
+    let mut last: Option<(i32, Partition)> = None;
+    for i in 0..batch.num_rows() {
+        let day = dates.map_or(0, |d| d.value(i));
+        let p = match &last {
+            Some((d, p)) if *d == day => p.clone(),
+            _ => Partition::for_date(dataset, symbol, Some(s), calendar::date_of_days(day))?,
+        };
+        by_partition.entry(p.clone()).or_default().push(i as u32);
+        last = Some((day, p));
+    }
+    if by_partition.len() == 1 {
+        return Ok(by_partition.into_keys().map(|p| (p, batch.clone())).collect());
+    }
+    by_partition
+        .into_iter()
+        .map(|(p, idx)| {
             let part = take_record_batch(batch, &UInt32Array::from(idx)).map_err(|e| Error::parquet(&p, e))?;
             Ok((p, part))
         })
@@ -152,7 +196,7 @@ impl Lake {
             if let Some(batch) = rows.filter(|b| b.num_rows() > 0) {
                 let dataset = entry.request.dataset;
                 check(dataset, symbol, &batch)?;
-                for (p, part) in split(dataset, symbol, &batch)? {
+                for (p, part) in split_series(dataset, symbol, entry.request.series, &batch)? {
                     entry.partitions.push(p.path().to_string());
                     let slot = parts.entry(p).or_default();
                     slot.0.push(part);
@@ -277,4 +321,26 @@ fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
 /// The year of a trading date, for callers that pick partitions.
 pub fn year_of(d: NaiveDate) -> i32 {
     d.year()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::equity_bars::{self, tests::sample};
+
+    #[test]
+    fn a_known_series_splits_by_day_and_refuses_other_rows() {
+        let spy = Symbol::new("SPY").unwrap();
+        let minute = Series { bar_size: BarSize::Min1, what_to_show: WhatToShow::Trades };
+        let mut bars = sample(4);
+        bars[2].date = "2024-11-25".parse().unwrap();
+        bars[3].date = "2024-11-25".parse().unwrap();
+        let batch = equity_bars::to_batch(&bars);
+        let parts = split_series(Dataset::EquityBars, &spy, Some(minute), &batch).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts, split(Dataset::EquityBars, &spy, &batch).unwrap(), "the same split as from the rows");
+        let mid = Series { what_to_show: WhatToShow::Midpoint, ..minute };
+        let err = split_series(Dataset::EquityBars, &spy, Some(mid), &batch).unwrap_err().to_string();
+        assert!(err.contains("1 min MIDPOINT"), "{err}");
+    }
 }
