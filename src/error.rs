@@ -76,11 +76,15 @@ pub enum Error {
         missing: Vec<String>,
     },
     /// The gateway failed a request in a way retries did not fix.
-    #[error("the gateway failed {what}: {message}")]
+    #[error("the gateway failed {what}: IB error {code}: {message}")]
     Gateway {
         /// What was asked.
         what: String,
-        /// IB's code and text, or the client's description.
+        /// IB's code (0 for a client-side failure: a timeout, a dropped connection).
+        code: i32,
+        /// What the error means ([`ErrorClass`]).
+        class: ErrorClass,
+        /// IB's text, or the client's description.
         message: String,
     },
     /// Another writer kept winning a conditional write for too long.
@@ -106,4 +110,24 @@ impl Error {
     pub(crate) fn parquet(path: impl ToString, e: impl std::fmt::Display) -> Self {
         Error::Parquet { path: path.to_string(), reason: e.to_string() }
     }
+}
+
+/// What to do about an error from the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Transient: retry the same request after a backoff.
+    Retry,
+    /// A pacing violation: wait for the pacing window, then retry.
+    Pacing,
+    /// A final answer with no data: record it as empty, never ask again.
+    NoData,
+    /// No market-data subscription for this instrument: nothing to retry until the account changes.
+    NotSubscribed,
+    /// The contract does not exist (unknown symbol, expired option): fail the instrument.
+    NoSecurityDefinition,
+    /// The connection to IB is lost: reconnect, then retry.
+    Connectivity,
+    /// The request is wrong (bad parameters): fail it, do not retry.
+    Fatal,
 }

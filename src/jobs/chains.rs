@@ -47,7 +47,8 @@ impl<S: MarketData> Ingest<S> {
             Err(e) => {
                 let outcome = Outcome::Error { code: e.code, message: e.message.clone() };
                 self.lake.record_entry(answered.entry(request(symbol, stock.con_id), outcome), None).await?;
-                return Err(Error::Gateway { what: format!("the option chain of {symbol}"), message: e.to_string() });
+                let (code, class, message) = (e.code, e.class, e.message.clone());
+                return Err(Error::Gateway { what: format!("the option chain of {symbol}"), code, class, message });
             }
         };
         let rows = chains::snapshot_rows(params, self.now());

@@ -52,7 +52,8 @@ impl<S: MarketData> Ingest<S> {
                 return Err(Error::bad_input("symbol", symbol.as_str(), why));
             }
             Err(e) => {
-                return Err(Error::Gateway { what: format!("contract details of {symbol}"), message: e.to_string() });
+                let (code, class, message) = (e.code, e.class, e.message.clone());
+                return Err(Error::Gateway { what: format!("contract details of {symbol}"), code, class, message });
             }
         };
         let Some(stock) = pick_listing(found) else {

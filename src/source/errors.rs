@@ -1,24 +1,6 @@
 //! IB's error codes, classified in one place: what the ingester does about each.
 
-/// What to do about an error from the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// Transient: retry the same request after a backoff.
-    Retry,
-    /// A pacing violation: wait for the pacing window, then retry.
-    Pacing,
-    /// A final answer with no data: record it as empty, never ask again.
-    NoData,
-    /// No market-data subscription for this instrument: nothing to retry until the account changes.
-    NotSubscribed,
-    /// The contract does not exist (unknown symbol, expired option): fail the instrument.
-    NoSecurityDefinition,
-    /// The connection to IB is lost: reconnect, then retry.
-    Connectivity,
-    /// The request is wrong (bad parameters): fail it, do not retry.
-    Fatal,
-}
+pub use crate::error::ErrorClass;
 
 /// IB's text when historical requests come too fast.
 pub const PACING_TEXT: &str = "pacing violation";
