@@ -198,7 +198,7 @@ impl NativeLake {
     fn new(url: &str, storage_options: Option<Vec<(String, String)>>) -> PyResult<Self> {
         let options = storage_options.unwrap_or_default();
         let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Ok(NativeLake { lake: Lake::open_existing_with(url, &pairs).map_err(py_err)? })
+        Ok(NativeLake { lake: Lake::builder(url).existing().s3_options(&pairs).open().map_err(py_err)? })
     }
 
     /// The lake's location as a URL.

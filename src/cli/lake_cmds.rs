@@ -125,7 +125,7 @@ fn age(secs: i64) -> String {
 }
 
 pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     if a.json {
         let rows = lake.status(Utc::now()).await?;
         let doc = serde_json::json!({ "lake": lake.location().to_string(), "datasets": rows });
@@ -178,7 +178,7 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
         Series { bar_size: a.bar_size.parse::<BarSize>()?, what_to_show: a.what_to_show.parse::<WhatToShow>()? };
     let to = a.to.unwrap_or_else(|| last_finished_session(Utc::now()));
     let from = a.from.unwrap_or(to - chrono::Duration::days(365));
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let spec = SeriesSpec { dataset, symbol, con_id: a.con_id, series };
     let windows = lake.missing_windows(&spec, from, to).await?;
     if a.json {
@@ -222,7 +222,7 @@ pub async fn gaps_of(lake: &Lake, symbol: &Symbol) -> anyhow::Result<()> {
 /// `compact`: folds live capture's micro-batches into their day partitions (what `live` does at
 /// its end and at its start; for captures that were killed and not run again).
 pub async fn compact(a: CompactArgs) -> anyhow::Result<i32> {
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let symbols: Vec<Option<Symbol>> = match a.symbols.is_empty() {
         true => vec![None],
         false => a.symbols.iter().map(|s| Symbol::new(s).map(Some)).collect::<Result<_, _>>()?,
@@ -240,7 +240,7 @@ pub async fn compact(a: CompactArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let report = lake.validate().await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -198,7 +198,7 @@ pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
     let symbol = Symbol::new(&a.symbol)?;
     let at = parse_instant(&a.at)?;
     let opts = a.fit.options()?;
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let s = lake.surface(&symbol, at, &opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -222,7 +222,7 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
     opts.surface = a.fit.options()?;
     opts.threads = a.threads.unwrap_or(opts.threads).max(1);
     opts.progress = !a.json;
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let r = lake.surface_history(&symbol, from, to, now, &opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -263,7 +263,7 @@ pub async fn sql(a: SqlArgs) -> anyhow::Result<i32> {
     if matches!(a.format, Format::Parquet) && a.out.is_none() {
         anyhow::bail!("--format parquet needs --out FILE.parquet");
     }
-    let lake = Lake::open_existing(&a.lake.lake)?;
+    let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let mut df = collect(lake.sql(&a.query).await?).await?;
     write_frame(&mut df, a.format, a.out.as_deref())?;
     Ok(0)

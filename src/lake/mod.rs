@@ -137,40 +137,55 @@ fn s3_env_config() -> Vec<(String, String)> {
     cfg
 }
 
+/// How a lake is opened: its URL, whether a missing local folder is created, and S3 settings
+/// over the environment's ([`Lake::builder`]).
+#[derive(Debug, Clone)]
+pub struct LakeBuilder {
+    url: String,
+    create: bool,
+    s3: Vec<(String, String)>,
+}
+
+impl LakeBuilder {
+    /// Refuses a missing local folder instead of creating it (commands that only read).
+    pub fn existing(mut self) -> Self {
+        self.create = false;
+        self
+    }
+
+    /// S3 settings that override the environment's (polars' untyped keys: `aws_endpoint_url`,
+    /// `aws_region`, …); given for a local lake, they are refused, naming them.
+    pub fn s3_options<K: AsRef<str>, V: AsRef<str>>(mut self, options: &[(K, V)]) -> Self {
+        self.s3 = options.iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+        self
+    }
+
+    /// Opens the lake.
+    pub fn open(self) -> Result<Lake> {
+        let location = Location::parse(&self.url)?;
+        if let (Location::Local(_), Some((key, _))) = (&location, self.s3.first()) {
+            let why = format!("storage options (here {key:?}) apply to s3:// lakes only; drop them for a local folder");
+            return Err(Error::bad_input("lake URL", &self.url, why));
+        }
+        let s3: Vec<(&str, &str)> = self.s3.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Lake::open_location_with(location, self.create, &s3)
+    }
+}
+
 impl Lake {
-    /// Opens (creating if needed) the lake at `url`; see [`Location::parse`] for the forms.
+    /// A builder for the lake at `url` (a folder, `file://PATH` or `s3://BUCKET/PREFIX`: see
+    /// [`Location::parse`]); by default a missing local folder is created.
     ///
     /// S3 is configured from the standard AWS environment: `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL` (an `http://` endpoint
-    /// implies `AWS_ALLOW_HTTP=true`).
+    /// implies `AWS_ALLOW_HTTP=true`), overridden by [`LakeBuilder::s3_options`].
+    pub fn builder(url: &str) -> LakeBuilder {
+        LakeBuilder { url: url.to_string(), create: true, s3: Vec::new() }
+    }
+
+    /// Opens (creating if needed) the lake at `url`: `Lake::builder(url).open()`.
     pub fn open(url: &str) -> Result<Self> {
-        Self::open_location(Location::parse(url)?, true)
-    }
-
-    /// Opens (creating if needed) the lake at `url` with S3 settings that override the
-    /// environment's (polars' untyped keys: `aws_endpoint_url`, `aws_region`, …).
-    pub fn open_with(url: &str, s3: &[(&str, &str)]) -> Result<Self> {
-        Self::open_location_with(Location::parse(url)?, true, s3)
-    }
-
-    /// Opens an existing lake without creating anything; a missing local folder is an error.
-    pub fn open_existing(url: &str) -> Result<Self> {
-        Self::open_location(Location::parse(url)?, false)
-    }
-
-    /// [`Lake::open_existing`] with S3 settings that override the environment's (as
-    /// [`Lake::open_with`]); settings given for a local lake are refused, naming them.
-    pub fn open_existing_with(url: &str, s3: &[(&str, &str)]) -> Result<Self> {
-        let location = Location::parse(url)?;
-        if let (Location::Local(_), Some((key, _))) = (&location, s3.first()) {
-            let why = format!("storage options (here {key:?}) apply to s3:// lakes only; drop them for a local folder");
-            return Err(Error::bad_input("lake URL", url, why));
-        }
-        Self::open_location_with(location, false, s3)
-    }
-
-    fn open_location(location: Location, create: bool) -> Result<Self> {
-        Self::open_location_with(location, create, &[])
+        Self::builder(url).open()
     }
 
     fn open_location_with(location: Location, create: bool, extra: &[(&str, &str)]) -> Result<Self> {

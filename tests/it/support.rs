@@ -69,7 +69,7 @@ impl Fixture {
 
     pub fn lake(&self) -> Lake {
         let pairs: Vec<(&str, &str)> = self.s3.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Lake::open_with(&self.url, &pairs).unwrap()
+        Lake::builder(&self.url).s3_options(&pairs).open().unwrap()
     }
 
     /// Environment for a child `twslake` process to reach the same lake.
