@@ -14,6 +14,7 @@ use chrono::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::PathBuf;
 use twslake::query::surface::history::{instants, HistoryOptions};
+use twslake::query::surface::Surfaces;
 use twslake::Lake;
 
 const SESSIONS: usize = 20;
@@ -50,7 +51,7 @@ fn bench_history(c: &mut Criterion) {
     };
     // One run reported in full: how the time splits between fitting and the rest.
     clear();
-    let r = rt.block_on(lake.surface_history(&m.symbol, from, to, now, &opts)).unwrap();
+    let r = rt.block_on(Surfaces::new(&lake).surface_history(&m.symbol, from, to, now, &opts)).unwrap();
     eprintln!(
         "{} sessions, {} instants, {} surfaces, {} rows: {:.2} s in all: {:.2} s loading, {:.2} s fitting on {} \
          threads, {:.2} s writing ({:.0} surfaces/s fitting, {:.0} end to end)",
@@ -75,7 +76,7 @@ fn bench_history(c: &mut Criterion) {
             for _ in 0..iters {
                 clear();
                 let t0 = std::time::Instant::now();
-                let r = rt.block_on(lake.surface_history(&m.symbol, from, to, now, &opts)).unwrap();
+                let r = rt.block_on(Surfaces::new(&lake).surface_history(&m.symbol, from, to, now, &opts)).unwrap();
                 total += t0.elapsed();
                 assert_eq!(r.surfaces, n);
             }
@@ -90,7 +91,7 @@ fn bench_history(c: &mut Criterion) {
             for _ in 0..iters {
                 clear();
                 let t0 = std::time::Instant::now();
-                rt.block_on(lake.surface_history(&m.symbol, from, to, now, &one)).unwrap();
+                rt.block_on(Surfaces::new(&lake).surface_history(&m.symbol, from, to, now, &one)).unwrap();
                 total += t0.elapsed();
             }
             total

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use twslake::datasets::quotes::{self, Quote};
 use twslake::datasets::Dataset;
 use twslake::domain::Symbol;
+use twslake::query::Scans;
 use twslake::Lake;
 
 /// `n` quote rows of 100 contracts with sequence numbers from `start_seq`.
@@ -99,7 +100,7 @@ async fn flush_cost() {
     let t = Instant::now();
     let rows = lake.read_partition(&p).await.unwrap().unwrap().batch.num_rows();
     println!("read_partition of the day file + {seq} micro-batches ({rows} rows): {}", ms(t.elapsed()));
-    let lf = lake.scan(Dataset::Quotes, &Default::default()).await.unwrap();
+    let lf = Scans::new(&lake).scan(Dataset::Quotes, &Default::default()).await.unwrap();
     let t = Instant::now();
     let counted = twslake::query::collect(lf).await.unwrap().height();
     println!("polars scan (merged on the key) of the same: {} ({counted} rows)", ms(t.elapsed()));

@@ -10,6 +10,7 @@ use twslake::domain::DateWindow;
 use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 use twslake::lake::example::{synthetic_symbol, write_synthetic};
 use twslake::lake::manifest::{Entry, Outcome, Request};
+use twslake::query::coverage::Coverage;
 use twslake::query::coverage::SeriesSpec;
 use twslake::Lake;
 
@@ -44,19 +45,19 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("missing_windows_500x10y");
     let lake = Lake::open(&url).unwrap();
-    let found = rt.block_on(lake.missing_windows(&spec, from, to)).unwrap();
+    let found = rt.block_on(Coverage::new(&lake).missing_windows(&spec, from, to)).unwrap();
     assert_eq!(found.len(), 1, "only 2025 is missing: {found:?}");
     g.bench_function("open_lake_and_missing_windows", |b| {
         b.iter(|| {
             let lake = Lake::open(&url).unwrap();
-            rt.block_on(lake.missing_windows(&spec, from, to)).unwrap()
+            rt.block_on(Coverage::new(&lake).missing_windows(&spec, from, to)).unwrap()
         })
     });
     g.bench_function("missing_windows_open_lake", |b| {
-        b.iter(|| rt.block_on(lake.missing_windows(&spec, from, to)).unwrap())
+        b.iter(|| rt.block_on(Coverage::new(&lake).missing_windows(&spec, from, to)).unwrap())
     });
     g.bench_function("present_dates_from_the_data", |b| {
-        b.iter(|| rt.block_on(lake.present_dates(&spec, from, to)).unwrap())
+        b.iter(|| rt.block_on(Coverage::new(&lake).present_dates(&spec, from, to)).unwrap())
     });
     g.finish();
 
@@ -87,7 +88,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("load_compacted_manifest", |b| b.iter(|| rt.block_on(lake.manifest(&big)).unwrap().entries.len()));
     let big_spec = SeriesSpec { dataset: Dataset::OptionBars, symbol: big.clone(), con_id: Some(7), series: daily };
     g.bench_function("missing_windows_one_contract", |b| {
-        b.iter(|| rt.block_on(lake.missing_windows(&big_spec, from, to)).unwrap())
+        b.iter(|| rt.block_on(Coverage::new(&lake).missing_windows(&big_spec, from, to)).unwrap())
     });
     g.finish();
 }

@@ -21,6 +21,7 @@ use twslake::datasets::option_bars::{self, OptionBar, OptionContract};
 use twslake::datasets::{equity_bars, Dataset};
 use twslake::domain::Symbol;
 use twslake::query::iv::{black_price, implied_vols, with_implied_vol, IvColumns};
+use twslake::query::pit::PointInTime;
 use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::query::surface::{fit_surface, SurfaceOptions};
 use twslake::{calendar, query, Lake};
@@ -216,7 +217,7 @@ fn bench_panel(c: &mut Criterion) {
     };
     let run = || {
         rt.block_on(async {
-            let lf = lake.option_panel(&q, SPOT_SERIES[0]).await.unwrap();
+            let lf = PointInTime::new(&lake).option_panel(&q, SPOT_SERIES[0]).await.unwrap();
             query::collect(lf).await.unwrap()
         })
     };

@@ -219,7 +219,7 @@ pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;
 /// The instant an option expiring on `expiry` is taken to expire: the close of its NYSE session,
 /// 16:00 New York, or 13:00 on an early-close day (the day after Thanksgiving, Christmas Eve,
 /// July 3); 16:00 New York on a date with no session. Times to expiry are measured to this
-/// instant, in ACT/365 years; [`with_time_to_expiry`] computes the same in polars.
+/// instant, in ACT/365 years; `query::pit::with_time_to_expiry` computes the same in polars.
 pub fn expiry_instant(expiry: NaiveDate) -> DateTime<Utc> {
     if let Some(s) = session(expiry) {
         return s.close;

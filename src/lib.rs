@@ -14,8 +14,8 @@
 //! - [`query`]: the polars reader: dataset scans, present dates, coverage and missing windows,
 //!   status; point-in-time reads ([`query::pit`]), the series a query reads when not told
 //!   ([`query::series`]), implied vols and greeks ([`query::iv`]), the arbitrage-checked
-//!   volatility surface at any instant the bars cover ([`query::surface`], [`Lake::surface`]),
-//!   its standardized grid and stored history ([`Lake::surface_history`]) and SQL over the
+//!   volatility surface at any instant the bars cover ([`query::surface::Surfaces`]),
+//!   its standardized grid and stored history ([`query::surface::Surfaces::surface_history`]) and SQL over the
 //!   datasets ([`query::sql`]).
 //! - [`jobs`]: the ingest jobs in dependency order and their orchestration (`setup`, `update`).
 //! - [`monitor`]: metrics (Prometheus text) and alerts.
@@ -36,7 +36,7 @@
 //! use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 //! use twslake::domain::DateWindow;
 //! use twslake::lake::manifest::{Outcome, Request};
-//! use twslake::query::coverage::SeriesSpec;
+//! use twslake::query::coverage::{Coverage, SeriesSpec};
 //! use twslake::{datasets::Dataset, Lake};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -51,7 +51,7 @@
 //! lake.record(Request::equity_bars(&spy, daily, week), asked_at, Outcome::Empty, None).await?;
 //!
 //! let spec = SeriesSpec { dataset: Dataset::EquityBars, symbol: spy, con_id: None, series: daily };
-//! let missing = lake.missing_windows(&spec, d("2024-01-01"), d("2024-01-12")).await?;
+//! let missing = Coverage::new(&lake).missing_windows(&spec, d("2024-01-01"), d("2024-01-12")).await?;
 //! assert_eq!((missing[0].start, missing[0].end), (d("2024-01-08"), d("2024-01-12")));
 //! # Ok::<(), twslake::Error>(())
 //! # }).unwrap();
@@ -61,13 +61,13 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use polars::prelude::*;
-//! use twslake::{datasets::Dataset, query::{collect, ScanFilter}, Lake};
+//! use twslake::{datasets::Dataset, query::{collect, ScanFilter, Scans}, Lake};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let lake = Lake::open(dir.path().to_str().unwrap())?;
 //! twslake::lake::example::write_example(&lake).await?;
 //! let spy = twslake::domain::Symbol::new("SPY")?;
-//! let bars = lake.scan(Dataset::EquityBars, &ScanFilter::symbol(&spy)).await?;
+//! let bars = Scans::new(&lake).scan(Dataset::EquityBars, &ScanFilter::symbol(&spy)).await?;
 //! let daily = collect(bars.filter(col("bar_size").eq(lit("1 day")))).await?;
 //! assert_eq!(daily.height(), 7);
 //! # Ok::<(), twslake::Error>(())

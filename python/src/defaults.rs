@@ -9,12 +9,13 @@ use twslake::datasets::Dataset;
 use twslake::domain::{Series, Symbol, WhatToShow};
 use twslake::error::{Error, Result};
 use twslake::query::iv::Rates;
+use twslake::query::series::Holdings;
 use twslake::query::series::{self as choose, HeldSeries};
 use twslake::query::surface::SurfaceOptions;
 use twslake::Lake;
 
 /// The option series an option panel of `what` bars over `[from, to]` reads by default: for
-/// MIDPOINT, [`Lake::default_option_series`]; for another what-to-show, the finest intraday
+/// MIDPOINT, [`Holdings::default_option_series`]; for another what-to-show, the finest intraday
 /// series of it with a partition on those dates. The error names the series the lake holds.
 pub(crate) async fn option_series(
     lake: &Lake,
@@ -24,9 +25,9 @@ pub(crate) async fn option_series(
     to: chrono::NaiveDate,
 ) -> Result<Series> {
     if what == WhatToShow::Midpoint {
-        return lake.default_option_series(symbol, from, to).await;
+        return Holdings::new(lake).default_option_series(symbol, from, to).await;
     }
-    let held = lake.held_series(Dataset::OptionBars, symbol).await?;
+    let held = Holdings::new(lake).held_series(Dataset::OptionBars, symbol).await?;
     held.iter()
         .filter(|h| h.series.what_to_show == what && h.days_in(from, to) > 0)
         .min_by_key(|h| h.series.bar_size.seconds().unwrap_or(u32::MAX))
@@ -41,7 +42,7 @@ pub(crate) async fn option_series(
 }
 
 /// The spot series option bars of `option` are joined to over `[from, to]`:
-/// [`Lake::spot_series_for`], restricted to `what` when the caller names one.
+/// [`Holdings::spot_series_for`], restricted to `what` when the caller names one.
 pub(crate) async fn spot_series(
     lake: &Lake,
     symbol: &Symbol,
@@ -50,8 +51,8 @@ pub(crate) async fn spot_series(
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
 ) -> Result<Series> {
-    let Some(what) = what else { return lake.spot_series_for(symbol, option, from, to).await };
-    let held = lake.held_series(Dataset::EquityBars, symbol).await?;
+    let Some(what) = what else { return Holdings::new(lake).spot_series_for(symbol, option, from, to).await };
+    let held = Holdings::new(lake).held_series(Dataset::EquityBars, symbol).await?;
     let kind: Vec<HeldSeries> = held.iter().filter(|h| h.series.what_to_show == what).cloned().collect();
     choose::choose_spot_series(symbol, &kind, option, from, to).map_err(|_| {
         let why = format!(
@@ -105,7 +106,7 @@ pub(crate) async fn check_history_input(
         return Err(Error::bad_input("symbol", symbol.as_str(), why));
     }
     let first = calendar::prev_trading_day(from);
-    let held = lake.held_series(Dataset::OptionBars, symbol).await?;
+    let held = Holdings::new(lake).held_series(Dataset::OptionBars, symbol).await?;
     let wanted = |h: &&HeldSeries| match series {
         Some(s) => h.series == s,
         None => h.series.what_to_show == WhatToShow::Midpoint,

@@ -33,10 +33,16 @@ use twslake::datasets::Dataset;
 use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
 use twslake::error::Error;
 use twslake::lake::layout::{DataObject, Partition};
+use twslake::query::coverage::Coverage;
 use twslake::query::coverage::SeriesSpec;
 use twslake::query::iv::{self, IvColumns, Rates};
 use twslake::query::pit::AsOf;
+use twslake::query::pit::PointInTime;
+use twslake::query::sql;
+use twslake::query::status;
 use twslake::query::surface::history::{self, HistoryOptions};
+use twslake::query::surface::Surfaces;
+use twslake::query::Scans;
 use twslake::query::{collect, ScanFilter};
 use twslake::Lake;
 
@@ -254,7 +260,7 @@ impl NativeLake {
                 .partition(|(_, list)| list.iter().any(|o| matches!(o, DataObject::MicroBatch(_))));
             let micro = match micro.is_empty() {
                 true => None,
-                false => Some(collect(self.lake.scan_objects(ds, &micro)?).await?),
+                false => Some(collect(Scans::new(&self.lake).scan_objects(ds, &micro)?).await?),
             };
             Ok((whole, micro))
         })?;
@@ -272,7 +278,7 @@ impl NativeLake {
     /// A dataset read through the Rust scan (pruned partitions, then collected).
     fn read(&self, py: Python<'_>, scan: Scan) -> PyResult<Frame> {
         let (ds, filter) = scan.filter()?;
-        let df = block(py, || async { collect(self.lake.scan(ds, &filter).await?).await })?;
+        let df = block(py, || async { collect(Scans::new(&self.lake).scan(ds, &filter).await?).await })?;
         Ok(Frame::new(df))
     }
 
@@ -299,7 +305,7 @@ impl NativeLake {
         if from > to {
             return Err(bad("date range", &format!("{start}..{end}"), "start must not be after end"));
         }
-        let windows = block(py, || self.lake.missing_windows(&spec, from, to))?;
+        let windows = block(py, || async { Coverage::new(&self.lake).missing_windows(&spec, from, to).await })?;
         let df = date_frame(windows.into_iter().map(|w| (w.start, w.end, w.trading_days))).map_err(polars_err)?;
         Ok(Frame::new(df))
     }
@@ -308,21 +314,21 @@ impl NativeLake {
     #[pyo3(signature = (now=None))]
     fn status(&self, py: Python<'_>, now: Option<&str>) -> PyResult<Frame> {
         let now = now.map(instant).transpose()?.unwrap_or_else(chrono::Utc::now);
-        let rows = block(py, || self.lake.status(now))?;
+        let rows = block(py, || status::status(&self.lake, now))?;
         Ok(Frame::new(status_frame(&rows).map_err(polars_err)?))
     }
 
     /// The spot at an instant: `(price, as_of, what_to_show)`.
     fn spot_at(&self, py: Python<'_>, sym: &str, at: &str) -> PyResult<(f64, String, String)> {
         let (s, at) = (symbol(sym)?, instant(at)?);
-        let spot = block(py, || self.lake.spot_at(&s, at))?;
+        let spot = block(py, || async { PointInTime::new(&self.lake).spot_at(&s, at).await })?;
         Ok((spot.price, spot.as_of.to_rfc3339(), spot.what_to_show))
     }
 
     /// The latest chain snapshot taken at or before an instant.
     fn chain_as_of(&self, py: Python<'_>, sym: &str, at: &str) -> PyResult<Frame> {
         let (s, at) = (symbol(sym)?, instant(at)?);
-        Ok(Frame::new(block(py, || self.lake.chain_as_of(&s, at))?))
+        Ok(Frame::new(block(py, || async { PointInTime::new(&self.lake).chain_as_of(&s, at).await })?))
     }
 
     /// The option panel at an instant, with implied vols and greeks when asked. Without a
@@ -367,7 +373,7 @@ impl NativeLake {
             };
             let spot = defaults::spot_series(&self.lake, &s, option, spot_what, from, to).await?;
             let q = AsOf { symbol: s.clone(), series: option, from, at };
-            let panel = self.lake.option_panel(&q, spot).await?;
+            let panel = PointInTime::new(&self.lake).option_panel(&q, spot).await?;
             let lf = if implied_vol || greeks { rates.with_columns(panel) } else { panel };
             let mut df = collect(lf).await?;
             if implied_vol || greeks {
@@ -396,7 +402,7 @@ impl NativeLake {
     ) -> PyResult<(String, Frame, Frame, Frame)> {
         let (s, at) = (symbol(sym)?, instant(at)?);
         let opts = defaults::surface_options(bar_size, max_staleness_min, rate, dividend_yield)?;
-        let surface = block(py, || self.lake.surface(&s, at, &opts))?;
+        let surface = block(py, || async { Surfaces::new(&self.lake).surface(&s, at, &opts).await })?;
         let json = serde_json::to_string(&surface).expect("surfaces serialise");
         let points = Frame::new(surface.to_frame().map_err(py_err)?);
         let expiries = Frame::new(expiries_frame(&surface).map_err(polars_err)?);
@@ -430,14 +436,14 @@ impl NativeLake {
         opts.threads = threads.unwrap_or(opts.threads).max(1);
         let report = block(py, || async {
             defaults::check_history_input(&self.lake, &s, from, to, opts.surface.series).await?;
-            self.lake.surface_history(&s, from, to, chrono::Utc::now(), &opts).await
+            Surfaces::new(&self.lake).surface_history(&s, from, to, chrono::Utc::now(), &opts).await
         })?;
         Ok(serde_json::to_string(&report).expect("reports serialise"))
     }
 
     /// polars SQL over the datasets registered as tables.
     fn sql(&self, py: Python<'_>, query: &str) -> PyResult<Frame> {
-        let df = block(py, || async { collect(self.lake.sql(query).await?).await })?;
+        let df = block(py, || async { collect(sql::sql(&self.lake, query).await?).await })?;
         Ok(Frame::new(df))
     }
 }

@@ -7,6 +7,7 @@ use crate::jobs::config::{self, FileConfig, IngestConfig};
 use crate::jobs::orchestrator::RunReport;
 use crate::jobs::Ingest;
 use crate::lake::Lake;
+use crate::query::surface::Surfaces;
 use crate::source::ib::{IbConfig, IbSource};
 use clap::Args;
 use std::path::PathBuf;
@@ -273,7 +274,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
         ..crate::query::surface::history::HistoryOptions::every(chrono::Duration::minutes(30))
     };
     for s in &symbols {
-        let r = lake.surface_history(s, first, last, ingest_now, &history).await?;
+        let r = Surfaces::new(&lake).surface_history(s, first, last, ingest_now, &history).await?;
         println!(
             "{:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
             s.as_str(),

@@ -4,7 +4,9 @@ use crate::calendar::last_finished_session;
 use crate::datasets::Dataset;
 use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::lake::Lake;
+use crate::query::coverage::Coverage;
 use crate::query::coverage::SeriesSpec;
+use crate::query::status;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
@@ -127,7 +129,7 @@ fn age(secs: i64) -> String {
 pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
     if a.json {
-        let rows = lake.status(Utc::now()).await?;
+        let rows = status::status(&lake, Utc::now()).await?;
         let doc = serde_json::json!({ "lake": lake.location().to_string(), "datasets": rows });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
@@ -137,7 +139,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
 
 /// Prints the status table of a lake.
 pub async fn status_of(lake: &Lake) -> anyhow::Result<i32> {
-    let rows = lake.status(Utc::now()).await?;
+    let rows = status::status(lake, Utc::now()).await?;
     println!("lake {}", lake.location());
     if rows.is_empty() {
         println!("(empty: nothing ingested yet)");
@@ -180,7 +182,7 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
     let from = a.from.unwrap_or(to - chrono::Duration::days(365));
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let spec = SeriesSpec { dataset, symbol, con_id: a.con_id, series };
-    let windows = lake.missing_windows(&spec, from, to).await?;
+    let windows = Coverage::new(&lake).missing_windows(&spec, from, to).await?;
     if a.json {
         let doc = serde_json::json!({
             "symbol": spec.symbol.as_str(), "dataset": dataset.name(), "bar_size": series.bar_size.ib(),
@@ -211,7 +213,7 @@ pub async fn gaps_of(lake: &Lake, symbol: &Symbol) -> anyhow::Result<()> {
     let to = last_finished_session(Utc::now());
     let from = to - chrono::Duration::days(365);
     let spec = SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series };
-    let windows = lake.missing_windows(&spec, from, to).await?;
+    let windows = Coverage::new(lake).missing_windows(&spec, from, to).await?;
     println!("gaps {symbol} 1 day TRADES {from}..{to}: {} missing windows", windows.len());
     for w in &windows {
         println!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);

@@ -6,6 +6,8 @@ use crate::domain::Symbol;
 use crate::lake::Lake;
 use crate::query::collect;
 use crate::query::iv::{self, IvColumns, Rates};
+use crate::query::sql;
+use crate::query::surface::Surfaces;
 use crate::query::surface::{Surface, SurfaceOptions};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -199,7 +201,7 @@ pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
     let at = parse_instant(&a.at)?;
     let opts = a.fit.options()?;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
-    let s = lake.surface(&symbol, at, &opts).await?;
+    let s = Surfaces::new(&lake).surface(&symbol, at, &opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
@@ -223,7 +225,7 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
     opts.threads = a.threads.unwrap_or(opts.threads).max(1);
     opts.progress = !a.json;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
-    let r = lake.surface_history(&symbol, from, to, now, &opts).await?;
+    let r = Surfaces::new(&lake).surface_history(&symbol, from, to, now, &opts).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -264,7 +266,7 @@ pub async fn sql(a: SqlArgs) -> anyhow::Result<i32> {
         anyhow::bail!("--format parquet needs --out FILE.parquet");
     }
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
-    let mut df = collect(lake.sql(&a.query).await?).await?;
+    let mut df = collect(sql::sql(&lake, &a.query).await?).await?;
     write_frame(&mut df, a.format, a.out.as_deref())?;
     Ok(0)
 }

@@ -7,6 +7,7 @@ use crate::datasets::Dataset;
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
 use crate::lake::manifest::{Outcome, SeriesKey};
+use crate::query::coverage::Coverage;
 use crate::query::coverage::SeriesSpec;
 use crate::source::MarketData;
 use serde::Serialize;
@@ -169,7 +170,7 @@ impl<S: MarketData> Ingest<S> {
             };
             let spec =
                 SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series: es.series };
-            n += self.lake.missing_windows(&spec, from, last).await?.len();
+            n += Coverage::new(&self.lake).missing_windows(&spec, from, last).await?.len();
         }
         Ok(n)
     }
@@ -193,7 +194,7 @@ impl<S: MarketData> Ingest<S> {
         let daily = Series { bar_size: BarSize::Day1, what_to_show: WhatToShow::Trades };
         let spec = SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series: daily };
         let present: std::collections::BTreeSet<_> =
-            self.lake.present_dates(&spec, *first, *last).await?.into_iter().collect();
+            Coverage::new(&self.lake).present_dates(&spec, *first, *last).await?.into_iter().collect();
         let orphan: Vec<chrono::NaiveDate> = option_days.difference(&present).copied().collect();
         if orphan.is_empty() {
             return Ok(0);

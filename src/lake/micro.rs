@@ -221,6 +221,12 @@ impl Lake {
         Ok(out)
     }
 
+    /// The partitions of a dataset (all symbols, or one), skipping anything not in the layout;
+    /// a partition that so far has only micro-batches is listed too.
+    pub async fn partitions(&self, dataset: Dataset, symbol: Option<&Symbol>) -> Result<Vec<Partition>> {
+        Ok(self.data_objects(dataset, symbol).await?.into_keys().collect())
+    }
+
     /// Every data object of a dataset (of one symbol, or all), by partition, skipping anything
     /// not in the layout. A partition whose file is not written yet appears through its
     /// micro-batches.

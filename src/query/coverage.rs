@@ -13,6 +13,7 @@ use crate::domain::{Series, Symbol};
 use crate::error::{Error, Result};
 use crate::lake::manifest::SeriesKey;
 use crate::lake::Lake;
+use crate::query::Scans;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
@@ -43,11 +44,24 @@ fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
     Ok(())
 }
 
-impl Lake {
+/// What a lake holds and lacks of a series: coverage, missing windows, present dates.
+#[derive(Clone, Copy)]
+pub struct Coverage<'a> {
+    lake: &'a Lake,
+}
+
+impl<'a> Coverage<'a> {
+    /// The reader of `lake`.
+    pub fn new(lake: &'a Lake) -> Self {
+        Coverage { lake }
+    }
+}
+
+impl<'a> Coverage<'a> {
     /// Covered windows of a series (from the manifest), clipped to `[from, to]`.
     pub async fn coverage(&self, spec: &SeriesSpec, from: NaiveDate, to: NaiveDate) -> Result<Vec<DateWindow>> {
         check_range(from, to)?;
-        let m = self.manifest(&spec.symbol).await?;
+        let m = self.lake.manifest(&spec.symbol).await?;
         Ok(m.covered(&spec.key())
             .into_iter()
             .filter(|w| w.end >= from && w.start <= to)
@@ -75,7 +89,7 @@ impl Lake {
             from: Some(from),
             to: Some(to),
         };
-        let mut lf = self.scan(spec.dataset, &filter).await?;
+        let mut lf = Scans::new(self.lake).scan(spec.dataset, &filter).await?;
         if let Some(c) = spec.con_id {
             lf = lf.filter(col("con_id").eq(lit(c)));
         }

@@ -85,13 +85,20 @@ fn hive_schema(dataset: Dataset) -> SchemaRef {
     Arc::new(s)
 }
 
-impl Lake {
-    /// The partitions of a dataset (all symbols, or one), skipping anything not in the layout;
-    /// a partition that so far has only micro-batches is listed too.
-    pub async fn partitions(&self, dataset: Dataset, symbol: Option<&Symbol>) -> Result<Vec<Partition>> {
-        Ok(self.data_objects(dataset, symbol).await?.into_keys().collect())
-    }
+/// Lazy polars scans of a lake's datasets (partitions pruned by the layout).
+#[derive(Clone, Copy)]
+pub struct Scans<'a> {
+    lake: &'a Lake,
+}
 
+impl<'a> Scans<'a> {
+    /// The reader of `lake`.
+    pub fn new(lake: &'a Lake) -> Self {
+        Scans { lake }
+    }
+}
+
+impl<'a> Scans<'a> {
     /// A lazy scan of a dataset: `symbol` plus the file columns, with `date` a Date and every
     /// timestamp a UTC Datetime. Partitions outside the filter are never opened; the date range
     /// is also pushed down to row groups through the files' statistics.
@@ -100,10 +107,10 @@ impl Lake {
         match &filter.symbols {
             Some(symbols) => {
                 for s in symbols {
-                    objects.extend(self.data_objects(dataset, Some(s)).await?);
+                    objects.extend(self.lake.data_objects(dataset, Some(s)).await?);
                 }
             }
-            None => objects = self.data_objects(dataset, None).await?,
+            None => objects = self.lake.data_objects(dataset, None).await?,
         }
         objects.retain(|p, _| filter.keeps(p));
         let lf = self.scan_objects(dataset, &objects)?;
@@ -156,8 +163,9 @@ impl Lake {
         if files.is_empty() {
             return Ok(DataFrame::empty_with_schema(&schema).lazy());
         }
-        let root = self.location().url_of("");
-        let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(self.location().url_of(p.as_ref()))).collect();
+        let root = self.lake.location().url_of("");
+        let paths: Vec<PlRefPath> =
+            files.iter().map(|p| PlRefPath::new(self.lake.location().url_of(p.as_ref()))).collect();
         let hive_options = HiveOptions {
             enabled: Some(true),
             hive_start_idx: root.len(),
@@ -165,10 +173,10 @@ impl Lake {
             try_parse_dates: true,
         };
         let mut args = ScanArgsParquet { hive_options, ..Default::default() };
-        if let Location::S3 { .. } = self.location() {
+        if let Location::S3 { .. } = self.lake.location() {
             let opts = polars::io::cloud::CloudOptions::from_untyped_config(
                 Some(CloudScheme::S3),
-                self.s3_config().iter().cloned(),
+                self.lake.s3_config().iter().cloned(),
             )?;
             args.cloud_options = Some(opts);
         }

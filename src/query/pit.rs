@@ -10,6 +10,7 @@ use crate::datasets::Dataset;
 use crate::domain::{BarSize, Series, Symbol, WhatToShow};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::query::Scans;
 use crate::query::{collect, ScanFilter};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use polars::prelude::TimeZone as PlTimeZone;
@@ -76,7 +77,7 @@ pub struct Spot {
     pub what_to_show: String,
 }
 
-/// How many calendar days back [`Lake::spot_at`] and [`Lake::chain_as_of`] look.
+/// How many calendar days back [`PointInTime::spot_at`] and [`PointInTime::chain_as_of`] look.
 pub const LOOKBACK_DAYS: i64 = 10;
 
 /// The equity series a spot is read from, most preferred first.
@@ -90,11 +91,24 @@ fn no_data(symbol: &Symbol, at: DateTime<Utc>, what: &str) -> Error {
     Error::bad_input("point in time", format!("{symbol} at {}", at.to_rfc3339()), reason)
 }
 
-impl Lake {
+/// Point-in-time reads of a lake: what was knowable at an instant.
+#[derive(Clone, Copy)]
+pub struct PointInTime<'a> {
+    lake: &'a Lake,
+}
+
+impl<'a> PointInTime<'a> {
+    /// The reader of `lake`.
+    pub fn new(lake: &'a Lake) -> Self {
+        PointInTime { lake }
+    }
+}
+
+impl<'a> PointInTime<'a> {
     /// Bars of one series that had closed by `q.at`, with their end in an `end` column.
     pub async fn bars_as_of(&self, dataset: Dataset, q: &AsOf) -> Result<LazyFrame> {
         let end = end_expr(q.series.bar_size)?;
-        let lf = self.scan(dataset, &q.filter()).await?;
+        let lf = Scans::new(self.lake).scan(dataset, &q.filter()).await?;
         Ok(lf.with_column(end.alias("end")).filter(col("end").lt_eq(ts_lit(q.at))))
     }
 
@@ -133,7 +147,8 @@ impl Lake {
             from: Some(calendar::trading_date(at) - Duration::days(LOOKBACK_DAYS)),
             to: Some(calendar::trading_date(at)),
         };
-        let lf = self.scan(Dataset::Chains, &filter).await?.filter(col("snapshot_at").lt_eq(ts_lit(at)));
+        let lf =
+            Scans::new(self.lake).scan(Dataset::Chains, &filter).await?.filter(col("snapshot_at").lt_eq(ts_lit(at)));
         let latest = lf.filter(col("snapshot_at").eq(col("snapshot_at").max()));
         let df =
             collect(latest.sort(["exchange", "trading_class", "expiration", "strike"], Default::default())).await?;
@@ -166,7 +181,7 @@ impl Lake {
     }
 }
 
-/// Adds `expiry_at` (the close of the expiry date's session, as [`expiry_instant`]: 16:00 New
+/// Adds `expiry_at` (the close of the expiry date's session, as [`calendar::expiry_instant`]: 16:00 New
 /// York, 13:00 on early-close days; UTC 20:00 or 21:00 by daylight saving)
 /// and `t` (ACT/365 years from `end`) to frames with `expiry` and `end` columns.
 pub fn with_time_to_expiry(lf: LazyFrame) -> Result<LazyFrame> {

@@ -116,10 +116,23 @@ pub fn choose_spot_series(
         })
 }
 
-impl Lake {
+/// Which bar series a lake holds, and which a query reads when not told.
+#[derive(Clone, Copy)]
+pub struct Holdings<'a> {
+    lake: &'a Lake,
+}
+
+impl<'a> Holdings<'a> {
+    /// The reader of `lake`.
+    pub fn new(lake: &'a Lake) -> Self {
+        Holdings { lake }
+    }
+}
+
+impl<'a> Holdings<'a> {
     /// The intraday series of `dataset` that `symbol` holds (finest first), from one listing.
     pub async fn held_series(&self, dataset: Dataset, symbol: &Symbol) -> Result<Vec<HeldSeries>> {
-        Ok(held_of(self.partitions(dataset, Some(symbol)).await?))
+        Ok(held_of(self.lake.partitions(dataset, Some(symbol)).await?))
     }
 
     /// The option series a query over `[from, to]` reads unless told ([`choose_option_series`]).

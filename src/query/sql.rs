@@ -7,25 +7,23 @@
 use crate::datasets::Dataset;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
-use crate::query::ScanFilter;
+use crate::query::{ScanFilter, Scans};
 use polars::prelude::*;
 use polars::sql::SQLContext;
 
-impl Lake {
-    /// A SQL context with every dataset of the lake registered as a table.
-    pub async fn sql_context(&self) -> Result<SQLContext> {
-        let ctx = SQLContext::new();
-        for d in Dataset::ALL {
-            ctx.register(d.name(), self.scan(d, &ScanFilter::default()).await?);
-        }
-        Ok(ctx)
+/// A SQL context with every dataset of `lake` registered as a table.
+pub async fn sql_context(lake: &Lake) -> Result<SQLContext> {
+    let ctx = SQLContext::new();
+    for d in Dataset::ALL {
+        ctx.register(d.name(), Scans::new(lake).scan(d, &ScanFilter::default()).await?);
     }
+    Ok(ctx)
+}
 
-    /// Plans a SQL query over the lake's tables; a malformed query is a [`Error::BadInput`].
-    pub async fn sql(&self, query: &str) -> Result<LazyFrame> {
-        let mut ctx = self.sql_context().await?;
-        ctx.execute(query).map_err(|e| Error::bad_input("SQL query", query, e.to_string()))
-    }
+/// Plans a SQL query over `lake`'s tables; a malformed query is a [`Error::BadInput`].
+pub async fn sql(lake: &Lake, query: &str) -> Result<LazyFrame> {
+    let mut ctx = sql_context(lake).await?;
+    ctx.execute(query).map_err(|e| Error::bad_input("SQL query", query, e.to_string()))
 }
 
 #[cfg(test)]
@@ -40,12 +38,13 @@ mod tests {
         crate::lake::example::write_example(&lake).await.unwrap();
         let q =
             "SELECT symbol, count(*) AS n FROM equity_bars WHERE bar_size = '1 day' GROUP BY symbol ORDER BY symbol";
-        let df = collect(lake.sql(q).await.unwrap()).await.unwrap();
+        let df = collect(super::sql(&lake, q).await.unwrap()).await.unwrap();
         assert_eq!(df.height(), 2);
         for t in ["option_bars", "chains", "contracts", "quotes"] {
-            let df = collect(lake.sql(&format!("SELECT count(*) AS n FROM {t}")).await.unwrap()).await.unwrap();
+            let df =
+                collect(super::sql(&lake, &format!("SELECT count(*) AS n FROM {t}")).await.unwrap()).await.unwrap();
             assert_eq!(df.height(), 1);
         }
-        assert!(lake.sql("SELEC nonsense").await.is_err());
+        assert!(super::sql(&lake, "SELEC nonsense").await.is_err());
     }
 }

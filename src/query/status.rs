@@ -7,6 +7,7 @@ use crate::domain::window::missing_windows_from;
 use crate::error::Result;
 use crate::lake::manifest::Outcome;
 use crate::lake::Lake;
+use crate::query::Scans;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 use serde::Serialize;
@@ -47,71 +48,69 @@ fn date_at(df: &DataFrame, name: &str, i: usize) -> Option<NaiveDate> {
     }
 }
 
-impl Lake {
-    /// The status of every symbol and dataset, as of `now`.
-    pub async fn status(&self, now: DateTime<Utc>) -> Result<Vec<StatusRow>> {
-        let mut rows: BTreeMap<(String, Dataset), StatusRow> = BTreeMap::new();
-        for ds in Dataset::ALL {
-            let lf = self.scan(ds, &Default::default()).await?;
-            let mut aggs = vec![len().alias("rows")];
-            if ds != Dataset::Contracts {
-                aggs.push(col("date").min().alias("first"));
-                aggs.push(col("date").max().alias("last"));
-            }
-            if ds == Dataset::Chains {
-                aggs.push(col("snapshot_at").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
-            }
-            if ds == Dataset::Quotes {
-                aggs.push(col("ts").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
-            }
-            let df = collect(lf.group_by([col("symbol")]).agg(aggs)).await?;
-            let symbols = df.column("symbol")?.str()?.clone();
-            let counts = df.column("rows")?.cast(&DataType::UInt64)?.u64()?.clone();
-            for i in 0..df.height() {
-                let symbol = symbols.get(i).unwrap_or_default().to_string();
-                let mut r = StatusRow {
-                    symbol: symbol.clone(),
-                    dataset: ds.name().into(),
-                    rows: counts.get(i).unwrap_or(0),
-                    first_date: date_at(&df, "first", i),
-                    last_date: date_at(&df, "last", i),
-                    ..Default::default()
-                };
-                if matches!(ds, Dataset::Chains | Dataset::Quotes) {
-                    let latest = df.column("latest")?.i64()?.get(i);
-                    let age = latest.map(|us| (now.timestamp_micros() - us) / 1_000_000);
-                    match ds {
-                        Dataset::Chains => r.latest_snapshot_age_secs = age,
-                        _ => r.latest_quote_age_secs = age,
-                    }
-                }
-                rows.insert((symbol, ds), r);
-            }
+/// The status of every symbol and dataset of `lake`, as of `now`.
+pub async fn status(lake: &Lake, now: DateTime<Utc>) -> Result<Vec<StatusRow>> {
+    let mut rows: BTreeMap<(String, Dataset), StatusRow> = BTreeMap::new();
+    for ds in Dataset::ALL {
+        let lf = Scans::new(lake).scan(ds, &Default::default()).await?;
+        let mut aggs = vec![len().alias("rows")];
+        if ds != Dataset::Contracts {
+            aggs.push(col("date").min().alias("first"));
+            aggs.push(col("date").max().alias("last"));
         }
-        let last_final = calendar::last_finished_session(now);
-        for symbol in self.manifest_symbols().await? {
-            let m = self.manifest(&symbol).await?;
-            for key in m.series() {
-                let row = rows.entry((symbol.to_string(), key.dataset)).or_insert_with(|| StatusRow {
-                    symbol: symbol.to_string(),
-                    dataset: key.dataset.name().into(),
-                    ..Default::default()
-                });
-                let covered = m.covered(&key);
-                if let Some(first) = covered.first() {
-                    row.missing_windows += missing_windows_from(&covered, first.start, last_final).len();
-                }
-            }
-            for e in &m.entries {
-                if let Some(row) = rows.get_mut(&(symbol.to_string(), e.request.dataset)) {
-                    row.requests += 1;
-                    let gap = matches!(e.outcome, Outcome::Error { code: crate::domain::codes::CONNECTIVITY_LOST, .. });
-                    if e.request.dataset == Dataset::Quotes && gap {
-                        row.capture_gaps += 1;
-                    }
-                }
-            }
+        if ds == Dataset::Chains {
+            aggs.push(col("snapshot_at").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
         }
-        Ok(rows.into_values().collect())
+        if ds == Dataset::Quotes {
+            aggs.push(col("ts").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
+        }
+        let df = collect(lf.group_by([col("symbol")]).agg(aggs)).await?;
+        let symbols = df.column("symbol")?.str()?.clone();
+        let counts = df.column("rows")?.cast(&DataType::UInt64)?.u64()?.clone();
+        for i in 0..df.height() {
+            let symbol = symbols.get(i).unwrap_or_default().to_string();
+            let mut r = StatusRow {
+                symbol: symbol.clone(),
+                dataset: ds.name().into(),
+                rows: counts.get(i).unwrap_or(0),
+                first_date: date_at(&df, "first", i),
+                last_date: date_at(&df, "last", i),
+                ..Default::default()
+            };
+            if matches!(ds, Dataset::Chains | Dataset::Quotes) {
+                let latest = df.column("latest")?.i64()?.get(i);
+                let age = latest.map(|us| (now.timestamp_micros() - us) / 1_000_000);
+                match ds {
+                    Dataset::Chains => r.latest_snapshot_age_secs = age,
+                    _ => r.latest_quote_age_secs = age,
+                }
+            }
+            rows.insert((symbol, ds), r);
+        }
     }
+    let last_final = calendar::last_finished_session(now);
+    for symbol in lake.manifest_symbols().await? {
+        let m = lake.manifest(&symbol).await?;
+        for key in m.series() {
+            let row = rows.entry((symbol.to_string(), key.dataset)).or_insert_with(|| StatusRow {
+                symbol: symbol.to_string(),
+                dataset: key.dataset.name().into(),
+                ..Default::default()
+            });
+            let covered = m.covered(&key);
+            if let Some(first) = covered.first() {
+                row.missing_windows += missing_windows_from(&covered, first.start, last_final).len();
+            }
+        }
+        for e in &m.entries {
+            if let Some(row) = rows.get_mut(&(symbol.to_string(), e.request.dataset)) {
+                row.requests += 1;
+                let gap = matches!(e.outcome, Outcome::Error { code: crate::domain::codes::CONNECTIVITY_LOST, .. });
+                if e.request.dataset == Dataset::Quotes && gap {
+                    row.capture_gaps += 1;
+                }
+            }
+        }
+    }
+    Ok(rows.into_values().collect())
 }

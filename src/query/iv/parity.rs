@@ -45,8 +45,8 @@ impl Rates {
 
 impl Rates {
     /// Adds `forward` (`spot·e^{(r−q)t}`) and `discount` (`e^{−rt}`) columns to a frame with
-    /// `spot` and `t` columns (the option panel), so that [`with_implied_vol`] and
-    /// [`with_greeks`] can run on it.
+    /// `spot` and `t` columns (the option panel), so that [`super::with_implied_vol`] and
+    /// [`super::with_greeks`] can run on it.
     pub fn with_columns(&self, lf: LazyFrame) -> LazyFrame {
         lf.with_columns([
             (col("spot") * (col("t") * lit(self.rate - self.dividend_yield)).exp()).alias("forward"),

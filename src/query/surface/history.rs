@@ -4,10 +4,10 @@
 //! - **Instants**: from each session's open, every `every`, up to its close, which is always one
 //!   of them (the closing surface is the one most studies use; 13:00 on early closes). Instants
 //!   after `now` are not fitted.
-//! - **Same answer as [`Lake::surface`]**: a session's inputs are loaded once
-//!   ([`Lake::surface_inputs`]) and each instant is fitted from them by the same code.
+//! - **Same answer as [`Surfaces::surface`]**: a session's inputs are loaded once
+//!   ([`Surfaces::surface_inputs`]) and each instant is fitted from them by the same code.
 //! - **Each session once**: a session's rows and its manifest entry are recorded together, like a
-//!   gateway's answer ([`Lake::record_many`]). The entry holds the step (`step_secs`, e.g. 1800)
+//!   gateway's answer ([`crate::Lake::record_many`]). The entry holds the step (`step_secs`, e.g. 1800)
 //!   and a digest of the request ids of every partition the session was computed from
 //!   (`inputs`): a second run skips sessions whose entry is final (the session was over when it
 //!   was computed) with an unchanged digest, and fits again the ones whose option bars, spot
@@ -16,6 +16,7 @@
 //!   progress line per chunk.
 
 use super::grid::{self, GridPoint};
+use super::Surfaces;
 use super::{ExpirySlice, Surface, SurfaceInputs, SurfaceOptions};
 use crate::calendar;
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
@@ -24,7 +25,7 @@ use crate::domain::Symbol;
 use crate::domain::{DateWindow, SecType, WhatToShow};
 use crate::error::{Error, Result};
 use crate::lake::manifest::{Entry, Outcome, Request};
-use crate::lake::Lake;
+use crate::query::series::Holdings;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,7 +54,7 @@ impl HistoryOptions {
     }
 }
 
-/// What a run of [`Lake::surface_history`] did.
+/// What a run of [`Surfaces::surface_history`] did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct HistoryReport {
     /// Sessions in the range.
@@ -191,7 +192,7 @@ fn fit_all(
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-impl Lake {
+impl<'a> Surfaces<'a> {
     /// A digest of the request ids of the partitions a session's surfaces read: the intraday
     /// option and equity bars of the session and of the one before (staleness reaches back over
     /// the night), and the chain snapshots of the lookback.
@@ -200,13 +201,13 @@ impl Lake {
         let chains_from = date - Duration::days(super::LOOKBACK_DAYS);
         let mut ids: BTreeSet<String> = BTreeSet::new();
         for ds in [Dataset::OptionBars, Dataset::EquityBars, Dataset::Chains] {
-            for p in self.partitions(ds, Some(symbol)).await? {
+            for p in self.lake.partitions(ds, Some(symbol)).await? {
                 let crate::lake::layout::Period::Day(d) = p.period else { continue };
                 let lo = if ds == Dataset::Chains { chains_from } else { from };
                 if d < lo || d > date {
                     continue;
                 }
-                let found = self.footer_request_ids(&p.path()).await?.unwrap_or_default();
+                let found = self.lake.footer_request_ids(&p.path()).await?.unwrap_or_default();
                 ids.extend(found.into_iter().map(|id| format!("{}:{id}", p.path())));
             }
         }
@@ -233,7 +234,7 @@ impl Lake {
         }
         let t0 = std::time::Instant::now();
         // Refused before anything is written: a symbol or range without option bars to fit.
-        let held = self.held_series(Dataset::OptionBars, symbol).await?;
+        let held = Holdings::new(self.lake).held_series(Dataset::OptionBars, symbol).await?;
         let usable = |h: &crate::query::series::HeldSeries| match opts.surface.series {
             Some(s) => h.series == s,
             None => h.series.what_to_show == crate::domain::WhatToShow::Midpoint,
@@ -251,8 +252,8 @@ impl Lake {
         }
         let step = opts.every.num_seconds().clamp(0, u32::MAX as i64) as u32;
         // Records a killed run left half done are settled first, as `update` settles them.
-        self.recover_manifest(symbol).await?;
-        let manifest = self.manifest(symbol).await?;
+        self.lake.recover_manifest(symbol).await?;
+        let manifest = self.lake.manifest(symbol).await?;
         let done = |date: NaiveDate, digest: &str| {
             manifest.entries.iter().any(|e| {
                 let r = &e.request;
@@ -350,7 +351,7 @@ impl Lake {
             items.push((Entry::new(request, now, now, outcome), batch));
         }
         let t_write = std::time::Instant::now();
-        self.record_many(symbol, items).await?;
+        self.lake.record_many(symbol, items).await?;
         report.write_secs += t_write.elapsed().as_secs_f64();
         report.sessions_written += chunk.len();
         report.fit_secs += fit_secs;

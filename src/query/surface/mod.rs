@@ -1,7 +1,7 @@
 //! The implied-volatility surface at an instant: per expiry a raw SVI fit in log-moneyness and
 //! total variance to out-of-the-money mid prices, checked for butterfly and calendar arbitrage.
 //!
-//! [`Lake::surface`] reads only what was knowable at the instant (see [`super::pit`]), and works
+//! [`Surfaces::surface`] reads only what was knowable at the instant (see [`super::pit`]), and works
 //! at any instant the option bars cover, the backfilled past included:
 //! - **Quotes**: for each option, its latest MIDPOINT bar that had closed by the instant and not
 //!   longer before it than [`SurfaceOptions::max_staleness`] of *session time* (nights, weekends
@@ -47,6 +47,9 @@ use crate::datasets::Dataset;
 use crate::domain::{Right, Series, Symbol};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::query::pit::PointInTime;
+use crate::query::series::Holdings;
+use crate::query::Scans;
 use crate::query::{collect, ScanFilter};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use polars::prelude::*;
@@ -343,7 +346,20 @@ impl SurfaceInputs {
     }
 }
 
-impl Lake {
+/// Volatility surfaces from a lake: at an instant, and the stored surface history.
+#[derive(Clone, Copy)]
+pub struct Surfaces<'a> {
+    lake: &'a Lake,
+}
+
+impl<'a> Surfaces<'a> {
+    /// The reader of `lake`.
+    pub fn new(lake: &'a Lake) -> Self {
+        Surfaces { lake }
+    }
+}
+
+impl<'a> Surfaces<'a> {
     /// The volatility surface of `symbol` at `at`, from what the lake knew at `at` (see the
     /// module docs for the rules).
     ///
@@ -356,7 +372,7 @@ impl Lake {
     /// Loads what surfaces of `symbol` at instants in `[first, last]` are fitted from: for
     /// `opts.series`, or else for every MIDPOINT intraday option series with bars on the dates
     /// read (finest first), its bars that ended in `[quotes_from(first), last]` each joined to the
-    /// spot of its end ([`Lake::spot_points`]); and the chain snapshots of the
+    /// spot of its end ([`Surfaces::spot_points`]); and the chain snapshots of the
     /// [`LOOKBACK_DAYS`] before, taken by `last`.
     pub async fn surface_inputs(
         &self,
@@ -366,7 +382,7 @@ impl Lake {
         opts: &SurfaceOptions,
     ) -> Result<SurfaceInputs> {
         let to = calendar::trading_date(last);
-        let held = self.held_series(Dataset::OptionBars, symbol).await?;
+        let held = Holdings::new(self.lake).held_series(Dataset::OptionBars, symbol).await?;
         let candidates: Vec<Series> = match opts.series {
             Some(s) => vec![s],
             None => held
@@ -382,7 +398,7 @@ impl Lake {
             let from = calendar::trading_date(quotes_from);
             let q = AsOf { symbol: symbol.clone(), series, from, at: last };
             let cols = ["con_id", "expiry", "strike", "right", "close", "end"].map(col);
-            let bars = self.bars_as_of(Dataset::OptionBars, &q).await?;
+            let bars = PointInTime::new(self.lake).bars_as_of(Dataset::OptionBars, &q).await?;
             let options = collect(bars.filter(col("end").gt_eq(super::pit::ts_lit(quotes_from))).select(cols)).await?;
             let spot = self.spot_points(symbol, series, from, last).await?;
             panels.push(QuotePanel::new(series, &options, spot, opts.staleness(series))?);
@@ -393,7 +409,8 @@ impl Lake {
             from: Some(calendar::trading_date(first) - Duration::days(LOOKBACK_DAYS)),
             to: Some(to),
         };
-        let chains = self.scan(Dataset::Chains, &filter).await?.select([col("snapshot_at"), col("expiration")]);
+        let chains =
+            Scans::new(self.lake).scan(Dataset::Chains, &filter).await?.select([col("snapshot_at"), col("expiration")]);
         let chains = collect(chains.filter(col("snapshot_at").lt_eq(super::pit::ts_lit(last)))).await?;
         // Series held on earlier dates only: every bar of them ended before `first`.
         let before = calendar::trading_date(first);
@@ -423,15 +440,20 @@ impl Lake {
         let limit = option.bar_size.seconds().unwrap_or(u32::MAX);
         let kinds = [crate::domain::WhatToShow::Midpoint, crate::domain::WhatToShow::Trades];
         let mut points: Vec<(i64, u8, u32, f64)> = Vec::new();
-        for h in self.held_series(Dataset::EquityBars, symbol).await? {
+        for h in Holdings::new(self.lake).held_series(Dataset::EquityBars, symbol).await? {
             let secs = h.series.bar_size.seconds().unwrap_or(u32::MAX);
             let Some(rank) = kinds.iter().position(|k| *k == h.series.what_to_show) else { continue };
             if secs > limit || h.days_in(from, calendar::trading_date(at)) == 0 {
                 continue;
             }
             let q = AsOf { symbol: symbol.clone(), series: h.series, from, at };
-            let df =
-                collect(self.bars_as_of(Dataset::EquityBars, &q).await?.select([col("end"), col("close")])).await?;
+            let df = collect(
+                PointInTime::new(self.lake)
+                    .bars_as_of(Dataset::EquityBars, &q)
+                    .await?
+                    .select([col("end"), col("close")]),
+            )
+            .await?;
             let ends = df.column("end")?.cast(&DataType::Int64)?;
             let closes = df.column("close")?.cast(&DataType::Float64)?;
             for (e, c) in ends.i64()?.iter().zip(closes.f64()?.iter()) {

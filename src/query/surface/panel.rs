@@ -1,6 +1,6 @@
 //! What surfaces are fitted from, held in memory: a stretch of option mids each joined to the
 //! spot of its own bar's end, the spot bars, and the chain snapshots. One load serves every instant
-//! of the stretch — one for [`crate::Lake::surface`], a whole session for the surface history — and
+//! of the stretch — one for [`super::Surfaces::surface`], a whole session for the surface history — and
 //! both pick quotes for an instant by the same code, so they give the same answer.
 
 use super::build::Quote;

@@ -5,6 +5,7 @@ use super::*;
 use crate::support::Fixture;
 use twslake::datasets::Dataset;
 use twslake::domain::{BarSize, Symbol};
+use twslake::query::status;
 use twslake::sim::Outcome as SimOutcome;
 use twslake::Error;
 
@@ -21,7 +22,7 @@ async fn setup_writes_every_dataset_in_dependency_order() {
     let symbols = syms(&["SPY", "QQQ", "BRK B"]);
     let report = run.setup(&symbols).await;
     assert!(report.complete(), "{report:#?}");
-    let status = lake.status(sim.market().now()).await.unwrap();
+    let status = status::status(&lake, sim.market().now()).await.unwrap();
     for s in ["SPY", "QQQ", "BRK B"] {
         for ds in [Dataset::Contracts, Dataset::Chains, Dataset::EquityBars, Dataset::OptionBars] {
             let row = status.iter().find(|r| r.symbol == s && r.dataset == ds.name());

@@ -11,7 +11,9 @@ use twslake::datasets::Dataset;
 use twslake::domain::SecType;
 use twslake::domain::{Series, Symbol};
 use twslake::monitor::{Alert, AlertSink, Severity};
+use twslake::query::coverage::Coverage;
 use twslake::query::coverage::SeriesSpec;
+use twslake::query::pit::PointInTime;
 use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::sim::RequestRecord;
 use twslake::source::{
@@ -47,7 +49,7 @@ async fn panel(lake: &Lake) -> polars::prelude::DataFrame {
     let at = DateTime::parse_from_rfc3339(AFTER_CLOSE).unwrap().with_timezone(&Utc);
     let series = small_config().options.series[0];
     let q = AsOf { symbol: spy(), series, from: sessions()[0], at };
-    twslake::query::collect(lake.option_panel(&q, SPOT_SERIES[1]).await.unwrap()).await.unwrap()
+    twslake::query::collect(PointInTime::new(lake).option_panel(&q, SPOT_SERIES[1]).await.unwrap()).await.unwrap()
 }
 
 fn dates_of(df: &polars::prelude::DataFrame) -> Vec<NaiveDate> {
@@ -81,7 +83,7 @@ async fn setup_extends_the_spot_to_every_option_session() {
 
     let one_minute = SeriesSpec { dataset: Dataset::EquityBars, symbol: spy(), con_id: None, series: SPOT_SERIES[1] };
     let [first, _, last] = sessions();
-    assert_eq!(lake.present_dates(&one_minute, first, last).await.unwrap(), sessions().to_vec());
+    assert_eq!(Coverage::new(&lake).present_dates(&one_minute, first, last).await.unwrap(), sessions().to_vec());
     let spot_requests = historical(&sim)
         .into_iter()
         .filter(|r| r.sec_type.as_deref() == Some("STK") && r.bar_size.as_deref() == Some("1 min"))

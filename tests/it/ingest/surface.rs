@@ -5,6 +5,7 @@ use super::*;
 use crate::support::Fixture;
 use twslake::domain::Symbol;
 use twslake::query::surface::SurfaceOptions;
+use twslake::query::surface::Surfaces;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconstructed_surface_matches_the_simulators_truth() {
@@ -35,7 +36,7 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
         rates: twslake::query::iv::Rates { rate: truth.rate, dividend_yield: truth.dividend_yield },
         ..Default::default()
     };
-    let surface = lake.surface(&spy, at, &opts).await.unwrap();
+    let surface = Surfaces::new(&lake).surface(&spy, at, &opts).await.unwrap();
     // Every expiry the simulator lists within the 70 days ingested has a slice, down to this
     // week's (three days out, on Thanksgiving week): none is skipped for want of quotes.
     assert!(surface.skipped.is_empty(), "skipped: {:?}", surface.skipped);
@@ -148,7 +149,7 @@ async fn surfaces_inside_the_backfill_and_overnight_match_the_truth() {
         };
         let truth = twslake::sim::truth::truth(sim.market(), "SPY", at).expect("truth");
         let opts = SurfaceOptions { rates: rates(&truth), ..Default::default() };
-        let surface = lake.surface(&spy, at, &opts).await.unwrap();
+        let surface = Surfaces::new(&lake).surface(&spy, at, &opts).await.unwrap();
         // No chain snapshot was taken by then: the bars themselves list the contracts.
         assert_eq!(surface.listing, twslake::query::surface::Listing::Bars, "at {at}");
         assert_eq!(surface.series, "1 min MIDPOINT");
@@ -164,7 +165,7 @@ async fn surfaces_inside_the_backfill_and_overnight_match_the_truth() {
         rates: twslake::query::iv::Rates { rate: truth.rate, dividend_yield: truth.dividend_yield },
         ..Default::default()
     };
-    let surface = lake.surface(&spy, at, &opts).await.unwrap();
+    let surface = Surfaces::new(&lake).surface(&spy, at, &opts).await.unwrap();
     assert_eq!(surface.spot_as_of, close);
     assert!(surface.expiries.iter().all(|e| e.newest_quote == close), "quotes of the close");
     assert_matches_truth(&surface, &truth, "overnight");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use twslake::datasets::Dataset;
 use twslake::lake::example::write_example;
 use twslake::query::collect;
+use twslake::query::Scans;
 use twslake::Lake;
 
 fn files(root: &Path) -> Vec<PathBuf> {
@@ -111,7 +112,7 @@ async fn interop_fixture_for_python_readers() {
     for ds in Dataset::ALL {
         let mut key: Vec<String> = vec!["symbol".into()];
         key.extend(ds.primary_key().iter().map(|k| k.to_string()));
-        let lf = lake.scan(ds, &Default::default()).await.unwrap().sort(key.clone(), Default::default());
+        let lf = Scans::new(&lake).scan(ds, &Default::default()).await.unwrap().sort(key.clone(), Default::default());
         let df = collect(lf).await.unwrap();
         let columns: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
         let rows: Vec<serde_json::Value> = (0..df.height())

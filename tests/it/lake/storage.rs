@@ -9,7 +9,10 @@ use twslake::domain::{DateWindow, MissingWindow};
 use twslake::lake::layout::Partition;
 use twslake::lake::manifest::{Outcome, Request};
 use twslake::lake::validate::ProblemKind;
+use twslake::query::coverage::Coverage;
 use twslake::query::coverage::SeriesSpec;
+use twslake::query::status;
+use twslake::query::Scans;
 use twslake::query::{collect, ScanFilter};
 use twslake::{calendar, Error};
 
@@ -50,7 +53,8 @@ async fn daily_bars_round_trip_into_yearly_partitions(f: Fixture) {
     let parts = lake.partitions(Dataset::EquityBars, Some(&sym)).await.unwrap();
     assert_eq!(parts.len(), 2, "two years of daily bars are two partitions, not 500 files ({})", f.name);
 
-    let df = collect(lake.scan(Dataset::EquityBars, &ScanFilter::symbol(&sym)).await.unwrap()).await.unwrap();
+    let df =
+        collect(Scans::new(&lake).scan(Dataset::EquityBars, &ScanFilter::symbol(&sym)).await.unwrap()).await.unwrap();
     assert_eq!(df.height(), 250 + 252);
     assert_eq!(df.column("date").unwrap().dtype(), &DataType::Date);
     assert_eq!(df.column("symbol").unwrap().str().unwrap().get(0), Some("BRK B"));
@@ -60,10 +64,10 @@ async fn daily_bars_round_trip_into_yearly_partitions(f: Fixture) {
 
     // A date filter reaches the files: one year's partition is enough.
     let filter = ScanFilter { from: Some(d("2024-03-01")), to: Some(d("2024-03-31")), ..ScanFilter::symbol(&sym) };
-    let march = collect(lake.scan(Dataset::EquityBars, &filter).await.unwrap()).await.unwrap();
+    let march = collect(Scans::new(&lake).scan(Dataset::EquityBars, &filter).await.unwrap()).await.unwrap();
     assert_eq!(march.height(), 20);
 
-    let present = lake.present_dates(&spec(&sym), d("2024-12-20"), d("2025-01-10")).await.unwrap();
+    let present = Coverage::new(&lake).present_dates(&spec(&sym), d("2024-12-20"), d("2025-01-10")).await.unwrap();
     assert_eq!(
         present,
         vec![
@@ -76,7 +80,7 @@ async fn daily_bars_round_trip_into_yearly_partitions(f: Fixture) {
             d("2024-12-31")
         ]
     );
-    let missing = lake.missing_windows(&spec(&sym), d("2024-12-20"), d("2025-01-10")).await.unwrap();
+    let missing = Coverage::new(&lake).missing_windows(&spec(&sym), d("2024-12-20"), d("2025-01-10")).await.unwrap();
     assert_eq!(missing, vec![MissingWindow { start: d("2025-01-02"), end: d("2025-01-10"), trading_days: 6 }]);
 }
 
@@ -120,14 +124,14 @@ async fn coverage_counts_final_answers_only(f: Fixture) {
     let during = DateWindow::new(d("2024-04-01"), d("2024-04-05")).unwrap();
     record_daily(&lake, &sym, during, t("2024-04-05T16:00:00Z")).await;
 
-    let missing = lake.missing_windows(&spec(&sym), d("2024-03-01"), d("2024-04-08")).await.unwrap();
+    let missing = Coverage::new(&lake).missing_windows(&spec(&sym), d("2024-03-01"), d("2024-04-08")).await.unwrap();
     let want = vec![
         MissingWindow { start: d("2024-03-01"), end: d("2024-03-01"), trading_days: 1 },
         MissingWindow { start: d("2024-03-25"), end: d("2024-03-28"), trading_days: 4 },
         MissingWindow { start: d("2024-04-05"), end: d("2024-04-08"), trading_days: 2 },
     ];
     assert_eq!(missing, want, "{}", f.name);
-    let cov = lake.coverage(&spec(&sym), d("2024-03-01"), d("2024-04-08")).await.unwrap();
+    let cov = Coverage::new(&lake).coverage(&spec(&sym), d("2024-03-01"), d("2024-04-08")).await.unwrap();
     assert_eq!(
         cov,
         vec![
@@ -137,7 +141,7 @@ async fn coverage_counts_final_answers_only(f: Fixture) {
     );
     // Another series of the same symbol is untouched by all this.
     let other = SeriesSpec { con_id: Some(1), dataset: Dataset::OptionBars, ..spec(&sym) };
-    assert_eq!(lake.missing_windows(&other, d("2024-03-01"), d("2024-03-08")).await.unwrap().len(), 1);
+    assert_eq!(Coverage::new(&lake).missing_windows(&other, d("2024-03-01"), d("2024-03-08")).await.unwrap().len(), 1);
 }
 
 async fn option_bars_of_a_day_are_one_partition(f: Fixture) {
@@ -162,7 +166,7 @@ async fn option_bars_of_a_day_are_one_partition(f: Fixture) {
     let parts = lake.partitions(Dataset::OptionBars, Some(&sym)).await.unwrap();
     assert_eq!(parts.len(), 1, "{}", f.name);
     assert_eq!(parts[0].path().as_ref(), "option_bars/symbol=SPY/year=2024/1min-TRADES-2024-11-22.parquet");
-    let lf = lake.scan(Dataset::OptionBars, &ScanFilter::symbol(&sym)).await.unwrap();
+    let lf = Scans::new(&lake).scan(Dataset::OptionBars, &ScanFilter::symbol(&sym)).await.unwrap();
     let df = collect(lf.filter(col("con_id").eq(lit(7i64))).select([len()])).await.unwrap();
     assert_eq!(df.column("len").unwrap().get(0).unwrap().extract::<u64>(), Some(390));
 }
@@ -292,7 +296,7 @@ async fn interrupted_record_is_settled(f: Fixture) {
     let m = lake.manifest(&sym).await.unwrap();
     assert_eq!(m.entries.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![e1.id.clone()], "{}", f.name);
     assert_eq!(m.pending_lost, vec![e2.id.clone()]);
-    let missing = lake.missing_windows(&spec(&sym), d("2024-01-02"), d("2024-01-12")).await.unwrap();
+    let missing = Coverage::new(&lake).missing_windows(&spec(&sym), d("2024-01-02"), d("2024-01-12")).await.unwrap();
     assert_eq!(missing, vec![MissingWindow { start: d("2024-01-08"), end: d("2024-01-12"), trading_days: 5 }]);
     assert_eq!(lake.recover_manifest(&sym).await.unwrap(), (1, 1));
     let m = lake.manifest(&sym).await.unwrap();
@@ -324,7 +328,7 @@ async fn record_interrupted_between_partitions_names_only_what_it_wrote(f: Fixtu
     assert!(matches!(m.entries[0].outcome, Outcome::Error { .. }), "{:?}", m.entries[0].outcome);
     let report = lake.validate().await.unwrap();
     assert!(report.ok(), "{:#?}", report.problems);
-    let missing = lake.missing_windows(&spec(&sym), d("2023-12-27"), d("2024-01-05")).await.unwrap();
+    let missing = Coverage::new(&lake).missing_windows(&spec(&sym), d("2023-12-27"), d("2024-01-05")).await.unwrap();
     assert_eq!(missing.iter().map(|m| m.trading_days).sum::<usize>(), 7, "the whole window is asked again");
     assert_eq!(lake.recover_manifest(&sym).await.unwrap(), (1, 0));
     let m = lake.manifest(&sym).await.unwrap();
@@ -335,7 +339,7 @@ async fn record_interrupted_between_partitions_names_only_what_it_wrote(f: Fixtu
 async fn status_summarises_the_lake(f: Fixture) {
     let lake = f.lake();
     twslake::lake::example::write_example(&lake).await.unwrap();
-    let rows = lake.status(t("2024-01-05T21:00:00Z")).await.unwrap();
+    let rows = status::status(&lake, t("2024-01-05T21:00:00Z")).await.unwrap();
     let find = |s: &str, ds: &str| {
         rows.iter().find(|r| r.symbol == s && r.dataset == ds).unwrap_or_else(|| panic!("{s} {ds}: {rows:#?}"))
     };

@@ -3,6 +3,7 @@
 use super::*;
 use std::collections::HashSet;
 use twslake::lake::manifest::Outcome;
+use twslake::query::status;
 
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
@@ -136,7 +137,7 @@ async fn a_dropped_connection_is_survived_and_the_gap_recorded() {
         .find(|e| e.request.dataset == Dataset::Quotes && matches!(e.outcome, Outcome::Error { code: 1100, .. }))
         .expect("gap entry in the manifest");
     assert!(gap.completed_at >= gap.requested_at);
-    let status = lake.status(sim.market().now()).await.unwrap();
+    let status = status::status(&lake, sim.market().now()).await.unwrap();
     let row = status.iter().find(|r| r.symbol == "SPY" && r.dataset == "quotes").expect("quotes in status");
     assert!(row.capture_gaps >= 1 && row.rows > 0, "{row:?}");
     assert_eq!(row.latest_quote_age_secs, Some(0), "the capture is fresh (frozen clock)");

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
 use twslake::lake::layout::{DataObject, MicroBatch, Partition};
 use twslake::query::collect;
+use twslake::query::status;
+use twslake::query::Scans;
 
 fn ts(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -32,7 +34,7 @@ fn q(seq: i64, at: DateTime<Utc>, ingested_at: DateTime<Utc>, bid: f64) -> Quote
 async fn scanned(lake: &Lake) -> Vec<(i64, f64)> {
     let spy = Symbol::new("SPY").unwrap();
     let filter = twslake::query::ScanFilter::symbol(&spy);
-    let df = collect(lake.scan(Dataset::Quotes, &filter).await.unwrap()).await.unwrap();
+    let df = collect(Scans::new(lake).scan(Dataset::Quotes, &filter).await.unwrap()).await.unwrap();
     let seqs = df.column("seq").unwrap().i64().unwrap().clone();
     let bids = df.column("bid").unwrap().f64().unwrap().clone();
     let mut out: Vec<(i64, f64)> = seqs.into_no_null_iter().zip(bids.into_no_null_iter()).collect();
@@ -96,7 +98,7 @@ async fn micro_batches_merged_and_compacted(f: Fixture) {
     want[130].1 = 2.5;
     assert_eq!(read(&lake).await, want, "{}: read_partition merges file and micro-batches", f.name);
     assert_eq!(scanned(&lake).await, want, "{}: the polars scan merges as the merge does", f.name);
-    let status = lake.status(day).await.unwrap();
+    let status = status::status(&lake, day).await.unwrap();
     let row = status.iter().find(|r| r.dataset == "quotes").unwrap();
     assert_eq!(row.rows, 210, "{row:?}");
     let v = lake.validate().await.unwrap();

@@ -14,6 +14,7 @@ use twslake::domain::Symbol;
 use twslake::jobs::config::{parse_series, IngestConfig, OptionSelection};
 use twslake::jobs::Ingest;
 use twslake::live::{self, LiveOptions, LiveReport};
+use twslake::query::Scans;
 use twslake::sim::SimHandle;
 use twslake::source::ib::IbSource;
 use twslake::Lake;
@@ -86,6 +87,6 @@ pub async fn micro_batch_count(lake: &Lake, symbol: &Symbol) -> usize {
 
 /// Rows of a symbol's quotes as the polars scan counts them.
 pub async fn scanned_rows(lake: &Lake, symbol: &Symbol) -> usize {
-    let lf = lake.scan(Dataset::Quotes, &twslake::query::ScanFilter::symbol(symbol)).await.unwrap();
+    let lf = Scans::new(lake).scan(Dataset::Quotes, &twslake::query::ScanFilter::symbol(symbol)).await.unwrap();
     twslake::query::collect(lf).await.unwrap().height()
 }

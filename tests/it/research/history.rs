@@ -8,6 +8,7 @@ use twslake::datasets::surfaces::{self, RowKind, SurfaceRow};
 use twslake::datasets::Dataset;
 use twslake::query::surface::history::{instants, rows_of, HistoryOptions};
 use twslake::query::surface::SurfaceOptions;
+use twslake::query::surface::Surfaces;
 use twslake::Lake;
 
 /// Three full sessions of the synthetic market, its rates in the options.
@@ -72,14 +73,14 @@ async fn the_history_is_the_surface_at_every_instant_and_is_written_once() {
     let days = m.days();
     let now = twslake::calendar::session(days[2]).unwrap().close + Duration::hours(1);
     let o = opts();
-    let r = lake.surface_history(&m.symbol, days[0], days[2], now, &o).await.unwrap();
+    let r = Surfaces::new(&lake).surface_history(&m.symbol, days[0], days[2], now, &o).await.unwrap();
     assert_eq!((r.sessions, r.sessions_done, r.sessions_written), (3, 0, 3), "{r:?}");
     assert_eq!((r.instants, r.surfaces), (39, 39), "{r:?}");
     let rows = stored(&lake, &m).await;
     assert_eq!(rows.len(), 39);
     for (at, rows) in &rows {
         // The stored rows are exactly the rows of the surface asked for at that instant.
-        let s = lake.surface(&m.symbol, *at, &o.surface).await.unwrap();
+        let s = Surfaces::new(&lake).surface(&m.symbol, *at, &o.surface).await.unwrap();
         let mut want: Vec<String> = rows_of(&s, now).into_iter().map(text).collect();
         want.sort();
         assert_eq!(rows, &want, "at {at}");
@@ -95,7 +96,7 @@ async fn the_history_is_the_surface_at_every_instant_and_is_written_once() {
     }
     // A second run finds every session written from the same inputs: it writes nothing.
     let before = files(&root);
-    let r = lake.surface_history(&m.symbol, days[0], days[2], now, &o).await.unwrap();
+    let r = Surfaces::new(&lake).surface_history(&m.symbol, days[0], days[2], now, &o).await.unwrap();
     assert_eq!((r.sessions_done, r.sessions_written, r.rows), (3, 0, 0), "{r:?}");
     assert_eq!(files(&root), before, "a second run changed the lake");
     // New option bars on the second day (a strike added): that day is fitted again, and so is
@@ -104,7 +105,7 @@ async fn the_history_is_the_surface_at_every_instant_and_is_written_once() {
     let added: Vec<_> = market::option_rows(&extra, None).into_iter().filter(|b| b.bar.date == days[1]).collect();
     let batch = twslake::datasets::option_bars::to_batch(&added);
     lake.write(Dataset::OptionBars, &m.symbol, &batch, Some("added-strike")).await.unwrap();
-    let r = lake.surface_history(&m.symbol, days[0], days[2], now, &o).await.unwrap();
+    let r = Surfaces::new(&lake).surface_history(&m.symbol, days[0], days[2], now, &o).await.unwrap();
     assert_eq!((r.sessions_done, r.sessions_written), (1, 2), "{r:?}");
 }
 
@@ -116,7 +117,7 @@ async fn the_grid_follows_the_known_surface_without_calendar_arbitrage() {
     let m = Market { minutes: 60, ..Market::standard() };
     market::write(&lake, &m, None).await;
     let at = m.open() + Duration::minutes(45);
-    let s = lake.surface(&m.symbol, at, &opts().surface).await.unwrap();
+    let s = Surfaces::new(&lake).surface(&m.symbol, at, &opts().surface).await.unwrap();
     let grid = twslake::query::surface::grid::standardize(&s);
     let days: std::collections::BTreeSet<i64> = grid.iter().map(|g| g.days).collect();
     assert_eq!(days.into_iter().collect::<Vec<_>>(), vec![30, 60, 91, 182], "maturities inside the fitted ones only");
@@ -241,7 +242,7 @@ async fn a_killed_run_then_a_rerun_equals_an_uninterrupted_run() {
     assert!(report.ok(), "{report:?}");
     // Every session is recorded once as done: a further run fits nothing.
     let days = m.days();
-    let r = lake_b.surface_history(&m.symbol, days[0], days[10], Utc::now(), &opts()).await.unwrap();
+    let r = Surfaces::new(&lake_b).surface_history(&m.symbol, days[0], days[10], Utc::now(), &opts()).await.unwrap();
     assert_eq!((r.sessions_done, r.sessions_written), (11, 0), "{r:?}");
     assert_eq!(count("pending-"), 0, "pending entries were settled");
 }
@@ -277,12 +278,12 @@ async fn a_history_without_option_bars_is_refused_and_writes_nothing() {
     let before = files(&root);
     let now = m.open() + Duration::days(1);
     let qqq = twslake::domain::Symbol::new("QQQ").unwrap();
-    let e = lake.surface_history(&qqq, m.day, m.day, now, &opts()).await.unwrap_err().to_string();
+    let e = Surfaces::new(&lake).surface_history(&qqq, m.day, m.day, now, &opts()).await.unwrap_err().to_string();
     assert!(e.contains("QQQ 2024-11-22 .. 2024-11-22") && e.contains("series: none"), "{e}");
     let (a, b) = ("2023-01-03".parse().unwrap(), "2023-01-31".parse().unwrap());
-    let e = lake.surface_history(&m.symbol, a, b, now, &opts()).await.unwrap_err().to_string();
+    let e = Surfaces::new(&lake).surface_history(&m.symbol, a, b, now, &opts()).await.unwrap_err().to_string();
     assert!(e.contains("1 min MIDPOINT (2024-11-22 .. 2024-11-22, 1 day)"), "{e}");
-    let e = lake.surface_history(&m.symbol, b, a, now, &opts()).await.unwrap_err().to_string();
+    let e = Surfaces::new(&lake).surface_history(&m.symbol, b, a, now, &opts()).await.unwrap_err().to_string();
     assert!(e.contains("--from is after --to"), "{e}");
     assert_eq!(files(&root), before, "a refused history wrote something");
 }

@@ -12,8 +12,10 @@ use polars::prelude::*;
 use twslake::calendar::time_to_expiry;
 use twslake::query::collect;
 use twslake::query::iv::{self, ForwardSource, IvColumns};
+use twslake::query::pit::PointInTime;
 use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::query::surface::SurfaceOptions;
+use twslake::query::surface::Surfaces;
 use twslake::Lake;
 
 async fn market_lake() -> (tempfile::TempDir, Lake, Market) {
@@ -28,7 +30,7 @@ async fn market_lake() -> (tempfile::TempDir, Lake, Market) {
 async fn surface_recovers_the_known_surface() {
     let (_dir, lake, m) = market_lake().await;
     let at = m.open() + Duration::minutes(45);
-    let s = lake.surface(&m.symbol, at, &SurfaceOptions::default()).await.unwrap();
+    let s = Surfaces::new(&lake).surface(&m.symbol, at, &SurfaceOptions::default()).await.unwrap();
     let spot = m.spot_at(at).unwrap();
     assert_eq!(s.spot, spot);
     assert_eq!(s.expiries.len(), 5, "skipped: {:?}", s.skipped);
@@ -60,7 +62,7 @@ async fn implied_vols_round_trip_on_the_option_panel() {
     let (_dir, lake, m) = market_lake().await;
     let at = m.open() + Duration::minutes(20);
     let q = AsOf { symbol: m.symbol.clone(), series: market::MIDPOINT_1M, from: m.day, at };
-    let panel = collect(lake.option_panel(&q, SPOT_SERIES[0]).await.unwrap()).await.unwrap();
+    let panel = collect(PointInTime::new(&lake).option_panel(&q, SPOT_SERIES[0]).await.unwrap()).await.unwrap();
     assert_eq!(panel.height(), 20 * 4 * 25 * 2);
     let rates = iv::Rates { rate: RATE, dividend_yield: DIV };
     let panel = rates.with_columns(panel.lazy()).collect().unwrap();
@@ -91,19 +93,26 @@ async fn point_in_time_reads() {
     let [snap1, snap2] = m.snapshots();
     // Inside a minute: the bar that started before `at` has not closed.
     let at = m.open() + Duration::seconds(10 * 60 + 30);
-    let spot = lake.spot_at(&m.symbol, at).await.unwrap();
+    let spot = PointInTime::new(&lake).spot_at(&m.symbol, at).await.unwrap();
     assert_eq!(spot.price, m.spot(9));
     assert_eq!(spot.as_of, m.open() + Duration::minutes(10));
     let expiries = |df: &DataFrame| df.column("expiration").unwrap().n_unique().unwrap();
-    assert_eq!(expiries(&lake.chain_as_of(&m.symbol, snap1).await.unwrap()), 4);
-    assert_eq!(expiries(&lake.chain_as_of(&m.symbol, snap2 - Duration::seconds(1)).await.unwrap()), 4);
-    assert_eq!(expiries(&lake.chain_as_of(&m.symbol, snap2).await.unwrap()), 5);
-    let early = lake.chain_as_of(&m.symbol, snap1 - Duration::seconds(1)).await.unwrap_err().to_string();
+    assert_eq!(expiries(&PointInTime::new(&lake).chain_as_of(&m.symbol, snap1).await.unwrap()), 4);
+    assert_eq!(
+        expiries(&PointInTime::new(&lake).chain_as_of(&m.symbol, snap2 - Duration::seconds(1)).await.unwrap()),
+        4
+    );
+    assert_eq!(expiries(&PointInTime::new(&lake).chain_as_of(&m.symbol, snap2).await.unwrap()), 5);
+    let early =
+        PointInTime::new(&lake).chain_as_of(&m.symbol, snap1 - Duration::seconds(1)).await.unwrap_err().to_string();
     assert!(early.contains("SPY at") && early.contains("chain snapshot"), "{early}");
-    let none = lake.spot_at(&m.symbol, m.open()).await.unwrap_err().to_string();
+    let none = PointInTime::new(&lake).spot_at(&m.symbol, m.open()).await.unwrap_err().to_string();
     assert!(none.contains("SPY at"), "{none}");
     // Before the second snapshot its expiry is not on the surface, even with bars for it.
-    let s = lake.surface(&m.symbol, snap2 - Duration::seconds(1), &SurfaceOptions::default()).await.unwrap();
+    let s = Surfaces::new(&lake)
+        .surface(&m.symbol, snap2 - Duration::seconds(1), &SurfaceOptions::default())
+        .await
+        .unwrap();
     assert_eq!(s.expiries.len(), 4);
 }
 
@@ -112,10 +121,10 @@ async fn unknown_symbols_and_empty_instants_are_named() {
     let (_dir, lake, m) = market_lake().await;
     let qqq = twslake::domain::Symbol::new("QQQ").unwrap();
     let at = m.open() + Duration::minutes(45);
-    let e = lake.surface(&qqq, at, &SurfaceOptions::default()).await.unwrap_err().to_string();
+    let e = Surfaces::new(&lake).surface(&qqq, at, &SurfaceOptions::default()).await.unwrap_err().to_string();
     assert!(e.contains("QQQ at 2024-11-22T15:15:00"), "{e}");
     let later: DateTime<Utc> = at + Duration::days(3);
-    let e = lake.surface(&m.symbol, later, &SurfaceOptions::default()).await.unwrap_err().to_string();
+    let e = Surfaces::new(&lake).surface(&m.symbol, later, &SurfaceOptions::default()).await.unwrap_err().to_string();
     assert!(e.contains("no MIDPOINT option bar with a spot ended in the 5 bars of session time"), "{e}");
     // It names the series the lake held before that session.
     assert!(e.contains("1 min MIDPOINT (2024-11-22 .. 2024-11-22, 1 day)"), "{e}");

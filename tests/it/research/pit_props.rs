@@ -8,9 +8,11 @@ use polars::prelude::*;
 use proptest::prelude::*;
 use twslake::datasets::{surfaces, Dataset};
 use twslake::query::collect;
+use twslake::query::pit::PointInTime;
 use twslake::query::pit::{AsOf, SPOT_SERIES};
 use twslake::query::surface::history::HistoryOptions;
 use twslake::query::surface::SurfaceOptions;
+use twslake::query::surface::Surfaces;
 use twslake::Lake;
 
 /// The surface history of the market's session at 5-minute steps, computed as of the end of the
@@ -18,7 +20,7 @@ use twslake::Lake;
 async fn history_until(lake: &Lake, m: &Market, at: DateTime<Utc>) -> Vec<String> {
     let end_of_day = m.open() + Duration::hours(12);
     let opts = HistoryOptions { threads: 2, ..HistoryOptions::every(Duration::minutes(5)) };
-    match lake.surface_history(&m.symbol, m.day, m.day, end_of_day, &opts).await {
+    match Surfaces::new(lake).surface_history(&m.symbol, m.day, m.day, end_of_day, &opts).await {
         // A lake cut before the first option bar has no history to fit: refused, nothing written.
         Ok(_) | Err(twslake::Error::BadInput { what: "surface history", .. }) => {}
         Err(e) => panic!("{e}"),
@@ -36,17 +38,17 @@ async fn history_until(lake: &Lake, m: &Market, at: DateTime<Utc>) -> Vec<String
 
 /// Every answer at `at`, as comparable text (errors included: they must not change either).
 async fn answers(lake: &Lake, m: &Market, at: DateTime<Utc>) -> Vec<String> {
-    let spot = lake.spot_at(&m.symbol, at).await.map(|s| format!("{s:?}"));
-    let chain = lake.chain_as_of(&m.symbol, at).await.map(|df| format!("{df:?}"));
+    let spot = PointInTime::new(lake).spot_at(&m.symbol, at).await.map(|s| format!("{s:?}"));
+    let chain = PointInTime::new(lake).chain_as_of(&m.symbol, at).await.map(|df| format!("{df:?}"));
     let q = AsOf { symbol: m.symbol.clone(), series: market::MIDPOINT_1M, from: m.day, at };
-    let panel = match lake.option_panel(&q, SPOT_SERIES[0]).await {
+    let panel = match PointInTime::new(lake).option_panel(&q, SPOT_SERIES[0]).await {
         Ok(lf) => {
             let sorted = lf.sort(["end", "con_id"], Default::default());
             collect(sorted).await.map(|df| (df.height(), df))
         }
         Err(e) => Err(e),
     };
-    let surface = lake.surface(&m.symbol, at, &SurfaceOptions::default()).await;
+    let surface = Surfaces::new(lake).surface(&m.symbol, at, &SurfaceOptions::default()).await;
     let text = |r: twslake::Result<String>| r.unwrap_or_else(|e| format!("error: {e}"));
     let panel = panel.map(|(n, df)| {
         // Full-precision checksums of every column: `{df:?}` elides the middle rows.
