@@ -11,6 +11,7 @@ use super::record::{Outcome, RequestRecord};
 use super::resolve::{contract_of, resolve};
 use crate::calendar;
 use crate::domain::codes::{NO_SECURITY_DEFINITION, NO_SECURITY_TEXT};
+use crate::domain::SecType;
 
 /// Exchanges the simulated options list on (one sec-def message each).
 pub const OPTION_EXCHANGES: [&str; 6] = ["SMART", "AMEX", "BOX", "CBOE", "ISE", "PHLX"];
@@ -67,7 +68,7 @@ fn details_of(market: &Market, inst: Instrument, today: NaiveDate) -> proto::Con
     if let Some(o) = option {
         d.under_con_id = Some(s.con_id);
         d.under_symbol = Some(s.symbol.clone());
-        d.under_sec_type = Some("STK".into());
+        d.under_sec_type = Some(SecType::Stock.ib().into());
         d.contract_month = Some(o.expiry.format("%Y%m").to_string());
         d.real_expiration_date = Some(o.expiry.format("%Y%m%d").to_string());
         d.settlement_method = Some("Physical".into());

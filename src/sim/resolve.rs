@@ -7,6 +7,7 @@ use super::market::options;
 use super::market::{Instrument, Market, OptionId, Right};
 use super::proto;
 use crate::calendar;
+use crate::domain::SecType;
 
 /// Every listed instrument matching a contract spec as IB matches it: by con_id, or by symbol and
 /// type with blank fields (expiry, strike, right) matching anything. Expired options do not
@@ -14,7 +15,6 @@ use crate::calendar;
 pub fn resolve(market: &Market, c: &proto::Contract) -> Vec<Instrument> {
     let today = calendar::trading_date(market.now());
     let con_id = c.con_id.filter(|id| *id != 0);
-    let sec_type = c.sec_type.as_deref().unwrap_or("").to_ascii_uppercase();
     if let Some(i) = con_id.and_then(|id| market.stock_by_con_id(id)) {
         return vec![Instrument::Stock(i)];
     }
@@ -27,10 +27,19 @@ pub fn resolve(market: &Market, c: &proto::Contract) -> Vec<Instrument> {
     if !c.currency.as_deref().is_none_or(|cur| cur.is_empty() || cur == "USD") {
         return Vec::new();
     }
-    match sec_type.as_str() {
-        "STK" | "" => vec![Instrument::Stock(i)],
-        "OPT" => options_matching(market, i, today, c).into_iter().map(Instrument::Option).collect(),
-        _ => Vec::new(),
+    match sec_type(c) {
+        Some(SecType::Stock) => vec![Instrument::Stock(i)],
+        Some(SecType::Option) => options_matching(market, i, today, c).into_iter().map(Instrument::Option).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The security type a contract spec names, read as IB reads it: IB's spelling in any case, a
+/// blank one meaning a stock; `None` for a type the simulator does not list.
+fn sec_type(c: &proto::Contract) -> Option<SecType> {
+    match c.sec_type.as_deref().unwrap_or_default() {
+        "" => Some(SecType::Stock),
+        s => [SecType::Stock, SecType::Option].into_iter().find(|t| t.ib().eq_ignore_ascii_case(s)),
     }
 }
 
@@ -73,7 +82,7 @@ pub fn contract_of(market: &Market, inst: Instrument) -> proto::Contract {
             proto::Contract {
                 con_id: Some(s.con_id),
                 symbol: Some(s.symbol.clone()),
-                sec_type: Some("STK".into()),
+                sec_type: Some(SecType::Stock.ib().into()),
                 exchange: Some("SMART".into()),
                 primary_exch: Some(s.primary_exchange.clone()),
                 currency: Some("USD".into()),
@@ -88,7 +97,7 @@ pub fn contract_of(market: &Market, inst: Instrument) -> proto::Contract {
             proto::Contract {
                 con_id: Some(options::con_id(s, o.expiry, o.strike, o.right)),
                 symbol: Some(s.symbol.clone()),
-                sec_type: Some("OPT".into()),
+                sec_type: Some(SecType::Option.ib().into()),
                 last_trade_date_or_contract_month: Some(expiry.clone()),
                 strike: Some(o.strike),
                 right: Some(o.right.letter().into()),

@@ -7,7 +7,6 @@ use chrono::{DateTime, Duration, Utc};
 use prost::Message;
 
 use self::series::{Bar, BarTime};
-use self::spec::{BarSize, What};
 use super::conn::{Conn, OpenReq};
 use super::market::{first_date, options, Instrument, Market};
 use super::pacing::PaceKey;
@@ -19,6 +18,7 @@ use crate::calendar;
 use crate::domain::codes::{
     HISTORICAL_DATA_ERROR, NO_DATA_TEXT, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT, PACING_VIOLATION_TEXT,
 };
+use crate::domain::{BarSize, WhatToShow};
 
 /// Bars of 30 seconds or less are not served further back than this (IB's rule).
 const SMALL_BAR_HISTORY_DAYS: i64 = 183;
@@ -30,14 +30,14 @@ fn invalid(what: &str) -> Refusal {
     (321, format!("Error validating request.-'bW' : cause - {what}"))
 }
 
-fn no_data(market: &Market, inst: Instrument, what: What) -> Refusal {
+fn no_data(market: &Market, inst: Instrument, what: WhatToShow) -> Refusal {
     let local = contract_of(market, inst).local_symbol.unwrap_or_default();
-    (HISTORICAL_DATA_ERROR, format!("{NO_DATA_TEXT}: {local}@SMART {}", what.title()))
+    (HISTORICAL_DATA_ERROR, format!("{NO_DATA_TEXT}: {local}@SMART {}", spec::title(what)))
 }
 
 struct Parsed {
     inst: Instrument,
-    what: What,
+    what: WhatToShow,
     size: BarSize,
     duration: spec::Duration,
     end: DateTime<Utc>,
@@ -49,15 +49,15 @@ fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refu
     let [inst] = found[..] else {
         return Err((NO_SECURITY_DEFINITION, NO_SECURITY_TEXT.into()));
     };
-    let size = BarSize::parse(req.bar_size_setting.as_deref().unwrap_or(""))
+    let size = spec::parse_bar_size(req.bar_size_setting.as_deref().unwrap_or(""))
         .ok_or_else(|| invalid("Historical data bar size setting is invalid."))?;
     let duration = spec::Duration::parse(req.duration.as_deref().unwrap_or(""))
         .ok_or_else(|| invalid("Historical data duration format is invalid."))?;
-    let what = What::parse(req.what_to_show.as_deref().unwrap_or(""))
+    let what = spec::parse_what(req.what_to_show.as_deref().unwrap_or(""))
         .ok_or_else(|| invalid("Historical data request for unsupported what to show."))?;
     let end = spec::parse_end(req.end_date_time.as_deref().unwrap_or(""), market.now())
         .ok_or_else(|| invalid("End date/time format is invalid."))?;
-    if size.span() < spec::finest_bar_for(duration) {
+    if spec::span(size) < spec::finest_bar_for(duration) {
         return Err((HISTORICAL_DATA_ERROR, spec::TOO_MANY_BARS.into()));
     }
     Ok(Parsed { inst, what, size, duration, end })
@@ -75,8 +75,8 @@ fn pace_key(req: &proto::HistoricalDataRequest, p: &Parsed, market: &Market) -> 
             "{cid}|{:?}|{:?}|{:?}|{:?}|{:?}",
             req.end_date_time, req.duration, req.bar_size_setting, req.what_to_show, req.use_rth
         ),
-        contract: format!("{cid}|{}", p.what.as_str()),
-        weight: if p.what == What::BidAsk { 2 } else { 1 },
+        contract: format!("{cid}|{}", p.what.ib()),
+        weight: if p.what == WhatToShow::BidAsk { 2 } else { 1 },
     }
 }
 
@@ -121,11 +121,11 @@ const UPDATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 /// Streams the latest bar at the market clock until the request is cancelled.
 fn keep_up_to_date(conn: &mut Conn, id: i32, p: &Parsed) {
     let (shared, tx, inst, what, size) = (conn.shared.clone(), conn.sender(), p.inst, p.what, p.size);
-    let lookback = match size {
-        BarSize::Seconds(s) => Duration::seconds(2 * s as i64),
-        BarSize::Day => Duration::days(7),
-        BarSize::Week => Duration::days(21),
-        BarSize::Month => Duration::days(70),
+    let lookback = match (size.seconds(), size) {
+        (Some(s), _) => Duration::seconds(2 * i64::from(s)),
+        (None, BarSize::Week1) => Duration::days(21),
+        (None, BarSize::Month1) => Duration::days(70),
+        (None, _) => Duration::days(7),
     };
     let handle = tokio::spawn(async move {
         let mut every = tokio::time::interval(UPDATE_PERIOD);
@@ -160,7 +160,7 @@ fn serve(conn: &Conn, id: i32, p: &Parsed) -> Result<usize, Refusal> {
         return Err(no_data(market, p.inst, p.what));
     }
     let start = p.duration.start(end);
-    if matches!(p.size, BarSize::Seconds(s) if s <= 30) && start < now - Duration::days(SMALL_BAR_HISTORY_DAYS) {
+    if p.size.seconds().is_some_and(|s| s <= 30) && start < now - Duration::days(SMALL_BAR_HISTORY_DAYS) {
         return Err(no_data(market, p.inst, p.what));
     }
     let bars = series::bars(market, p.inst, p.what, p.size, start, end);
@@ -182,7 +182,7 @@ fn serve(conn: &Conn, id: i32, p: &Parsed) -> Result<usize, Refusal> {
 /// answer) rather than an error.
 fn option_untraded(p: &Parsed, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
     match p.inst {
-        Instrument::Option(o) if p.what == What::Trades => {
+        Instrument::Option(o) if p.what == WhatToShow::Trades => {
             let listed = calendar::session(options::listing_date(o.expiry)).map(|s| s.open);
             listed.is_some_and(|l| end > l) && options::expiry_instant(o.expiry).is_some_and(|e| start < e)
         }

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
-use super::spec::{BarSize, What};
 use crate::calendar::{self, EXCHANGE_TZ};
+use crate::domain::{BarSize, WhatToShow};
 use crate::sim::market::{cents, options, DayDetail, Instrument, Market, OptionId};
 
 /// When a bar starts: a date for daily and longer bars, an instant for intraday ones.
@@ -61,20 +61,20 @@ impl Fine {
 
 /// Maps a model price to the price series asked for. Every mapping is non-decreasing, so the
 /// high of the mapped series is the mapping of the high.
-fn map_price(stock: bool, what: What, side: Side, x: f64) -> f64 {
+fn map_price(stock: bool, what: WhatToShow, side: Side, x: f64) -> f64 {
     if stock {
         match (what, side) {
-            (What::Bid, _) | (What::BidAsk, Side::Bid) => cents(x - 0.01).max(0.01),
-            (What::Ask, _) | (What::BidAsk, Side::Ask) => cents(x + 0.01),
+            (WhatToShow::Bid, _) | (WhatToShow::BidAsk, Side::Bid) => cents(x - 0.01).max(0.01),
+            (WhatToShow::Ask, _) | (WhatToShow::BidAsk, Side::Ask) => cents(x + 0.01),
             _ => x,
         }
     } else {
         let (bid, ask) = options::bid_ask(x);
         match (what, side) {
-            (What::Trades, _) => options::trade_price(x),
-            (What::Midpoint, _) => (bid + ask) / 2.0,
-            (What::Bid, _) | (What::BidAsk, Side::Bid) => bid,
-            (What::Ask, _) | (What::BidAsk, Side::Ask) => ask,
+            (WhatToShow::Trades, _) => options::trade_price(x),
+            (WhatToShow::Midpoint, _) => (bid + ask) / 2.0,
+            (WhatToShow::Bid, _) | (WhatToShow::BidAsk, Side::Bid) => bid,
+            (WhatToShow::Ask, _) | (WhatToShow::BidAsk, Side::Ask) => ask,
         }
     }
 }
@@ -160,11 +160,11 @@ fn second_fine(market: &Market, inst: Instrument, d: &DayDetail, m0: usize, m1: 
 }
 
 /// Aggregates steps `[a, b)` of a path into one bar.
-fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: What, time: BarTime) -> Bar {
+fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: WhatToShow, time: BarTime) -> Bar {
     let mp = |x: f64, side| map_price(stock, what, side, x);
     let high = f.hi[a..b].iter().cloned().fold(f64::MIN, f64::max);
     let low = f.lo[a..b].iter().cloned().fold(f64::MAX, f64::min);
-    if what == What::BidAsk {
+    if what == WhatToShow::BidAsk {
         // IB's BID_ASK bar: open = time-average bid, high = max ask, low = min bid,
         // close = time-average ask.
         let n = (b - a) as f64;
@@ -190,7 +190,7 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: What, time: BarTim
         wap: None,
         count: None,
     };
-    if what == What::Trades {
+    if what == WhatToShow::Trades {
         let volume: u64 = f.vol[a..b].iter().sum();
         let notional: f64 = (a..b).map(|m| f.vol[m] as f64 * f.wap[m]).sum();
         bar.volume = Some(volume);
@@ -217,7 +217,7 @@ fn traded(f: &Fine) -> bool {
 pub fn bars(
     market: &Market,
     inst: Instrument,
-    what: What,
+    what: WhatToShow,
     size: BarSize,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -240,17 +240,17 @@ pub fn bars(
         let Some((fine, detail)) = minute_fine(market, inst, date) else {
             continue;
         };
-        if !stock && what == What::Trades && !traded(&fine) {
+        if !stock && what == WhatToShow::Trades && !traded(&fine) {
             continue;
         }
         let done = completed_steps(&fine, now);
         if done == 0 {
             continue;
         }
-        match size {
-            BarSize::Seconds(s) if s < 60 => sub_minute(market, inst, &detail, what, s, start, end, done, &mut out),
-            BarSize::Seconds(s) => intraday(&fine, stock, what, s, start, end, done, &mut out),
-            _ => {
+        match size.seconds() {
+            Some(s) if s < 60 => sub_minute(market, inst, &detail, what, s, start, end, done, &mut out),
+            Some(s) => intraday(&fine, stock, what, s, start, end, done, &mut out),
+            None => {
                 if detail.session.open < end && detail.session.close > start {
                     out.push(aggregate(&fine, 0, done, stock, what, BarTime::Date(date)));
                 }
@@ -258,8 +258,8 @@ pub fn bars(
         }
     }
     match size {
-        BarSize::Week => group(out, what, |d| d.iso_week().week() as i64 + d.iso_week().year() as i64 * 100),
-        BarSize::Month => group(out, what, |d| d.year() as i64 * 100 + d.month() as i64),
+        BarSize::Week1 => group(out, what, |d| d.iso_week().week() as i64 + d.iso_week().year() as i64 * 100),
+        BarSize::Month1 => group(out, what, |d| d.year() as i64 * 100 + d.month() as i64),
         _ => out,
     }
 }
@@ -286,7 +286,7 @@ fn bar_starts(origin: DateTime<Utc>, step: i64, steps: usize, secs: i64) -> Vec<
 fn intraday(
     fine: &Fine,
     stock: bool,
-    what: What,
+    what: WhatToShow,
     secs: u32,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -310,7 +310,7 @@ fn sub_minute(
     market: &Market,
     inst: Instrument,
     d: &DayDetail,
-    what: What,
+    what: WhatToShow,
     secs: u32,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
@@ -331,7 +331,7 @@ fn sub_minute(
 }
 
 /// Groups daily bars into weekly or monthly bars dated by their first session.
-fn group(days: Vec<Bar>, what: What, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar> {
+fn group(days: Vec<Bar>, what: WhatToShow, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar> {
     let mut out: Vec<Bar> = Vec::new();
     let mut last_key = None;
     let mut members = 0usize;
@@ -340,7 +340,7 @@ fn group(days: Vec<Bar>, what: What, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar>
         let k = key(d);
         match out.last_mut() {
             Some(acc) if last_key == Some(k) => {
-                if what == What::BidAsk {
+                if what == WhatToShow::BidAsk {
                     // Time averages: weight each session by how many it follows (equal sessions).
                     let n = members as f64;
                     acc.open = (acc.open * n + bar.open) / (n + 1.0);
@@ -353,7 +353,7 @@ fn group(days: Vec<Bar>, what: What, key: impl Fn(NaiveDate) -> i64) -> Vec<Bar>
                 acc.high = acc.high.max(bar.high);
                 acc.low = acc.low.min(bar.low);
                 acc.close = bar.close;
-                if what == What::Trades {
+                if what == WhatToShow::Trades {
                     let (v0, v1) = (acc.volume.unwrap_or(0), bar.volume.unwrap_or(0));
                     let notional = acc.wap.unwrap_or(0.0) * v0 as f64 + bar.wap.unwrap_or(0.0) * v1 as f64;
                     acc.volume = Some(v0 + v1);

@@ -1,97 +1,41 @@
-//! What a historical request asks for: bar size, duration, what-to-show, end; and IB's table of
-//! which duration may be asked with which bar size.
+//! How the gateway reads a historical request: its bar size and what-to-show (into the ground
+//! floor's types, in IB's spellings only), duration and end; and IB's table of which duration may
+//! be asked with which bar size.
 
 use chrono::{DateTime, Months, NaiveDateTime, TimeZone, Utc};
 
 use crate::calendar::{self, EXCHANGE_TZ};
+use crate::domain::{BarSize, WhatToShow};
 
-/// The price series a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum What {
-    /// Trades (with volume, VWAP and count).
-    Trades,
-    /// Bid/ask midpoint.
-    Midpoint,
-    /// Bid.
-    Bid,
-    /// Ask.
-    Ask,
-    /// IB's BID_ASK: time-average bid, max ask, min bid, time-average ask. Paced as two requests.
-    BidAsk,
+/// Reads a client's bar size as IB's gateway does: one of IB's spellings (`1 secs`, `5 mins`,
+/// `1 hour`, `1 day`, …) in any case. twslake's file-name slugs (`5min`) are not IB's, so a client
+/// sending one is refused like any other invalid bar size.
+pub fn parse_bar_size(s: &str) -> Option<BarSize> {
+    s.parse::<BarSize>().ok().filter(|b| b.ib().eq_ignore_ascii_case(s.trim()))
 }
 
-impl What {
-    /// Parses IB's spelling.
-    pub fn parse(s: &str) -> Option<What> {
-        Some(match s.to_ascii_uppercase().as_str() {
-            "TRADES" => What::Trades,
-            "MIDPOINT" => What::Midpoint,
-            "BID" => What::Bid,
-            "ASK" => What::Ask,
-            "BID_ASK" => What::BidAsk,
-            _ => return None,
-        })
-    }
-    /// IB's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            What::Trades => "TRADES",
-            What::Midpoint => "MIDPOINT",
-            What::Bid => "BID",
-            What::Ask => "ASK",
-            What::BidAsk => "BID_ASK",
-        }
-    }
-    /// IB's text in the "no data" message (`… SPY@SMART Trades`).
-    pub fn title(self) -> &'static str {
-        match self {
-            What::Trades => "Trades",
-            What::Midpoint => "Midpoint",
-            What::Bid => "Bid",
-            What::Ask => "Ask",
-            What::BidAsk => "Bid_Ask",
-        }
-    }
+/// Reads a client's what-to-show: IB's spelling in any case, without padding.
+pub fn parse_what(s: &str) -> Option<WhatToShow> {
+    s.parse::<WhatToShow>().ok().filter(|w| w.ib().eq_ignore_ascii_case(s))
 }
 
-/// A bar size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BarSize {
-    /// Bars of this many seconds (1 s to 8 hours).
-    Seconds(u32),
-    /// One session.
-    Day,
-    /// One calendar week.
-    Week,
-    /// One calendar month.
-    Month,
+/// IB's text for a what-to-show in the "no data" message (`… SPY@SMART Bid_Ask`): each word of
+/// IB's spelling capitalised.
+pub fn title(what: WhatToShow) -> String {
+    let word = |w: &str| {
+        let (head, tail) = w.split_at(w.len().min(1));
+        head.to_owned() + &tail.to_ascii_lowercase()
+    };
+    what.ib().split('_').map(word).collect::<Vec<_>>().join("_")
 }
 
-impl BarSize {
-    /// Parses IB's spellings (`1 secs`, `5 mins`, `1 hour`, `1 day`, `1 week`, `1 month`).
-    pub fn parse(s: &str) -> Option<BarSize> {
-        let (n, unit) = s.trim().split_once(' ')?;
-        let n: u32 = n.parse().ok()?;
-        let size = match unit.trim().to_ascii_lowercase().as_str() {
-            "sec" | "secs" if [1, 5, 10, 15, 30].contains(&n) => BarSize::Seconds(n),
-            "min" | "mins" if [1, 2, 3, 4, 5, 10, 15, 20, 30].contains(&n) => BarSize::Seconds(n * 60),
-            "hour" | "hours" if [1, 2, 3, 4, 8].contains(&n) => BarSize::Seconds(n * 3600),
-            "day" | "days" if n == 1 => BarSize::Day,
-            "week" | "weeks" if n == 1 => BarSize::Week,
-            "month" | "months" if n == 1 => BarSize::Month,
-            _ => return None,
-        };
-        Some(size)
-    }
-
-    /// Length in seconds for comparisons (a session counts as a day).
-    pub fn span(self) -> u64 {
-        match self {
-            BarSize::Seconds(s) => s as u64,
-            BarSize::Day => 86_400,
-            BarSize::Week => 7 * 86_400,
-            BarSize::Month => 31 * 86_400,
-        }
+/// A bar size's length in seconds, for IB's table (a session counts as a day, a month as 31).
+pub fn span(size: BarSize) -> u64 {
+    match (size.seconds(), size) {
+        (Some(s), _) => u64::from(s),
+        (None, BarSize::Week1) => 7 * 86_400,
+        (None, BarSize::Month1) => 31 * 86_400,
+        (None, _) => 86_400,
     }
 }
 
@@ -262,12 +206,39 @@ mod tests {
         assert_eq!(finest_bar_for(d("1 W")), 180);
         assert_eq!(finest_bar_for(d("1 M")), 1800);
         assert_eq!(finest_bar_for(d("1 Y")), 86_400);
-        assert_eq!(BarSize::parse("5 mins"), Some(BarSize::Seconds(300)));
-        assert_eq!(BarSize::parse("7 mins"), None);
         assert_eq!(Duration::parse("0 D"), None);
         assert_eq!(Duration::parse("366 D"), None);
         assert_eq!(Duration::parse("86401 S"), None);
         assert_eq!(Duration::parse("4294967295 W"), None);
+    }
+
+    #[test]
+    fn bar_sizes_are_read_as_ib_spells_them() {
+        assert_eq!(parse_bar_size("5 mins"), Some(BarSize::Min5));
+        assert_eq!(parse_bar_size(" 1 DAY "), Some(BarSize::Day1));
+        for refused in ["7 mins", "4 mins", "5min", "1d", "1 sec", "5 min", "1 hours", "1  min", ""] {
+            assert_eq!(parse_bar_size(refused), None, "{refused:?}");
+        }
+        assert_eq!(span(BarSize::Min5), 300);
+        assert_eq!(span(BarSize::Day1), 86_400);
+        assert_eq!(span(BarSize::Month1), 31 * 86_400);
+    }
+
+    #[test]
+    fn what_to_show_reads_ib_spellings_and_titles_as_the_no_data_text() {
+        assert_eq!(parse_what("bid_ask"), Some(WhatToShow::BidAsk));
+        assert_eq!(parse_what(" TRADES"), None);
+        assert_eq!(parse_what("COLOURS"), None);
+        let titles = [
+            (WhatToShow::Trades, "Trades"),
+            (WhatToShow::Midpoint, "Midpoint"),
+            (WhatToShow::Bid, "Bid"),
+            (WhatToShow::Ask, "Ask"),
+            (WhatToShow::BidAsk, "Bid_Ask"),
+        ];
+        for (what, text) in titles {
+            assert_eq!(title(what), text);
+        }
     }
 
     #[test]
