@@ -1,7 +1,7 @@
 //! `live`: capture streaming quotes until a duration passes, a time of day comes, or SIGINT /
 //! SIGTERM (each of which flushes and exits cleanly).
 
-use super::ingest_cmds::{build_config, ingest_on, lake_of, symbols_of, GatewayArgs, IngestArgs};
+use super::ingest_cmds::{build_config, gateway_of, ingest_on, lake_of, symbols_of, GatewayArgs, IngestArgs};
 use super::lake_cmds::LakeArg;
 use crate::jobs::config::FileConfig;
 use crate::live::{self, LiveOptions};
@@ -138,7 +138,19 @@ pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
     cfg.policy.chain_max_age = chrono::Duration::from_std(a.chain_every).context("--chain-every")?;
     let lake = lake_of(&a.lake, &file)?;
     let symbols = symbols_of(&a.symbols)?;
-    let mut ingest = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 18).await?;
+    // The run's time counts from the start: connecting (and the gateway's silence) cannot hold
+    // the run past --for/--until, nor past a signal.
+    let limit = a.for_.or(a.until.map(|u| until_from(chrono::Utc::now(), u)));
+    let shutdown = shutdown_on_signals(limit)?;
+    let mut stop = shutdown.clone();
+    let mut ingest = tokio::select! {
+        r = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 18) => r?,
+        _ = stop.wait_for(|s| *s) => anyhow::bail!(
+            "the run ended (--for/--until or a signal) before the gateway at {} completed the API handshake; nothing was captured. \
+             Check that TWS or IB Gateway is running and logged in with the API enabled",
+            gateway_of(&a.gateway, &file)
+        ),
+    };
     if let Some(url) = &a.alert_webhook {
         let sink: Arc<dyn AlertSink> = Arc::new(live::webhook::WebhookSink::new(url).map_err(anyhow::Error::msg)?);
         ingest.alerts.push(sink);
@@ -154,11 +166,16 @@ pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let limit = a.for_.or(a.until.map(|u| until_from(chrono::Utc::now(), u)));
-    let shutdown = shutdown_on_signals(limit)?;
     let report = live::run(&ingest, &symbols, &opts, shutdown).await?;
     if let Some(t) = server {
         t.abort();
+    }
+    if !report.started {
+        eprintln!(
+            "error: the run ended before the gateway at {} answered the chain snapshots and the contract selection; nothing was captured",
+            gateway_of(&a.gateway, &file)
+        );
+        return Ok(1);
     }
     println!(
         "live: {} lines, {} ticks, {} rows written, {} gaps{}",

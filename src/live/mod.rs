@@ -108,6 +108,9 @@ impl Default for LiveOptions {
 /// What a capture did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveReport {
+    /// The capture began (false: the run ended before the gateway answered what the capture
+    /// needs first: the chain snapshots and the contract selection).
+    pub started: bool,
     /// Lines subscribed at the start.
     pub lines: usize,
     /// Ticks received.
@@ -139,14 +142,29 @@ pub async fn run<S: MarketData>(
     opts: &LiveOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<LiveReport> {
-    // What a killed run left; if that fails the capture goes on (readers merge micro-batches).
-    let compacted_at_start = writer::compact(ingest, symbols).await.unwrap_or_else(|e| {
-        tracing::warn!("compacting micro-batches left by an earlier run: {e}");
-        0
-    });
-    plan::prepare(ingest, symbols, &opts.metrics).await?;
-    let (contracts, without_options) = plan(ingest, symbols, opts.max_lines).await?;
+    let before_capture = async {
+        // What a killed run left; if that fails the capture goes on (readers merge micro-batches).
+        let compacted_at_start = writer::compact(ingest, symbols).await.unwrap_or_else(|e| {
+            tracing::warn!("compacting micro-batches left by an earlier run: {e}");
+            0
+        });
+        plan::prepare(ingest, symbols, &opts.metrics).await?;
+        let (contracts, without_options) = plan(ingest, symbols, opts.max_lines).await?;
+        Ok::<_, crate::error::Error>((compacted_at_start, contracts, without_options))
+    };
+    // The run's end (time up, a signal) applies before the capture too: a gateway slow to answer
+    // the chain snapshot or the contract selection cannot hold the run past it. What was being
+    // written is left as a kill would leave it (atomic writes; the next run settles the rest).
+    let mut stop = shutdown.clone();
+    let (compacted_at_start, contracts, without_options) = tokio::select! {
+        r = before_capture => r?,
+        _ = stop.wait_for(|s| *s) => {
+            ingest.say("live: the run ended before the capture began");
+            return Ok(LiveReport::default());
+        }
+    };
     ingest.say(format!("live: {} lines for {} symbols", contracts.len(), symbols.len()));
-    let report = LiveReport { lines: contracts.len(), without_options, compacted_at_start, ..Default::default() };
+    let report =
+        LiveReport { started: true, lines: contracts.len(), without_options, compacted_at_start, ..Default::default() };
     writer::capture(ingest, symbols, opts, contracts, report, shutdown).await
 }
