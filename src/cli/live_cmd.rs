@@ -58,6 +58,7 @@ impl LiveArgs {
             // Checking is a read of the lake; the snapshot itself is taken only when due.
             chain_every: self.chain_every.min(Duration::from_secs(600)),
             reselect_every: self.reselect_every,
+            heartbeat: Duration::from_secs(self.gateway.timeout.max(1)),
             ..Default::default()
         }
     }

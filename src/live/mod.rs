@@ -32,6 +32,15 @@
 //! notice opens a gap too; 1102 (restored, data maintained) closes it, and 1101 (restored, data
 //! lost: IB dropped the subscriptions) closes it and takes every subscription again.
 //!
+//! # Deadlines
+//! The run's end (`--for`, `--until`, a signal) holds from the start: connecting, the chain
+//! snapshots and the contract selection before the capture, and the scheduled snapshots and
+//! reselections during it, are all cut short by it (a run that ends before the capture began
+//! says so: [`LiveReport::started`]). A gateway that goes silent during the capture does not end
+//! it: ticks may resume, so the capture runs to its end; a heartbeat every
+//! [`LiveOptions::heartbeat`] (`--timeout` on the command line) notices the silence, which opens
+//! a gap as a lost connection does, alerted and recorded when it closes.
+//!
 //! # Layout
 //! - [`book`]: each contract's quote state, and the row each tick makes.
 //! - `plan`: which lines to subscribe ([`plan()`], the option band that follows the spot) and
@@ -87,6 +96,9 @@ pub struct LiveOptions {
     /// Once a day partition has this many of the run's micro-batches, they are merged into one
     /// in the background (fewer files for readers during a long capture; 0: never).
     pub rollup_every: usize,
+    /// How often the gateway is asked whether it answers at all (a gateway that goes silent
+    /// sends no notice; unanswered, a capture gap opens, and closes when it answers again).
+    pub heartbeat: Duration,
     /// The live gauges (shared with the metrics endpoint).
     pub metrics: Arc<LiveMetrics>,
 }
@@ -100,6 +112,7 @@ impl Default for LiveOptions {
             backoff: Duration::from_millis(250),
             reselect_every: Duration::from_secs(60),
             rollup_every: 150,
+            heartbeat: Duration::from_secs(30),
             metrics: Arc::new(LiveMetrics::default()),
         }
     }

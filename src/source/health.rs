@@ -130,6 +130,17 @@ impl Health {
         alive
     }
 
+    /// A heartbeat: probes now (after any probe in progress) and says whether the gateway
+    /// answered; the verdict declares or clears the silence as a request's probe does.
+    pub async fn heartbeat<F, Fut>(&self, probe: F) -> bool
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let _one = self.probing.lock().await;
+        self.probe(probe).await
+    }
+
     /// Before sending a request: `Err` at once while the gateway is silent, except that once
     /// per timeout a request probes again (and goes ahead if the gateway answers).
     pub async fn check<F, Fut>(&self, probe: F) -> Result<(), SourceError>

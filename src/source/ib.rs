@@ -335,6 +335,10 @@ impl MarketData for IbSource {
         Ok(notices.boxed())
     }
 
+    async fn alive(&self) -> bool {
+        self.health.heartbeat(|| self.probe()).await
+    }
+
     async fn stream_quotes(&self, contract: &StreamContract) -> Result<TickStream, SourceError> {
         let mut c = ib_contract(&contract.symbol, contract.sec_type);
         c.contract_id = contract.con_id as i32;

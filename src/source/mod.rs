@@ -147,6 +147,11 @@ pub trait MarketData: Send + Sync {
     fn stream_quotes(&self, contract: &StreamContract) -> impl Future<Output = Result<TickStream, SourceError>> + Send;
     /// The gateway's request-less notices from now on (connectivity lost and restored).
     fn notices(&self) -> Result<NoticeStream, SourceError>;
+    /// Whether the gateway answers at all right now, asked within a few seconds (a heartbeat;
+    /// a source that cannot tell says yes).
+    fn alive(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
 }
 
 /// A contract whose market data is streamed (options are addressed by `con_id`; the rest is

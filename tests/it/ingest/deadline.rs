@@ -181,3 +181,80 @@ async fn a_stalled_request_is_not_a_silent_gateway() {
     assert_eq!(report.symbols[0].equity.ok, 0);
     assert!(sim.requests().iter().any(|r| r.kind == "current_time"), "the gateway was probed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_silent_during_live_capture_is_a_gap_and_the_capture_goes_on() {
+    use crate::live::{fast, live_config, prepared, syms, MIDDAY};
+    use twslake::lake::manifest::Outcome;
+    let symbols = syms(&["SPY"]);
+    let (sim, f) = prepared(MIDDAY, &symbols).await;
+    let lake = f.lake();
+    let mut run = ingest(&sim, &lake, live_config()).await;
+    run.source = IbSource::connect(&IbConfig {
+        gateway: sim.address(),
+        client_id: CLIENT_IDS.fetch_add(1, Ordering::SeqCst),
+        timeout: Duration::from_secs(1),
+    })
+    .await
+    .unwrap();
+    let opts = twslake::live::LiveOptions { heartbeat: Duration::from_millis(300), ..fast() };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let faults = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        sim.add_fault(Fault::Silent);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        sim.clear_faults();
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        tx.send(true).unwrap();
+    };
+    let t0 = Instant::now();
+    let (report, ()) = tokio::join!(twslake::live::run(&run, &symbols, &opts, rx), faults);
+    let report = report.unwrap();
+    eprintln!("live with a silent spell: {:.2} s, {report:?}", t0.elapsed().as_secs_f64());
+    assert!(report.started && report.rows > 0, "{report:?}");
+    assert!(report.gaps >= 1, "the silent spell is a gap: {report:?}");
+    let m = lake.manifest(&symbols[0]).await.unwrap();
+    assert!(
+        m.entries.iter().any(|e| matches!(e.outcome, Outcome::Error { code: 1100, .. })),
+        "the gap is recorded in the manifest"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(9), "the run ends on time: {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_for_ends_on_time_when_the_gateway_is_silent_after_the_handshake() {
+    // A lake set up the day before: live's chain snapshot is due, and the gateway never answers it.
+    let symbols = crate::live::syms(&["SPY"]);
+    let (sim, f) = crate::live::prepared(crate::live::MIDDAY, &symbols).await;
+    sim.add_fault(Fault::Silent);
+    let (gw, id, url) = (sim.address(), client_id(), f.url.clone());
+    let before = files_under(Path::new(&f.url));
+    let (code, stderr, secs) = tokio::task::spawn_blocking(move || {
+        // The timeout is far longer than the run: --for alone must end the snapshot's wait.
+        let next_day = "2026-11-25T17:00:00Z";
+        timed_run(&[
+            "live",
+            "SPY",
+            "--lake",
+            &url,
+            "--gateway",
+            &gw,
+            "--client-id",
+            &id,
+            "--timeout",
+            "60",
+            "--for",
+            "3s",
+            "--as-of",
+            next_day,
+        ])
+    })
+    .await
+    .unwrap();
+    eprintln!("live --for 3s, gateway silent after the handshake: exit {code} after {secs:.2} s");
+    assert_ne!(code, 0, "nothing was captured: {stderr}");
+    assert!((2.9..5.0).contains(&secs), "live --for 3s took {secs:.1} s: {stderr}");
+    assert!(stderr.contains(&sim.address()) && stderr.contains("nothing was captured"), "{stderr}");
+    assert!(sim.requests().iter().any(|r| r.kind == "silenced"), "live asked the silent gateway");
+    assert_eq!(files_under(Path::new(&f.url)), before, "the lake is unchanged");
+}
