@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest `--timeout`: a day (longer waits are no deadline at all, and overflow clocks).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 /// Where the gateway is and how to talk to it.
 #[derive(Debug, Args, Clone)]
 pub struct GatewayArgs {
@@ -25,7 +28,7 @@ pub struct GatewayArgs {
     pub client_id: Option<i32>,
     /// Seconds to wait for the connection and handshake, and for any one answer; a gateway
     /// that stops answering altogether ends the run within this plus a few seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
 }
 
@@ -221,7 +224,7 @@ pub(super) async fn ingest_on(
     let ib = IbConfig {
         gateway: gateway_of(gateway, file),
         client_id: gateway.client_id.or(file.client_id).unwrap_or(default_client_id),
-        timeout: Duration::from_secs(gateway.timeout.max(1)),
+        timeout: Duration::from_secs(gateway.timeout.clamp(1, MAX_TIMEOUT_SECS)),
     };
     let source = IbSource::connect(&ib).await?;
     let clock: Arc<dyn Clock> = match args.as_of {

@@ -42,7 +42,7 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = live::DEFAULT_LINES)]
     pub max_lines: usize,
     /// Seconds between micro-batch flushes (at most 5: the most a crash may lose).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     pub flush_every: f64,
     /// How often the option selection is made again around the live spot (`30s`, `5m`).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
@@ -64,9 +64,13 @@ impl LiveArgs {
     }
 }
 
-/// Parses `90s`, `30m`, `4h`, `1h30m`, `2d` (a bare number is seconds).
+/// The longest duration a flag takes: a year.
+const MAX_DURATION_SECS: u64 = 366 * 86_400;
+
+/// Parses `90s`, `30m`, `4h`, `1h30m`, `2d` (a bare number is seconds), at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (e.g. 90s, 30m, 4h, 1h30m)");
+    let too_long = || format!("{s:?} is longer than a year; give a shorter duration");
     let mut total = 0u64;
     let mut num = String::new();
     for ch in s.trim().chars() {
@@ -76,21 +80,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = num.parse().map_err(|_| bad())?;
         num.clear();
-        total += n * match ch {
+        let unit = match ch {
             's' => 1,
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
             _ => return Err(bad()),
         };
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(too_long)?;
     }
     if !num.is_empty() {
-        total += num.parse::<u64>().map_err(|_| bad())?;
+        total = total.checked_add(num.parse::<u64>().map_err(|_| bad())?).ok_or_else(too_long)?;
+    }
+    if total > MAX_DURATION_SECS {
+        return Err(too_long());
     }
     if total == 0 {
         return Err(bad());
     }
     Ok(Duration::from_secs(total))
+}
+
+/// Parses a positive, finite number of seconds.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds (e.g. 2 or 0.5)")),
+    }
 }
 
 /// How long until `until` (New York time) from `now`: today's if still ahead, else tomorrow's.
@@ -204,6 +220,13 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
         assert!(parse_duration("4x").is_err() && parse_duration("").is_err() && parse_duration("h").is_err());
+        for huge in ["9999999999999999999h", "18446744073709551615s5", "367d", "99999999999999999999"] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        for bad in ["NaN", "inf", "-1", "0", "x"] {
+            assert!(parse_seconds(bad).unwrap_err().contains(bad), "{bad}");
+        }
     }
 
     fn parse(args: &[&str]) -> LiveArgs {
