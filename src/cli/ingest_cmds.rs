@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest `--timeout`: a day (longer waits are no deadline at all, and overflow clocks).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 /// Where the gateway is and how to talk to it.
 #[derive(Debug, Args, Clone)]
 pub struct GatewayArgs {
@@ -23,8 +26,9 @@ pub struct GatewayArgs {
     /// API client id (unique per connection).
     #[arg(long)]
     pub client_id: Option<i32>,
-    /// Seconds to wait for any one answer.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds to wait for the connection and handshake, and for any one answer; a gateway
+    /// that stops answering altogether ends the run within this plus a few seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
 }
 
@@ -178,7 +182,21 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
         anyhow::bail!("no symbols: name them (e.g. `twslake setup SPY QQQ`) or list them in twslake.toml");
     }
     let ingest = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 17).await?;
-    let report = if update { ingest.update(&symbols).await } else { ingest.setup(&symbols).await };
+    let silenced = ingest.source.silenced();
+    let work = async {
+        if update {
+            ingest.update(&symbols).await
+        } else {
+            ingest.setup(&symbols).await
+        }
+    };
+    // A gateway that stops answering ends the run at once (what was written stays consistent:
+    // writes are atomic and the next run settles the rest); its error is retryable.
+    let report = tokio::select! {
+        biased;
+        e = silenced => return Err(e.into()),
+        report = work => report,
+    };
     finish(&report, a.ingest.json)
 }
 
@@ -186,6 +204,11 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
 pub(super) fn lake_of(lake: &LakeArg, file: &FileConfig) -> anyhow::Result<Lake> {
     let url = if lake.lake == "./lake" { file.lake.clone().unwrap_or(lake.lake.clone()) } else { lake.lake.clone() };
     Ok(Lake::open(&url)?)
+}
+
+/// The gateway's address: `--gateway`, else the config file's, else IB Gateway's paper port.
+pub(super) fn gateway_of(gateway: &GatewayArgs, file: &FileConfig) -> String {
+    gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into())
 }
 
 /// An ingester on `lake`, connected to the gateway the arguments and the config file name, on
@@ -199,9 +222,9 @@ pub(super) async fn ingest_on(
     default_client_id: i32,
 ) -> anyhow::Result<Ingest<IbSource>> {
     let ib = IbConfig {
-        gateway: gateway.gateway.clone().or(file.gateway.clone()).unwrap_or_else(|| "127.0.0.1:4002".into()),
+        gateway: gateway_of(gateway, file),
         client_id: gateway.client_id.or(file.client_id).unwrap_or(default_client_id),
-        timeout: Duration::from_secs(gateway.timeout.max(1)),
+        timeout: Duration::from_secs(gateway.timeout.clamp(1, MAX_TIMEOUT_SECS)),
     };
     let source = IbSource::connect(&ib).await?;
     let clock: Arc<dyn Clock> = match args.as_of {

@@ -1,7 +1,7 @@
 //! `live`: capture streaming quotes until a duration passes, a time of day comes, or SIGINT /
 //! SIGTERM (each of which flushes and exits cleanly).
 
-use super::ingest_cmds::{build_config, ingest_on, lake_of, symbols_of, GatewayArgs, IngestArgs};
+use super::ingest_cmds::{build_config, gateway_of, ingest_on, lake_of, symbols_of, GatewayArgs, IngestArgs};
 use super::lake_cmds::LakeArg;
 use crate::jobs::config::FileConfig;
 use crate::live::{self, LiveOptions};
@@ -42,7 +42,7 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = live::DEFAULT_LINES)]
     pub max_lines: usize,
     /// Seconds between micro-batch flushes (at most 5: the most a crash may lose).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     pub flush_every: f64,
     /// How often the option selection is made again around the live spot (`30s`, `5m`).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
@@ -58,14 +58,19 @@ impl LiveArgs {
             // Checking is a read of the lake; the snapshot itself is taken only when due.
             chain_every: self.chain_every.min(Duration::from_secs(600)),
             reselect_every: self.reselect_every,
+            heartbeat: Duration::from_secs(self.gateway.timeout.max(1)),
             ..Default::default()
         }
     }
 }
 
-/// Parses `90s`, `30m`, `4h`, `1h30m`, `2d` (a bare number is seconds).
+/// The longest duration a flag takes: a year.
+const MAX_DURATION_SECS: u64 = 366 * 86_400;
+
+/// Parses `90s`, `30m`, `4h`, `1h30m`, `2d` (a bare number is seconds), at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (e.g. 90s, 30m, 4h, 1h30m)");
+    let too_long = || format!("{s:?} is longer than a year; give a shorter duration");
     let mut total = 0u64;
     let mut num = String::new();
     for ch in s.trim().chars() {
@@ -75,21 +80,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = num.parse().map_err(|_| bad())?;
         num.clear();
-        total += n * match ch {
+        let unit = match ch {
             's' => 1,
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
             _ => return Err(bad()),
         };
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(too_long)?;
     }
     if !num.is_empty() {
-        total += num.parse::<u64>().map_err(|_| bad())?;
+        total = total.checked_add(num.parse::<u64>().map_err(|_| bad())?).ok_or_else(too_long)?;
+    }
+    if total > MAX_DURATION_SECS {
+        return Err(too_long());
     }
     if total == 0 {
         return Err(bad());
     }
     Ok(Duration::from_secs(total))
+}
+
+/// Parses a positive, finite number of seconds.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds (e.g. 2 or 0.5)")),
+    }
 }
 
 /// How long until `until` (New York time) from `now`: today's if still ahead, else tomorrow's.
@@ -138,7 +155,19 @@ pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
     cfg.policy.chain_max_age = chrono::Duration::from_std(a.chain_every).context("--chain-every")?;
     let lake = lake_of(&a.lake, &file)?;
     let symbols = symbols_of(&a.symbols)?;
-    let mut ingest = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 18).await?;
+    // The run's time counts from the start: connecting (and the gateway's silence) cannot hold
+    // the run past --for/--until, nor past a signal.
+    let limit = a.for_.or(a.until.map(|u| until_from(chrono::Utc::now(), u)));
+    let shutdown = shutdown_on_signals(limit)?;
+    let mut stop = shutdown.clone();
+    let mut ingest = tokio::select! {
+        r = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 18) => r?,
+        _ = stop.wait_for(|s| *s) => anyhow::bail!(
+            "the run ended (--for/--until or a signal) before the gateway at {} completed the API handshake; nothing was captured. \
+             Check that TWS or IB Gateway is running and logged in with the API enabled",
+            gateway_of(&a.gateway, &file)
+        ),
+    };
     if let Some(url) = &a.alert_webhook {
         let sink: Arc<dyn AlertSink> = Arc::new(live::webhook::WebhookSink::new(url).map_err(anyhow::Error::msg)?);
         ingest.alerts.push(sink);
@@ -154,11 +183,16 @@ pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let limit = a.for_.or(a.until.map(|u| until_from(chrono::Utc::now(), u)));
-    let shutdown = shutdown_on_signals(limit)?;
     let report = live::run(&ingest, &symbols, &opts, shutdown).await?;
     if let Some(t) = server {
         t.abort();
+    }
+    if !report.started {
+        eprintln!(
+            "error: the run ended before the gateway at {} answered the chain snapshots and the contract selection; nothing was captured",
+            gateway_of(&a.gateway, &file)
+        );
+        return Ok(1);
     }
     println!(
         "live: {} lines, {} ticks, {} rows written, {} gaps{}",
@@ -186,6 +220,13 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
         assert!(parse_duration("4x").is_err() && parse_duration("").is_err() && parse_duration("h").is_err());
+        for huge in ["9999999999999999999h", "18446744073709551615s5", "367d", "99999999999999999999"] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        for bad in ["NaN", "inf", "-1", "0", "x"] {
+            assert!(parse_seconds(bad).unwrap_err().contains(bad), "{bad}");
+        }
     }
 
     fn parse(args: &[&str]) -> LiveArgs {

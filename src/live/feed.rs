@@ -185,9 +185,11 @@ async fn feed<S: MarketData>(
     }
 }
 
-/// Forwards the gateway's connectivity notices (1100, 1101, 1102) to the writer.
+/// Forwards the gateway's connectivity notices (1100, 1101, 1102) to the writer, and asks the
+/// gateway every [`LiveOptions::heartbeat`] whether it still answers at all.
 pub(super) async fn watch_notices<S: MarketData>(
     ingest: &Ingest<S>,
+    opts: &LiveOptions,
     tx: mpsc::UnboundedSender<Event>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -195,9 +197,35 @@ pub(super) async fn watch_notices<S: MarketData>(
         Ok(n) => n,
         Err(e) => return tracing::warn!("no connectivity notices from the gateway: {e}"),
     };
+    let period = opts.heartbeat.max(Duration::from_millis(100));
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut silent = false;
     loop {
         let n = tokio::select! {
             n = notices.next() => n,
+            _ = beat.tick() => {
+                // A gateway that stops answering sends no 1100: the heartbeat stands in for it.
+                // Silent, a gap opens as on a lost connection; answering again, it closes as on
+                // a 1101 (subscriptions taken again: a restarted gateway holds none).
+                let at = ingest.now();
+                let alive = tokio::select! {
+                    a = ingest.source.alive() => a,
+                    _ = stopped(&mut shutdown) => return,
+                };
+                let code = match (silent, alive) {
+                    (false, false) => CONNECTIVITY_LOST,
+                    (true, true) => RESTORED_DATA_LOST,
+                    _ => continue,
+                };
+                silent = !alive;
+                if silent {
+                    tracing::warn!("the gateway stopped answering (heartbeat unanswered): capture gap open");
+                }
+                if tx.send(Event::Notice(code, at)).is_err() {
+                    return;
+                }
+                continue;
+            }
             _ = stopped(&mut shutdown) => return,
         };
         match n {

@@ -32,6 +32,15 @@
 //! notice opens a gap too; 1102 (restored, data maintained) closes it, and 1101 (restored, data
 //! lost: IB dropped the subscriptions) closes it and takes every subscription again.
 //!
+//! # Deadlines
+//! The run's end (`--for`, `--until`, a signal) holds from the start: connecting, the chain
+//! snapshots and the contract selection before the capture, and the scheduled snapshots and
+//! reselections during it, are all cut short by it (a run that ends before the capture began
+//! says so: [`LiveReport::started`]). A gateway that goes silent during the capture does not end
+//! it: ticks may resume, so the capture runs to its end; a heartbeat every
+//! [`LiveOptions::heartbeat`] (`--timeout` on the command line) notices the silence, which opens
+//! a gap as a lost connection does, alerted and recorded when it closes.
+//!
 //! # Layout
 //! - [`book`]: each contract's quote state, and the row each tick makes.
 //! - `plan`: which lines to subscribe ([`plan()`], the option band that follows the spot) and
@@ -87,6 +96,9 @@ pub struct LiveOptions {
     /// Once a day partition has this many of the run's micro-batches, they are merged into one
     /// in the background (fewer files for readers during a long capture; 0: never).
     pub rollup_every: usize,
+    /// How often the gateway is asked whether it answers at all (a gateway that goes silent
+    /// sends no notice; unanswered, a capture gap opens, and closes when it answers again).
+    pub heartbeat: Duration,
     /// The live gauges (shared with the metrics endpoint).
     pub metrics: Arc<LiveMetrics>,
 }
@@ -100,6 +112,7 @@ impl Default for LiveOptions {
             backoff: Duration::from_millis(250),
             reselect_every: Duration::from_secs(60),
             rollup_every: 150,
+            heartbeat: Duration::from_secs(30),
             metrics: Arc::new(LiveMetrics::default()),
         }
     }
@@ -108,6 +121,9 @@ impl Default for LiveOptions {
 /// What a capture did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveReport {
+    /// The capture began (false: the run ended before the gateway answered what the capture
+    /// needs first: the chain snapshots and the contract selection).
+    pub started: bool,
     /// Lines subscribed at the start.
     pub lines: usize,
     /// Ticks received.
@@ -139,14 +155,29 @@ pub async fn run<S: MarketData>(
     opts: &LiveOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<LiveReport> {
-    // What a killed run left; if that fails the capture goes on (readers merge micro-batches).
-    let compacted_at_start = writer::compact(ingest, symbols).await.unwrap_or_else(|e| {
-        tracing::warn!("compacting micro-batches left by an earlier run: {e}");
-        0
-    });
-    plan::prepare(ingest, symbols, &opts.metrics).await?;
-    let (contracts, without_options) = plan(ingest, symbols, opts.max_lines).await?;
+    let before_capture = async {
+        // What a killed run left; if that fails the capture goes on (readers merge micro-batches).
+        let compacted_at_start = writer::compact(ingest, symbols).await.unwrap_or_else(|e| {
+            tracing::warn!("compacting micro-batches left by an earlier run: {e}");
+            0
+        });
+        plan::prepare(ingest, symbols, &opts.metrics).await?;
+        let (contracts, without_options) = plan(ingest, symbols, opts.max_lines).await?;
+        Ok::<_, crate::error::Error>((compacted_at_start, contracts, without_options))
+    };
+    // The run's end (time up, a signal) applies before the capture too: a gateway slow to answer
+    // the chain snapshot or the contract selection cannot hold the run past it. What was being
+    // written is left as a kill would leave it (atomic writes; the next run settles the rest).
+    let mut stop = shutdown.clone();
+    let (compacted_at_start, contracts, without_options) = tokio::select! {
+        r = before_capture => r?,
+        _ = stop.wait_for(|s| *s) => {
+            ingest.say("live: the run ended before the capture began");
+            return Ok(LiveReport::default());
+        }
+    };
     ingest.say(format!("live: {} lines for {} symbols", contracts.len(), symbols.len()));
-    let report = LiveReport { lines: contracts.len(), without_options, compacted_at_start, ..Default::default() };
+    let report =
+        LiveReport { started: true, lines: contracts.len(), without_options, compacted_at_start, ..Default::default() };
     writer::capture(ingest, symbols, opts, contracts, report, shutdown).await
 }

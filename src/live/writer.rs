@@ -33,7 +33,7 @@ pub(super) async fn capture<S: MarketData>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<LiveReport> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let notices = feed::watch_notices(ingest, tx.clone(), shutdown.clone());
+    let notices = feed::watch_notices(ingest, opts, tx.clone(), shutdown.clone());
     let mut w = Writer {
         ingest,
         opts,
@@ -201,14 +201,20 @@ impl<'a, S: MarketData> Writer<'a, S> {
                 Some(()) = feeds.next(), if !feeds.is_empty() => {}
                 _ = flush.tick() => self.flush().await?,
                 // A failed snapshot or selection is retried at the next tick; capture goes on.
-                _ = chains.tick() => {
-                    if let Err(e) = plan::refresh_chains(self.ingest, symbols, &self.opts.metrics).await {
+                // Both ask the gateway: the run's end does not wait for a slow or silent one
+                // (an interrupted snapshot is left as a kill would leave it; writes are atomic).
+                _ = chains.tick() => tokio::select! {
+                    r = plan::refresh_chains(self.ingest, symbols, &self.opts.metrics) => if let Err(e) = r {
                         tracing::warn!("scheduled chain snapshots: {e}");
-                    }
-                }
-                _ = reselect.tick() => match self.reselect().await {
-                    Ok(new) => new.into_iter().for_each(|f| feeds.push(f)),
-                    Err(e) => tracing::warn!("option selection around the live spot: {e}"),
+                    },
+                    _ = feed::stopped(&mut shutdown) => break,
+                },
+                _ = reselect.tick() => tokio::select! {
+                    r = self.reselect() => match r {
+                        Ok(new) => new.into_iter().for_each(|f| feeds.push(f)),
+                        Err(e) => tracing::warn!("option selection around the live spot: {e}"),
+                    },
+                    _ = feed::stopped(&mut shutdown) => break,
                 },
                 _ = feed::stopped(&mut shutdown) => break,
             }

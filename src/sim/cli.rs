@@ -29,7 +29,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub request_log: Option<PathBuf>,
     /// Inject a fault: drop-after=N, stall=historical|contract|chain|head|market,
-    /// `notice=CODE[@N]`, malformed-after=N, refuse. Repeatable.
+    /// `notice=CODE[@N]`, malformed-after=N, refuse, silent. Repeatable.
     #[arg(long)]
     pub fault: Vec<Fault>,
 }

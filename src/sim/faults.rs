@@ -25,12 +25,22 @@ pub enum Fault {
     MalformedAfter(u64),
     /// Accept connections and close them at once, before the handshake reply.
     RefuseConnections,
+    /// Complete the handshake, then answer nothing at all (not even the clock), as IB Gateway
+    /// does while it restarts behind a kept socket or waits for a login.
+    Silent,
+}
+
+impl Fault {
+    /// Whether `faults` make the gateway answer nothing after the handshake.
+    pub fn silences(faults: &[Fault]) -> bool {
+        faults.contains(&Fault::Silent)
+    }
 }
 
 impl FromStr for Fault {
     type Err = String;
 
-    /// `drop-after=N`, `stall=KIND`, `notice=CODE[@N]`, `malformed-after=N`, `refuse`.
+    /// `drop-after=N`, `stall=KIND`, `notice=CODE[@N]`, `malformed-after=N`, `refuse`, `silent`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once('=').unwrap_or((s, ""));
         let num = |a: &str| a.parse::<u64>().map_err(|_| format!("fault {s:?}: expected a number"));
@@ -38,6 +48,7 @@ impl FromStr for Fault {
             "drop-after" => Ok(Fault::DropAfter(num(arg)?)),
             "malformed-after" => Ok(Fault::MalformedAfter(num(arg)?)),
             "refuse" => Ok(Fault::RefuseConnections),
+            "silent" => Ok(Fault::Silent),
             "stall" if ["historical", "contract", "chain", "head", "market"].contains(&arg) => Ok(Fault::Stall(arg.into())),
             "notice" => {
                 let (code, after) = arg.split_once('@').unwrap_or((arg, "0"));
@@ -45,7 +56,7 @@ impl FromStr for Fault {
                 Ok(Fault::Notice { code, after: num(after)? })
             }
             _ => Err(format!(
-                "unknown fault {s:?}: use drop-after=N, stall=historical|contract|chain|head|market, notice=CODE[@N], malformed-after=N or refuse"
+                "unknown fault {s:?}: use drop-after=N, stall=historical|contract|chain|head|market, notice=CODE[@N], malformed-after=N, refuse or silent"
             )),
         }
     }
@@ -59,6 +70,7 @@ impl fmt::Display for Fault {
             Fault::Notice { code, after } => write!(f, "notice={code}@{after}"),
             Fault::MalformedAfter(n) => write!(f, "malformed-after={n}"),
             Fault::RefuseConnections => write!(f, "refuse"),
+            Fault::Silent => write!(f, "silent"),
         }
     }
 }
@@ -69,7 +81,7 @@ mod tests {
 
     #[test]
     fn faults_round_trip_through_text() {
-        for s in ["drop-after=5", "stall=historical", "notice=1100@3", "malformed-after=2", "refuse"] {
+        for s in ["drop-after=5", "stall=historical", "notice=1100@3", "malformed-after=2", "refuse", "silent"] {
             let f: Fault = s.parse().unwrap_or(Fault::RefuseConnections);
             assert_eq!(f.to_string(), s);
         }

@@ -171,6 +171,9 @@ fn dispatch(conn: &mut Conn, body: &[u8]) {
     let Some((id, payload)) = wire::split_id(body) else {
         return;
     };
+    if Fault::silences(&conn.shared.faults.lock().unwrap_or_else(|e| e.into_inner())) {
+        return conn.record(RequestRecord::new(conn.client_id, None, "silenced"), Outcome::Stalled);
+    }
     let Some(id) = id else {
         conn.record(RequestRecord::new(conn.client_id, None, "text_frame"), Outcome::Error { code: 505 });
         conn.error(-1, 505, "Fatal Error: Unknown message id.");

@@ -2,6 +2,7 @@
 //! this file: requests go in as twslake's types and answers come out as twslake's types.
 
 use super::errors::ErrorClass;
+use super::health::Health;
 use super::{
     ChainParams, Computation, ComputationKind, ContractQuery, GatewayNotice, HistRequest, IbDuration, Instrument,
     MarketData, NoticeStream, RawBar, Side, SourceError, StreamContract, Tick, TickStream,
@@ -34,6 +35,7 @@ pub struct IbConfig {
 pub struct IbSource {
     client: Client,
     timeout: Duration,
+    health: Health,
 }
 
 fn to_source_error(e: ibapi::Error) -> SourceError {
@@ -54,16 +56,35 @@ fn to_source_error(e: ibapi::Error) -> SourceError {
     }
 }
 
+/// The error of a connection whose handshake did not end within `timeout`.
+fn handshake_timeout(gateway: &str, timeout: Duration) -> SourceError {
+    SourceError::client(
+        ErrorClass::Retry,
+        format!(
+            "the gateway at {gateway} did not complete the API handshake within {} s (the connection was accepted but not answered, \
+             or not accepted at all); IB Gateway does this while it restarts or waits for a login: check that TWS or IB Gateway \
+             is running and logged in with the API enabled, then run again (--timeout sets the wait)",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
 impl IbSource {
-    /// Connects to the gateway.
+    /// Connects to the gateway. Every step has a deadline: the TCP connection, the handshake and
+    /// the start of the API session end within `cfg.timeout` together, or the connect fails with
+    /// an error of class [`ErrorClass::Retry`] naming the gateway (`ibapi`'s connect is async
+    /// and waits forever on a peer that accepts and never answers, so the whole future is timed
+    /// and dropped).
     pub async fn connect(cfg: &IbConfig) -> Result<Self, SourceError> {
-        let client = Client::builder()
+        let connecting = Client::builder()
             .address(&cfg.gateway)
             .client_id(cfg.client_id)
             .one_shot_timeout(cfg.timeout)
             .max_reconnect_attempts(5)
-            .connect()
+            .connect();
+        let client = tokio::time::timeout(cfg.timeout, connecting)
             .await
+            .map_err(|_| handshake_timeout(&cfg.gateway, cfg.timeout))?
             .map_err(|e| match to_source_error(e) {
                 err if err.class == ErrorClass::Fatal => err,
                 err => SourceError::client(
@@ -71,13 +92,38 @@ impl IbSource {
                     format!("cannot connect to the gateway at {}: {}; is TWS or IB Gateway running with the API enabled? (twslake demo runs a simulated one)", cfg.gateway, err.message),
                 ),
             })?;
-        Ok(IbSource { client, timeout: cfg.timeout })
+        Ok(IbSource { client, timeout: cfg.timeout, health: Health::new(&cfg.gateway, cfg.timeout) })
     }
 
+    /// Resolves once the gateway is declared silent (see [`Health`]): a command races its run
+    /// against it and ends at once, instead of failing every remaining request one by one.
+    pub fn silenced(&self) -> impl std::future::Future<Output = SourceError> + Send + 'static {
+        self.health.silenced()
+    }
+
+    /// Asks the gateway's clock: any live gateway answers at once.
+    async fn probe(&self) -> bool {
+        !matches!(
+            self.client.server_time().await,
+            Err(ibapi::Error::Timeout
+                | ibapi::Error::ConnectionReset
+                | ibapi::Error::ConnectionFailed
+                | ibapi::Error::Shutdown
+                | ibapi::Error::Io(_))
+        )
+    }
+
+    /// One request with its deadline: the timeout, then (unanswered) the probe that tells a
+    /// request IB left hanging from a gateway that answers nothing any more.
     async fn timed<T>(&self, f: impl std::future::Future<Output = Result<T, ibapi::Error>>) -> Result<T, SourceError> {
+        self.health.check(|| self.probe()).await?;
+        let sent = std::time::Instant::now();
         match tokio::time::timeout(self.timeout, f).await {
-            Ok(r) => r.map_err(to_source_error),
-            Err(_) => Err(SourceError::client(ErrorClass::Retry, "the gateway did not answer in time")),
+            Ok(Err(ibapi::Error::Timeout)) | Err(_) => Err(self.health.unanswered(sent, || self.probe()).await),
+            Ok(r) => {
+                self.health.answered();
+                r.map_err(to_source_error)
+            }
         }
     }
 }
@@ -287,6 +333,10 @@ impl MarketData for IbSource {
             Some((GatewayNotice { code: n.code, message: n.message }, ns))
         });
         Ok(notices.boxed())
+    }
+
+    async fn alive(&self) -> bool {
+        self.health.heartbeat(|| self.probe()).await
     }
 
     async fn stream_quotes(&self, contract: &StreamContract) -> Result<TickStream, SourceError> {

@@ -1,8 +1,10 @@
 //! The market-data source: the requests the ingester makes, as twslake's own types, and their
 //! implementation on IB's TWS API ([`ib::IbSource`], the only place `ibapi` types appear).
-//! Also the request planner ([`plan`]) and the pacing scheduler ([`pacing`]).
+//! Also the request planner ([`plan`]), the pacing scheduler ([`pacing`]) and the gateway's
+//! liveness ([`health`]: what tells a request left hanging from a gateway that stopped answering).
 
 pub mod errors;
+pub mod health;
 pub mod ib;
 pub mod pacing;
 pub mod plan;
@@ -88,9 +90,10 @@ impl HistRequest {
     }
 }
 
-/// An error from the source, classified.
+/// An error from the source, classified. It reads `IB error CODE: TEXT` for IB's errors and the
+/// client's description alone for client-side failures (code 0).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("IB error {code}: {message}")]
+#[error("{}", describe(*.code, .message))]
 pub struct SourceError {
     /// IB's code (0 for client-side failures such as a timeout or a dropped connection).
     pub code: i32,
@@ -98,6 +101,14 @@ pub struct SourceError {
     pub message: String,
     /// What to do about it.
     pub class: ErrorClass,
+}
+
+fn describe(code: i32, message: &str) -> String {
+    if code == 0 {
+        message.to_string()
+    } else {
+        format!("IB error {code}: {message}")
+    }
 }
 
 impl SourceError {
@@ -136,6 +147,11 @@ pub trait MarketData: Send + Sync {
     fn stream_quotes(&self, contract: &StreamContract) -> impl Future<Output = Result<TickStream, SourceError>> + Send;
     /// The gateway's request-less notices from now on (connectivity lost and restored).
     fn notices(&self) -> Result<NoticeStream, SourceError>;
+    /// Whether the gateway answers at all right now, asked within a few seconds (a heartbeat;
+    /// a source that cannot tell says yes).
+    fn alive(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
 }
 
 /// A contract whose market data is streamed (options are addressed by `con_id`; the rest is
