@@ -155,6 +155,38 @@ impl<S: MarketData> Ingest<S> {
         }
     }
 
+    /// Shares the pacing budget of gateway `gateway` (`HOST:PORT`) with every other process on
+    /// this machine through its ledger in the state directory ([`crate::source::pacing`]). When
+    /// the ledger cannot be opened, says so and keeps pacing this process alone; returns whether
+    /// the budget is shared.
+    pub fn share_pacing(&mut self, gateway: &str) -> bool {
+        use crate::source::pacing::ledger::{ledger_path, state_dir, Ledger};
+        if self.cfg.pacing_off {
+            return false;
+        }
+        let Some(dir) = state_dir() else {
+            tracing::warn!("no state directory (set TWSLAKE_STATE_DIR or HOME): pacing this process alone; other processes on {gateway} may break IB's limits");
+            return false;
+        };
+        let path = ledger_path(&dir, gateway);
+        let ledger = match Ledger::open(&path) {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot open the pacing ledger {} ({e}): pacing this process alone; set TWSLAKE_STATE_DIR to a writable folder so processes on {gateway} share IB's limits",
+                    path.display()
+                );
+                return false;
+            }
+        };
+        let rules = *self.pacer.rules();
+        self.pacer = Pacer::new(rules).shared(ledger.clone());
+        if let Some(relaxed) = self.relaxed_pacer.take() {
+            self.relaxed_pacer = Some(Pacer::new(*relaxed.rules()).shared(ledger));
+        }
+        true
+    }
+
     /// "Now".
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
