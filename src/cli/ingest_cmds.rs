@@ -232,6 +232,7 @@ pub(super) async fn ingest_on(
         None => Arc::new(WallClock),
     };
     let mut ingest = Ingest::new(lake, source, cfg, clock);
+    ingest.share_pacing(&ib.gateway);
     ingest.progress = true;
     Ok(ingest)
 }

@@ -86,6 +86,10 @@ pub struct IngestConfig {
     pub concurrency: usize,
     /// Attempts per request on transient errors.
     pub attempts: u32,
+    /// How long a symbol's job lease lives unless renewed (renewed every third of it while the
+    /// symbol is ingested; a process killed on another machine holds it back this long at most,
+    /// one killed on this machine not at all): `lake::lease`. Default 30 s.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl Default for IngestConfig {
@@ -109,6 +113,7 @@ impl Default for IngestConfig {
             relax_large_bars: false,
             concurrency: 4,
             attempts: 5,
+            lease_ttl: std::time::Duration::from_secs(30),
         }
     }
 }

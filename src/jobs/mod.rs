@@ -24,6 +24,7 @@ pub mod equity;
 pub mod options;
 pub mod orchestrator;
 pub mod prereq;
+pub mod walk;
 
 use crate::calendar;
 use crate::clock::Clock;
@@ -114,8 +115,15 @@ pub struct BarJob {
     pub plan: Planned,
 }
 
+/// What a batch of bar jobs is about, for progress lines.
+fn what_of(jobs: &[BarJob]) -> &'static str {
+    jobs.first().map(|j| if j.option.is_some() { "option_bars" } else { "equity_bars" }).unwrap_or("bars")
+}
+
 /// A request's answer, not yet recorded.
 struct Fetched {
+    /// IB's final "no data" answer (an error of class `NoData`), as opposed to an empty bars message.
+    no_data: bool,
     request: Request,
     requested_at: DateTime<Utc>,
     completed_at: DateTime<Utc>,
@@ -155,6 +163,38 @@ impl<S: MarketData> Ingest<S> {
         }
     }
 
+    /// Shares the pacing budget of gateway `gateway` (`HOST:PORT`) with every other process on
+    /// this machine through its ledger in the state directory ([`crate::source::pacing`]). When
+    /// the ledger cannot be opened, says so and keeps pacing this process alone; returns whether
+    /// the budget is shared.
+    pub fn share_pacing(&mut self, gateway: &str) -> bool {
+        use crate::source::pacing::ledger::{ledger_path, state_dir, Ledger};
+        if self.cfg.pacing_off {
+            return false;
+        }
+        let Some(dir) = state_dir() else {
+            tracing::warn!("no state directory (set TWSLAKE_STATE_DIR or HOME): pacing this process alone; other processes on {gateway} may break IB's limits");
+            return false;
+        };
+        let path = ledger_path(&dir, gateway);
+        let ledger = match Ledger::open(&path) {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot open the pacing ledger {} ({e}): pacing this process alone; set TWSLAKE_STATE_DIR to a writable folder so processes on {gateway} share IB's limits",
+                    path.display()
+                );
+                return false;
+            }
+        };
+        let rules = *self.pacer.rules();
+        self.pacer = Pacer::new(rules).shared(ledger.clone());
+        if let Some(relaxed) = self.relaxed_pacer.take() {
+            self.relaxed_pacer = Some(Pacer::new(*relaxed.rules()).shared(ledger));
+        }
+        true
+    }
+
     /// "Now".
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -190,14 +230,24 @@ impl<S: MarketData> Ingest<S> {
     /// of [`RECORD_BATCH`]: each batch rewrites a shared partition once, not once per request.
     pub async fn fetch_bars(&self, symbol: &Symbol, jobs: Vec<BarJob>) -> Result<FetchStats> {
         use futures::{stream, StreamExt};
-        let planned = jobs.len();
-        let what =
-            jobs.first().map(|j| if j.option.is_some() { "option_bars" } else { "equity_bars" }).unwrap_or("bars");
-        let started = std::time::Instant::now();
-        let mut answers = stream::iter(jobs)
+        let (planned, what) = (jobs.len(), what_of(&jobs));
+        let answers = stream::iter(jobs)
             .map(|j| async move { self.fetch_one(symbol, j).await })
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .chunks(RECORD_BATCH);
+            .buffer_unordered(self.cfg.concurrency.max(1));
+        self.record_answers(symbol, what, planned, answers).await
+    }
+
+    /// Records answers as they come, in batches of [`RECORD_BATCH`], saying how far it got.
+    async fn record_answers(
+        &self,
+        symbol: &Symbol,
+        what: &str,
+        planned: usize,
+        answers: impl futures::Stream<Item = Result<Fetched>>,
+    ) -> Result<FetchStats> {
+        use futures::StreamExt;
+        let started = std::time::Instant::now();
+        let mut answers = std::pin::pin!(answers.chunks(RECORD_BATCH));
         let mut total = FetchStats::default();
         while let Some(chunk) = answers.next().await {
             let mut items = Vec::with_capacity(chunk.len());
@@ -256,6 +306,7 @@ impl<S: MarketData> Ingest<S> {
             Err(e) => e,
         };
         let outcome = ask::Answered::<()>::error_outcome(&error);
+        let no_data = error.class == crate::source::errors::ErrorClass::NoData;
         let mut stats = stats;
         match outcome {
             Outcome::Empty => stats.empty += 1,
@@ -264,7 +315,7 @@ impl<S: MarketData> Ingest<S> {
                 stats.failed += 1;
             }
         }
-        Ok(Fetched { request, requested_at, completed_at, outcome, batch: None, stats })
+        Ok(Fetched { no_data, request, requested_at, completed_at, outcome, batch: None, stats })
     }
 
     /// Turns bars into rows (or a refusal, for bars no market produces).
@@ -303,7 +354,7 @@ impl<S: MarketData> Ingest<S> {
             stats.rows += n;
             (Outcome::Ok { rows: n }, Some(batch))
         };
-        Fetched { request, requested_at, completed_at: ingested_at, outcome, batch, stats }
+        Fetched { no_data: false, request, requested_at, completed_at: ingested_at, outcome, batch, stats }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `backfill_option_bars`: bars of the options around the money, selected from the latest chain
 //! snapshot and the spot, only for missing windows, never for expired contracts, and never for a
-//! session whose spot (the underlying's intraday bars of that session) the lake does not hold.
+//! session whose spot (the underlying's intraday bars of that session) the lake does not hold,
+//! and never for a session before the contract was listed ([`super::walk`]).
 
 use super::{missing_days, BarJob, FetchStats, Ingest, OptionTarget};
 use crate::calendar;
@@ -122,11 +123,24 @@ impl<S: MarketData> Ingest<S> {
         let mut refused: Vec<BTreeSet<NaiveDate>> = vec![BTreeSet::new(); series_list.len()];
         let mut jobs = Vec::new();
         let mut missing_total = 0;
+        // Where IB can have no data: before each fresh series' listing (`walk`'s docs).
+        let wanted: Vec<(OptionTarget, Series)> = targets
+            .iter()
+            .flat_map(|t| series_list.iter().map(move |s| (t.clone(), *s)))
+            .filter(|(t, s)| {
+                let key = SeriesKey::bars(Dataset::OptionBars, Some(t.contract.con_id), *s);
+                !missing_days(&m, &key, from, last).is_empty()
+            })
+            .collect();
+        let listed = self.listing_bounds(symbol, &m, wanted, from).await?;
         for t in &targets {
             for (i, &series) in series_list.iter().enumerate() {
                 let key = SeriesKey::bars(Dataset::OptionBars, Some(t.contract.con_id), series);
-                let (missing, no_spot): (Vec<NaiveDate>, Vec<NaiveDate>) =
-                    missing_days(&m, &key, from, last).into_iter().partition(|d| !spotless[i].contains(d));
+                let since = listed.get(&(t.contract.con_id, series)).copied().unwrap_or(from);
+                let (missing, no_spot): (Vec<NaiveDate>, Vec<NaiveDate>) = missing_days(&m, &key, from, last)
+                    .into_iter()
+                    .filter(|d| *d >= since)
+                    .partition(|d| !spotless[i].contains(d));
                 refused[i].extend(no_spot);
                 if missing.is_empty() {
                     continue;
@@ -151,7 +165,7 @@ impl<S: MarketData> Ingest<S> {
         }
         let planned = jobs.len();
         let t0 = std::time::Instant::now();
-        let mut total = self.fetch_bars(symbol, jobs).await?;
+        let mut total = self.fetch_walk(symbol, jobs).await?;
         total.refused_days = refused_days;
         let refused_note =
             if refused_days > 0 { format!(", {refused_days} sessions refused (no spot)") } else { String::new() };

@@ -1,6 +1,13 @@
 //! `setup` (cold start) and `update` (warm start): the jobs in dependency order, each step only
 //! when needed, with the seed's recovery: fulfil missing prerequisites, settle interrupted
 //! writes, revoke manifest entries whose data is gone and fetch it again.
+//!
+//! Each symbol is ingested under its job lease in the lake ([`crate::lake::lease`]), taken before
+//! anything of it is read, settled or asked. A symbol another process holds is put back in the
+//! queue and the run goes on with the next; when every remaining symbol is held the run waits
+//! (saying so once per symbol) and looks again. Everything a job decides is read after the lease
+//! is taken, so a symbol another process just ingested costs no request: its chain snapshot is
+//! fresh and its windows are in the manifest.
 
 use super::{FetchStats, Ingest};
 use crate::datasets::Dataset;
@@ -12,6 +19,9 @@ use crate::query::coverage::SeriesSpec;
 use crate::source::MarketData;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// How often a process waiting for another's job lease looks again.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What happened to one symbol.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,14 +100,61 @@ impl<S: MarketData> Ingest<S> {
         for note in &self.config_notes {
             self.say(note);
         }
-        for symbol in symbols {
+        let mut done: BTreeMap<Symbol, SymbolReport> = BTreeMap::new();
+        let mut pending: std::collections::VecDeque<Symbol> = symbols.iter().cloned().collect();
+        pending.retain({
+            let mut seen = std::collections::BTreeSet::new();
+            move |s| seen.insert(s.clone())
+        });
+        let mut told = std::collections::BTreeSet::new();
+        let mut held_in_a_row = 0;
+        while let Some(symbol) = pending.pop_front() {
             let mut r = SymbolReport { symbol: symbol.to_string(), ..Default::default() };
-            if let Err(e) = self.run_symbol(symbol, check_integrity, &mut r).await {
+            let lease = match self.lake.try_lease(&symbol, self.cfg.lease_ttl).await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(held)) => {
+                    // Another process ingests this symbol: others first, then this one again,
+                    // reading what that process recorded (nothing is asked twice).
+                    if told.insert(symbol.clone()) {
+                        self.say(format!(
+                            "{symbol:<8} waiting      another process ingests it ({}); continuing once it is done",
+                            held.holder
+                        ));
+                    }
+                    pending.push_back(symbol);
+                    held_in_a_row += 1;
+                    if held_in_a_row >= pending.len() {
+                        held_in_a_row = 0;
+                        tokio::time::sleep(LEASE_POLL.min(self.cfg.lease_ttl)).await;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.say(format!("{symbol:<8} FAILED: cannot take its job lease: {e}"));
+                    r.error = Some(format!("cannot take the job lease of {symbol}: {e}"));
+                    done.insert(symbol, r);
+                    continue;
+                }
+            };
+            held_in_a_row = 0;
+            let mut unknown = false;
+            if let Err(e) = self.run_symbol(&symbol, check_integrity, &mut r).await {
                 self.say(format!("{symbol:<8} FAILED: {e}"));
+                unknown = matches!(e, Error::BadInput { .. });
                 r.error = Some(e.to_string());
             }
-            report.symbols.push(r);
+            if lease.lost() {
+                self.say(format!("{symbol:<8} warning: its job lease went stale while held (renewals failed)"));
+            }
+            // A symbol the gateway does not know leaves nothing in the lake, not even its lease.
+            let given_back = if unknown { lease.forget().await } else { lease.release().await };
+            if let Err(e) = given_back {
+                // It expires on its own after `lease_ttl`.
+                tracing::warn!("releasing the job lease of {symbol}: {e}");
+            }
+            done.insert(symbol, r);
         }
+        report.symbols = symbols.iter().filter_map(|s| done.remove(s)).collect();
         for ((kind, outcome), n) in self.metrics.requests() {
             report.requests.insert(format!("{kind}/{outcome}"), n);
         }

@@ -7,6 +7,7 @@
 
 pub mod example;
 pub mod layout;
+pub mod lease;
 pub mod manifest;
 pub mod micro;
 pub mod parquet_io;

@@ -66,6 +66,10 @@ pub struct RequestRecord {
     pub what_to_show: Option<String>,
     /// The outcome.
     pub outcome: Outcome,
+    /// The pacing rule the request broke, when it was refused for pacing (IB answers 162 for
+    /// this and for "no data" alike; tests and the request log tell them apart by this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<String>,
 }
 
 impl RequestRecord {
@@ -87,6 +91,7 @@ impl RequestRecord {
             end: None,
             what_to_show: None,
             outcome: Outcome::Accepted,
+            violation: None,
         }
     }
 

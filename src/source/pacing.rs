@@ -8,9 +8,33 @@
 //! `scale` shrinks every window (to pace a simulator on compressed time). A small margin on
 //! each window absorbs the difference between when we send and when the gateway counts; at
 //! IB's real windows it costs 3 % of the throughput (58.3 requests per 10 minutes).
+//!
+//! # One budget per gateway login, across processes
+//! IB counts these limits per gateway login, not per connection: two `twslake` processes on one
+//! gateway each pacing alone would together break them. A pacer made [`Pacer::shared`] also
+//! consults a [`ledger::Ledger`]: one file per gateway address in the user's state directory
+//! (`$TWSLAKE_STATE_DIR`, else `$XDG_STATE_HOME/twslake`, else `~/.local/state/twslake`; the file
+//! `pacing/<host>_<port>.ledger`), locked exclusively (`std::fs::File::lock`) while a process
+//! reads the recent requests of all processes, checks the rules and appends its own.
+//!
+//! Why there and so: the budget belongs to the gateway login, not to a lake (two lakes can share
+//! one gateway, and one lake can be fed from two machines with two logins), and a file lock needs
+//! no extra process to start, supervise or find. The ledger holds wall-clock times and applies
+//! the same (scaled) windows as the in-process rules; processes sharing a gateway are expected
+//! to use one pacing scale. What stays per process: the 50-open-requests rule (each process's
+//! `concurrency`, 4 by default, is far below it; a crashed process could not give its slots back
+//! to a shared count) and the client's message spacing (a per-connection rate). A penalty after a
+//! pacing violation is written to the ledger and holds back every process.
+//!
+//! When the state directory cannot be written (read-only home, no `HOME`), or the ledger fails
+//! later, the pacer warns once and paces per process, as before: a run is never refused for
+//! want of a ledger, but processes sharing that gateway may then break IB's limits.
+
+pub mod ledger;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Duration, Instant};
 
@@ -121,6 +145,13 @@ pub struct Pacer {
     rules: PacingRules,
     state: Mutex<State>,
     open: std::sync::Arc<Semaphore>,
+    shared: Option<Shared>,
+}
+
+/// The ledger a pacer shares with other processes, and whether it still works.
+struct Shared {
+    ledger: Arc<ledger::Ledger>,
+    broken: AtomicBool,
 }
 
 /// An admitted request; dropping it closes the request (frees its open slot).
@@ -135,6 +166,52 @@ impl Pacer {
             rules,
             state: Mutex::new(State::default()),
             open: std::sync::Arc::new(Semaphore::new(rules.max_open as usize)),
+            shared: None,
+        }
+    }
+
+    /// This pacer, also sharing its budget with every process that uses `ledger` (module docs).
+    /// Pacing that is [`PacingRules::off`] shares nothing.
+    pub fn shared(mut self, ledger: Arc<ledger::Ledger>) -> Self {
+        if self.rules != PacingRules::off() {
+            self.shared = Some(Shared { ledger, broken: AtomicBool::new(false) });
+        }
+        self
+    }
+
+    /// The ledger this pacer shares, unless it failed and the pacer fell back to per-process pacing.
+    pub fn ledger(&self) -> Option<&ledger::Ledger> {
+        self.shared.as_ref().filter(|s| !s.broken.load(Ordering::Relaxed)).map(|s| &*s.ledger)
+    }
+
+    fn ledger_failed(&self, e: std::io::Error) {
+        if let Some(s) = &self.shared {
+            if !s.broken.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "the pacing ledger {} failed ({e}): pacing this process alone from now on; other processes on this gateway may break IB's limits",
+                    s.ledger.path().display()
+                );
+            }
+        }
+    }
+
+    /// Asks the shared ledger: `None` when admitted (and recorded there), else how long to wait.
+    async fn ledger_admit(&self, key: &PaceKey) -> Option<Duration> {
+        let ledger = Arc::clone(&self.shared.as_ref().filter(|s| !s.broken.load(Ordering::Relaxed))?.ledger);
+        let (rules, key) = (self.rules, key.clone());
+        let strict = rules.global_max != u32::MAX;
+        // The lock may be held by another process for a moment: not on a runtime thread.
+        let asked = tokio::task::spawn_blocking(move || ledger.try_admit(&rules, &key, strict)).await;
+        match asked {
+            Ok(Ok(wait)) => wait,
+            Ok(Err(e)) => {
+                self.ledger_failed(e);
+                None
+            }
+            Err(e) => {
+                self.ledger_failed(std::io::Error::other(e.to_string()));
+                None
+            }
         }
     }
 
@@ -152,13 +229,28 @@ impl Pacer {
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
                 match self.earliest(&mut st, key, now) {
-                    t if t <= now => {
+                    t if t <= now && self.shared.is_none() => {
                         self.record(&mut st, key, now);
                         st.waited += now - started;
                         return Permit { _open: open };
                     }
-                    t => t,
+                    t if t <= now => None,
+                    t => Some(t),
                 }
+            };
+            let wait_until = match wait_until {
+                Some(t) => t,
+                // This process allows it: now every process's requests, in the ledger.
+                None => match self.ledger_admit(key).await {
+                    Some(wait) => Instant::now() + wait,
+                    None => {
+                        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                        let now = Instant::now();
+                        self.record(&mut st, key, now);
+                        st.waited += now - started;
+                        return Permit { _open: open };
+                    }
+                },
             };
             tokio::time::sleep_until(wait_until).await;
         }
@@ -170,6 +262,12 @@ impl Pacer {
         let now = Instant::now();
         let filler = self.rules.global_max.min(60);
         st.global.push_back((now, filler));
+        drop(st);
+        if let Some(ledger) = self.ledger() {
+            if let Err(e) = ledger.penalize(&self.rules) {
+                self.ledger_failed(e);
+            }
+        }
     }
 
     /// Total time requests spent waiting for the rules.
@@ -311,6 +409,28 @@ mod tests {
         }
         // Only the client's message rate spaces them: 200 × 21 ms.
         assert!(Instant::now() - t0 < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn pacers_of_two_processes_share_one_ledger() {
+        // Scale 600: a global window of about a second. 45 requests each fit one pacer alone;
+        // 90 on one gateway must wait for the window to pass.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pacing").join("gw.ledger");
+        let open = || Arc::new(ledger::Ledger::open(&path).unwrap());
+        let (a, b) =
+            (Pacer::new(PacingRules::ib(600.0)).shared(open()), Pacer::new(PacingRules::ib(600.0)).shared(open()));
+        assert!(a.ledger().is_some());
+        let t0 = std::time::Instant::now();
+        for i in 0..45 {
+            drop(a.admit(&key(i, &format!("a{i}"), 1)).await);
+            drop(b.admit(&key(i, &format!("b{i}"), 1)).await);
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        assert!(secs >= 1.0, "90 requests on one gateway took {secs} s, under one global window");
+        assert_eq!((a.sent(), b.sent()), (45, 45));
+        // Off shares nothing.
+        assert!(Pacer::new(PacingRules::off()).shared(open()).ledger().is_none());
     }
 
     #[tokio::test]

@@ -95,7 +95,8 @@ pub fn historical(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeEr
         Err((code, text)) => return refuse(conn, rec, id, code, &text),
     };
     let key = pace_key(&req, &p, &conn.shared.market);
-    if conn.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).admit(key).is_err() {
+    if let Err(v) = conn.shared.pacer.lock().unwrap_or_else(|e| e.into_inner()).admit(key) {
+        rec.violation = Some(format!("{v:?}"));
         return refuse(conn, rec, id, HISTORICAL_DATA_ERROR, PACING_VIOLATION_TEXT);
     }
     if conn.shared.stalled("historical") {

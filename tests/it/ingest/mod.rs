@@ -1,5 +1,6 @@
 //! Ingest against the simulated gateway over TCP, with the real `ibapi` client.
 
+mod concurrent;
 mod deadline;
 mod faults;
 mod setup;
