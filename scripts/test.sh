@@ -37,6 +37,8 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 export TWSLAKE_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT"
+# The pacing ledger of the binaries the tests start (one file per gateway) stays in the cache.
+export TWSLAKE_STATE_DIR="${TWSLAKE_STATE_DIR:-$CACHE/state}"
 echo "moto listening on $TWSLAKE_TEST_S3_ENDPOINT"
 
 step "cargo fmt --check"
