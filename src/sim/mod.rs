@@ -35,8 +35,13 @@
 //! - Handshake: server version 226 (or the client's highest in 215–226), the gateway time as
 //!   `YYYYMMDD HH:MM:SS US/Eastern`, then NextValidId, ManagedAccounts (`DU1234567`) and the farm
 //!   notices 2104/2106/2158. A client id already connected gets 326 and the socket closes.
+//!   A client offering only versions below 215 (ib_async, ib_insync: `v157..178`, the text
+//!   protocol) gets IB's error 506 "Unsupported version" at once, in the text framing it decodes,
+//!   and the socket closes; one offering only versions above 226 is answered 226 and decides.
 //! - Historical bars: exactly one bars message then the end message, whose start/end read
-//!   `YYYYMMDD HH:MM:SS US/Eastern`; daily and longer bars dated `YYYYMMDD`, intraday bars in
+//!   `YYYYMMDD HH:MM:SS US/Eastern`; daily and longer bars dated `YYYYMMDD`, intraday bars as
+//!   `YYYYMMDD HH:MM:SS US/Eastern` for `formatDate=1` (IB's default) and in epoch seconds for
+//!   `formatDate=2` (`keepUpToDate` updates alike); head timestamps `YYYYMMDD-HH:MM:SS` (UTC) or
 //!   epoch seconds; only completed minutes up to the market clock; regular hours only (`useRTH`
 //!   is accepted either way). Volume/WAP/count are `-1` except for TRADES, as TWS sends.
 //! - Refusals: 200 unknown or expired contract; 162 pacing, too fine a bar for the duration
@@ -46,6 +51,10 @@
 //!   that did not trade answers TRADES with an empty bars message.
 //! - `keepUpToDate`: after the bars and the end message, the latest bar at the market clock is
 //!   sent again every second until the request is cancelled.
+//! - Option computation ticks: the model tick and the bid/ask/last ticks carry their own implied
+//!   volatility and price, and the greeks of the surface's volatility at the strike with IB's
+//!   conventions: spot delta e^(−qT)N(d1), gamma on the spot, vega per volatility point, theta
+//!   per calendar day with the spot fixed (see `market::options::SpotGreeks`).
 //! - Not simulated: extended hours, real-time bars, tick-by-tick, orders. For sub-minute option bars the VWAP does not
 //!   aggregate exactly to the minute (prices, volumes and counts do).
 

@@ -45,8 +45,16 @@ pub async fn run(socket: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiv
     let range = tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_greeting(&mut rd))
         .await
         .map_err(|_| FrameError::BadHandshake("timeout".into()))??;
-    let Some(version) = wire::negotiate(range) else {
-        return Err(FrameError::BadHandshake(format!("no common version with {range:?}")));
+    let version = match wire::negotiate(range) {
+        Some(v) => v,
+        None if range.1 < wire::SERVER_VERSION_RANGE.0 => {
+            wr.write_all(&wire::version_refusal(range)).await?;
+            let _ = wr.shutdown().await;
+            let rec = RequestRecord::new(-1, None, "handshake_refused");
+            shared.record(RequestRecord { outcome: Outcome::Error { code: wire::UNSUPPORTED_VERSION }, ..rec });
+            return Err(FrameError::BadHandshake(format!("client versions {}..{} refused with 506", range.0, range.1)));
+        }
+        None => wire::SERVER_VERSION_RANGE.1,
     };
     let now = history::spec::format_eastern(shared.market.now());
     wr.write_all(&wire::handshake_reply(version, &now)).await?;

@@ -83,11 +83,50 @@ pub fn parse_version_range(text: &str) -> Option<(i32, i32)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-/// The server version to answer a client range with, if the ranges overlap.
+/// The server version to answer a client range with, if the ranges overlap. A client whose range
+/// lies above the simulator's gets the simulator's highest (as an older TWS answers, leaving the
+/// client to decide); one below gets [`version_refusal`].
 pub fn negotiate(client: (i32, i32)) -> Option<i32> {
     let lo = client.0.max(SERVER_VERSION_RANGE.0);
     let hi = client.1.min(SERVER_VERSION_RANGE.1);
     (lo <= hi).then_some(hi)
+}
+
+/// IB's code for a client whose API version the server does not speak ("Unsupported version"
+/// in IB's own table of codes). Kept here rather than in `domain::codes`: only a client that
+/// cannot speak protobuf ever sees it, and twslake's own client never is one.
+pub const UNSUPPORTED_VERSION: i32 = 506;
+
+/// What a client gets when its version range lies wholly below [`SERVER_VERSION_RANGE`] (ib_async
+/// and ib_insync offer `v157..178` and speak only the older text protocol).
+///
+/// A real TWS would negotiate down and talk to such a client; the simulator speaks only the
+/// protobuf versions, so it refuses at once rather than closing the socket and leaving the
+/// client to wait for its own timeout. The refusal is an error message in the text framing — the
+/// only framing such a client decodes — as a pre-error-time server sends it:
+/// `4\0 2\0 -1\0 506\0 <text>\0` (message id 4, version 2, no request id, code, text) behind a
+/// `u32` length, with no handshake reply before it. IB's own decoders (ibapi's `processErrorMsg`
+/// with no server version yet, ib_insync's and ib_async's `error` wrapper) read it as error 506
+/// for request −1; the socket is closed right after.
+pub fn version_refusal(client: (i32, i32)) -> Vec<u8> {
+    let (lo, hi) = SERVER_VERSION_RANGE;
+    let text = format!(
+        "Unsupported version: this gateway (twslake sim) speaks TWS API versions {lo}..{hi}, whose \
+         messages are protobuf; the client offered v{}..{}. Connect with a client that offers \
+         version {lo} or later (IB's ibapi 10.x, or the Rust ibapi crate).",
+        client.0, client.1
+    );
+    text_message(&["4", "2", "-1", &UNSUPPORTED_VERSION.to_string(), &text])
+}
+
+/// A text-protocol message: NUL-terminated fields behind a `u32` length.
+pub fn text_message(fields: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for f in fields {
+        body.extend(f.bytes().filter(|b| *b != 0));
+        body.push(0);
+    }
+    with_length(&body)
 }
 
 /// The handshake reply: a length-prefixed text body `"<version>\0<time>\0"`.
@@ -135,6 +174,19 @@ mod tests {
         assert_eq!(negotiate((213, 226)), Some(226));
         assert_eq!(negotiate((213, 214)), None);
         assert_eq!(negotiate((100, 220)), Some(220));
+    }
+
+    #[test]
+    fn the_version_refusal_is_a_text_error_message() {
+        let frame = version_refusal((157, 178));
+        let (len, body) = frame.split_at(4);
+        assert_eq!(u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize, body.len());
+        let text = String::from_utf8_lossy(body);
+        let fields: Vec<&str> = text.trim_end_matches('\0').split('\0').collect();
+        assert_eq!(fields[..4], ["4", "2", "-1", "506"]);
+        assert!(fields[4].contains("v157..178") && fields[4].contains("215..226"), "{}", fields[4]);
+        assert!(body.is_ascii() && body.ends_with(&[0]));
+        assert_eq!(text_message(&["a\0b", ""]), with_length(b"ab\0\0"));
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ fn no_data(market: &Market, inst: Instrument, what: WhatToShow) -> Refusal {
 
 struct Parsed {
     inst: Instrument,
+    dates: DateFormat,
     what: WhatToShow,
     size: BarSize,
     duration: spec::Duration,
@@ -60,7 +61,7 @@ fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refu
     if spec::span(size) < spec::finest_bar_for(duration) {
         return Err((HISTORICAL_DATA_ERROR, spec::TOO_MANY_BARS.into()));
     }
-    Ok(Parsed { inst, what, size, duration, end })
+    Ok(Parsed { inst, what, size, duration, end, dates: DateFormat::of(req.format_date) })
 }
 
 fn pace_key(req: &proto::HistoricalDataRequest, p: &Parsed, market: &Market) -> PaceKey {
@@ -121,7 +122,7 @@ const UPDATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Streams the latest bar at the market clock until the request is cancelled.
 fn keep_up_to_date(conn: &mut Conn, id: i32, p: &Parsed) {
-    let (shared, tx, inst, what, size) = (conn.shared.clone(), conn.sender(), p.inst, p.what, p.size);
+    let (shared, tx, inst, what, size, dates) = (conn.shared.clone(), conn.sender(), p.inst, p.what, p.size, p.dates);
     let lookback = match (size.seconds(), size) {
         (Some(s), _) => Duration::seconds(2 * i64::from(s)),
         (None, BarSize::Week1) => Duration::days(21),
@@ -136,7 +137,7 @@ fn keep_up_to_date(conn: &mut Conn, id: i32, p: &Parsed) {
             let now = shared.market.now();
             let bars = series::bars(&shared.market, inst, what, size, now - lookback, now);
             if let Some(b) = bars.last() {
-                let msg = proto::HistoricalDataUpdate { req_id: Some(id), bar: Some(encode_bar(b)) };
+                let msg = proto::HistoricalDataUpdate { req_id: Some(id), bar: Some(encode_bar(b, dates)) };
                 if tx.send(wire::frame(in_id::HISTORICAL_DATA_UPDATE, &msg)).is_err() {
                     return;
                 }
@@ -168,7 +169,7 @@ fn serve(conn: &Conn, id: i32, p: &Parsed) -> Result<usize, Refusal> {
     if bars.is_empty() && !option_untraded(p, start, end) {
         return Err(no_data(market, p.inst, p.what));
     }
-    let msg = proto::HistoricalData { req_id: Some(id), bars: bars.iter().map(encode_bar).collect() };
+    let msg = proto::HistoricalData { req_id: Some(id), bars: bars.iter().map(|b| encode_bar(b, p.dates)).collect() };
     conn.send(in_id::HISTORICAL_DATA, &msg);
     let window = proto::HistoricalDataEnd {
         req_id: Some(id),
@@ -191,13 +192,38 @@ fn option_untraded(p: &Parsed, start: DateTime<Utc>, end: DateTime<Utc>) -> bool
     }
 }
 
-/// One bar as TWS encodes it: daily and longer bars dated `YYYYMMDD`, intraday bars in epoch
-/// seconds; volume, WAP and count only for TRADES (−1 otherwise, as TWS sends).
-pub fn encode_bar(b: &Bar) -> proto::HistoricalDataBar {
+/// How a request asked for its bars' times (`formatDate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateFormat {
+    /// `formatDate=1`, IB's default: intraday bars as `yyyyMMdd HH:mm:ss <zone>` text.
+    Text,
+    /// `formatDate=2`: intraday bars in epoch seconds (what the Rust `ibapi` crate always asks).
+    Epoch,
+}
+
+impl DateFormat {
+    /// The request's `formatDate`: 2 is epoch seconds; 1, absent or anything else is IB's
+    /// default, text.
+    pub fn of(format_date: Option<i32>) -> DateFormat {
+        if format_date == Some(2) {
+            DateFormat::Epoch
+        } else {
+            DateFormat::Text
+        }
+    }
+}
+
+/// One bar as TWS encodes it: daily and longer bars dated `yyyyMMdd` whatever the format;
+/// intraday bars as `yyyyMMdd HH:mm:ss US/Eastern` (the bar's start in the exchange's zone, the
+/// zone named as TWS names it — the same rendering as the handshake's time and the end message's
+/// window) for `formatDate=1`, in epoch seconds for `formatDate=2`. Volume, WAP and count only
+/// for TRADES (−1 otherwise, as TWS sends).
+pub fn encode_bar(b: &Bar, dates: DateFormat) -> proto::HistoricalDataBar {
     proto::HistoricalDataBar {
-        date: Some(match b.time {
-            BarTime::Date(d) => d.format("%Y%m%d").to_string(),
-            BarTime::Instant(t) => t.timestamp().to_string(),
+        date: Some(match (b.time, dates) {
+            (BarTime::Date(d), _) => d.format("%Y%m%d").to_string(),
+            (BarTime::Instant(t), DateFormat::Text) => spec::format_eastern(t),
+            (BarTime::Instant(t), DateFormat::Epoch) => t.timestamp().to_string(),
         }),
         open: Some(b.open),
         high: Some(b.high),
@@ -210,7 +236,9 @@ pub fn encode_bar(b: &Bar) -> proto::HistoricalDataBar {
 }
 
 /// Answers a head-timestamp request: the first session of the simulated history for a stock, the
-/// listing session for an option; 200 for unknown or expired contracts.
+/// listing session for an option; 200 for unknown or expired contracts. The instant is the
+/// session's open, as `yyyyMMdd-HH:mm:ss` in UTC for `formatDate=1` (the form TWS answers head
+/// timestamps in, unlike bars) and epoch seconds for `formatDate=2`.
 pub fn head_timestamp(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::DecodeError> {
     let req = proto::HeadTimestampRequest::decode(payload)?;
     let id = req.req_id.unwrap_or(0);
@@ -233,9 +261,9 @@ pub fn head_timestamp(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Deco
     let Some(open) = calendar::session(first).map(|s| s.open) else {
         return refuse(conn, rec, id, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT);
     };
-    let text = match req.format_date {
-        Some(1) => open.format("%Y%m%d-%H:%M:%S").to_string(),
-        _ => open.timestamp().to_string(),
+    let text = match DateFormat::of(req.format_date) {
+        DateFormat::Text => open.format("%Y%m%d-%H:%M:%S").to_string(),
+        DateFormat::Epoch => open.timestamp().to_string(),
     };
     conn.send(in_id::HEAD_TIMESTAMP, &proto::HeadTimestamp { req_id: Some(id), head_timestamp: Some(text) });
     conn.record(rec, Outcome::Ok { rows: 1 });

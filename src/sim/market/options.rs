@@ -258,7 +258,7 @@ pub fn quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: 
     let forward = spot * ((r - q) * tau).exp();
     let iv = (svi(key, spec, date, tau).w((o.strike / forward).ln()) / tau).sqrt();
     let g = black(o.right, forward, o.strike, tau, r, iv);
-    let dq = (-q * tau).exp();
+    let s = spot_greeks(spot, forward, r, q, &g);
     Some(Quote {
         spot,
         forward,
@@ -266,12 +266,46 @@ pub fn quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: 
         rate: r,
         iv,
         price: g.price,
-        delta: g.delta_fwd * dq,
-        gamma: g.gamma_fwd * dq * dq * ((r - q) * tau).exp(),
-        vega: g.vega / 100.0,
-        theta: g.theta / 365.0,
-        pv_dividend: spot * (1.0 - dq),
+        delta: s.delta,
+        gamma: s.gamma,
+        vega: s.vega,
+        theta: s.theta,
+        pv_dividend: spot * (1.0 - (-q * tau).exp()),
     })
+}
+
+/// The greeks as IB's option-computation ticks state them, on the spot with the dividend yield
+/// q (Black–Scholes–Merton, F = S e^{(r−q)T}):
+/// - delta e^{−qT} N(d1) for a call, −e^{−qT} N(−d1) for a put;
+/// - gamma e^{−qT} n(d1) / (S σ √T);
+/// - vega per volatility point: 0.01 × S e^{−qT} n(d1) √T;
+/// - theta per calendar day with the spot held fixed: the BSM theta
+///   (−S e^{−qT} n(d1) σ / (2√T) ∓ r K e^{−rT} N(±d2) ± q S e^{−qT} N(±d1)) divided by 365.
+///
+/// Derived from the Black-76 sensitivities on the forward: dF/dS = F/S, and holding S fixed
+/// while time passes moves F by −(r−q)F per year, so θ_S = θ_F − (r−q) F ∂V/∂F.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpotGreeks {
+    /// ∂V/∂S.
+    pub delta: f64,
+    /// ∂²V/∂S².
+    pub gamma: f64,
+    /// ∂V/∂σ per volatility point (σ + 0.01).
+    pub vega: f64,
+    /// ∂V/∂t per calendar day, the spot fixed.
+    pub theta: f64,
+}
+
+/// [`SpotGreeks`] of an option on `spot` whose Black-76 result on the forward `f` (rate `r`,
+/// dividend yield `q`) is `g`.
+pub fn spot_greeks(spot: f64, f: f64, r: f64, q: f64, g: &Black) -> SpotGreeks {
+    let ratio = f / spot;
+    SpotGreeks {
+        delta: g.delta_fwd * ratio,
+        gamma: g.gamma_fwd * ratio * ratio,
+        vega: g.vega / 100.0,
+        theta: (g.theta - (r - q) * f * g.delta_fwd) / 365.0,
+    }
 }
 
 /// Black-76 price and sensitivities on the forward.
@@ -330,29 +364,12 @@ pub fn implied_vol(right: Right, f: f64, k: f64, t: f64, r: f64, price: f64) -> 
     Some(0.5 * (lo + hi))
 }
 
-/// Standard normal CDF (Abramowitz–Stegun 7.1.26 refined by a W. J. Cody-style erfc; |ε| < 1e-7).
+/// Standard normal CDF to machine precision (W. J. Cody's rational approximations, through the
+/// `implied-vol` crate): the greeks of the option-computation ticks match a Black–Scholes
+/// reference to 1e-6 only with a CDF this exact.
 pub fn ncdf(x: f64) -> f64 {
-    0.5 * erfc(-x / std::f64::consts::SQRT_2)
-}
-
-fn erfc(x: f64) -> f64 {
-    // Numerical Recipes' erfcc: fractional error < 1.2e-7 everywhere.
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.26551223
-            + t * (1.00002368
-                + t * (0.37409196
-                    + t * (0.09678418
-                        + t * (-0.18628806
-                            + t * (0.27886807
-                                + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
+    use implied_vol::SpecialFn;
+    implied_vol::DefaultSpecialFn::norm_cdf(x)
 }
 
 /// Bid and ask around a mid: a spread widening with price, floored and capped, in cents.
@@ -397,6 +414,49 @@ mod tests {
             assert!((iv - 0.27).abs() < 1e-6, "{iv}");
         }
         assert!((ncdf(1.959964) - 0.975).abs() < 1e-6);
+    }
+
+    /// Black–Scholes–Merton on the spot, written independently of `black`.
+    fn bsm(right: Right, s: f64, k: f64, t: f64, r: f64, q: f64, v: f64) -> f64 {
+        let d1 = ((s / k).ln() + (r - q + v * v / 2.0) * t) / (v * t.sqrt());
+        let d2 = d1 - v * t.sqrt();
+        match right {
+            Right::Call => s * (-q * t).exp() * ncdf(d1) - k * (-r * t).exp() * ncdf(d2),
+            Right::Put => k * (-r * t).exp() * ncdf(-d2) - s * (-q * t).exp() * ncdf(-d1),
+        }
+    }
+
+    #[test]
+    fn tick_greeks_are_ibs_spot_greeks() {
+        let spec = SymbolSpec { dividend_yield: 0.018, ..SymbolSpec::for_symbol("SPY") };
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-02T15:00:00Z").map(|t| t.to_utc()).unwrap_or_default();
+        let mut checked = 0;
+        for expiry in ["2026-03-06", "2026-03-20", "2026-09-18", "2027-01-15"] {
+            let expiry: NaiveDate = expiry.parse().unwrap_or_default();
+            for strike in [420.0, 480.0, 500.0, 520.0, 600.0] {
+                for right in [Right::Call, Right::Put] {
+                    let o = OptionId { underlying: 0, expiry, strike, right };
+                    let Some(g) = quote(Key::new(1), &spec, &o, at, 500.0) else { continue };
+                    let (t, r, q, v) = (g.t, g.rate, spec.dividend_yield, g.iv);
+                    let p = |s: f64, t: f64, v: f64| bsm(right, s, strike, t, r, q, v);
+                    assert!((g.price - p(500.0, t, v)).abs() < 1e-9, "price {} {}", g.price, p(500.0, t, v));
+                    let h = 0.01;
+                    let delta = (p(500.0 + h, t, v) - p(500.0 - h, t, v)) / (2.0 * h);
+                    let gamma = (p(500.0 + h, t, v) - 2.0 * p(500.0, t, v) + p(500.0 - h, t, v)) / (h * h);
+                    let dv = 1e-5;
+                    let vega = (p(500.0, t, v + dv) - p(500.0, t, v - dv)) / (2.0 * dv) * 0.01;
+                    let dt = 1e-6;
+                    let theta = -(p(500.0, t + dt, v) - p(500.0, t - dt, v)) / (2.0 * dt) / 365.0;
+                    let label = format!("{right:?} {strike} {expiry}");
+                    assert!((g.delta - delta).abs() < 1e-6, "delta {label}: {} vs {delta}", g.delta);
+                    assert!((g.gamma - gamma).abs() < 1e-6, "gamma {label}: {} vs {gamma}", g.gamma);
+                    assert!((g.vega - vega).abs() < 1e-6, "vega {label}: {} vs {vega}", g.vega);
+                    assert!((g.theta - theta).abs() < 1e-6, "theta {label}: {} vs {theta}", g.theta);
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 40, "every contract priced");
     }
 
     #[test]

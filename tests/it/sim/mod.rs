@@ -7,6 +7,7 @@ mod fuzz;
 mod history;
 mod market_data;
 mod pacing;
+mod realism;
 
 use std::sync::Arc;
 use std::time::Duration;
