@@ -123,6 +123,8 @@ pub struct Lake {
     s3_config: Vec<(String, String)>,
     /// Logs this handle wrote per symbol since its last compaction of that symbol.
     logs_written: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Logs per symbol after which this handle compacts that symbol's manifest.
+    compact_after: usize,
     /// Whether `_tmp/` residue was swept through this handle ([`guard`]).
     tmp_swept: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -142,6 +144,20 @@ fn s3_env_config() -> Vec<(String, String)> {
     set("aws_endpoint_url", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
     set("aws_allow_http", &["AWS_ALLOW_HTTP"]);
     cfg
+}
+
+/// The manifest compaction threshold: [`manifest::COMPACT_AFTER_LOGS`], or
+/// `TWSLAKE_COMPACT_AFTER_LOGS` (a whole number from 1) when set — a setting for tests that
+/// must reach compaction quickly (the crash tests), not a tuning knob.
+fn compact_after_logs() -> Result<usize> {
+    const VAR: &str = "TWSLAKE_COMPACT_AFTER_LOGS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(manifest::COMPACT_AFTER_LOGS),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::bad_input(VAR, v, "must be a whole number from 1 (logs per symbol between compactions)")),
+        },
+    }
 }
 
 /// Refuses a URL-shaped S3 setting that is not an `http(s)://` URL with a host: object_store
@@ -270,7 +286,15 @@ impl Lake {
                 }
             }
         };
-        Ok(Lake { store, location, s3_config, logs_written: Default::default(), tmp_swept: Default::default() })
+        let compact_after = compact_after_logs()?;
+        Ok(Lake {
+            store,
+            location,
+            s3_config,
+            logs_written: Default::default(),
+            compact_after,
+            tmp_swept: Default::default(),
+        })
     }
 
     /// Where the lake lives.
@@ -293,7 +317,7 @@ impl Lake {
         let mut counts = self.logs_written.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(symbol.to_string()).or_default();
         *n += 1;
-        if *n >= manifest::COMPACT_AFTER_LOGS {
+        if *n >= self.compact_after {
             *n = 0;
             return true;
         }

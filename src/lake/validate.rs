@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use futures::{stream, StreamExt};
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
 
 /// The kind of a problem found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -172,29 +173,35 @@ impl Lake {
             };
             report.entries += m.entries.len();
             report.abandoned_pending += m.pending_lost.len();
+            // One footer read per partition (ids are only ever added to a footer, so a read
+            // after the manifest's load holds every id the load can name). A damaged file
+            // (`None` here) is reported once, by the check of data files; a storage failure is
+            // no verdict on the lake: the validation fails.
+            let mut footers: HashMap<&str, Option<Option<BTreeSet<String>>>> = HashMap::new();
             for e in &m.entries {
                 for p in &e.partitions {
-                    match self.footer_request_ids(&obj(p)).await {
-                        Ok(Some(ids)) if ids.contains(&e.id) => {}
-                        Ok(found) => {
-                            let what = match found {
-                                Some(_) => "is not in this partition; the file was replaced outside twslake",
-                                None => "names this partition but it does not exist",
-                            };
-                            let detail = format!(
-                                "manifest entry {} {what}; `twslake validate --repair` revokes the entry so the next \
-                                 `update` fetches its window again",
-                                e.id
-                            );
-                            let mut pb = problem(ProblemKind::MissingPartition, p, detail);
-                            pb.entry = Some(e.id.clone());
-                            report.problems.push(pb);
-                        }
-                        // The file itself is reported (once) by the check of data files.
-                        Err(Error::Corrupt { .. }) => {}
-                        // Not a verdict on the lake (a storage failure): the validation fails.
-                        Err(err) => return Err(err),
+                    if !footers.contains_key(p.as_str()) {
+                        let read = match self.footer_request_ids(&obj(p)).await {
+                            Ok(ids) => Some(ids),
+                            Err(Error::Corrupt { .. }) => None,
+                            Err(err) => return Err(err),
+                        };
+                        footers.insert(p, read);
                     }
+                    let what = match &footers[p.as_str()] {
+                        None => continue,
+                        Some(Some(ids)) if ids.contains(&e.id) => continue,
+                        Some(Some(_)) => "is not in this partition; the file was replaced outside twslake",
+                        Some(None) => "names this partition but it does not exist",
+                    };
+                    let detail = format!(
+                        "manifest entry {} {what}; `twslake validate --repair` revokes the entry so the next \
+                         `update` fetches its window again",
+                        e.id
+                    );
+                    let mut pb = problem(ProblemKind::MissingPartition, p, detail);
+                    pb.entry = Some(e.id.clone());
+                    report.problems.push(pb);
                 }
             }
         }

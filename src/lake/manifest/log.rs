@@ -86,6 +86,8 @@ impl Lake {
             return Ok(listing.snapshot.map(|(s, _)| s));
         }
         let next = listing.snapshot.as_ref().map_or(1, |(s, _)| s + 1);
+        // Both events are what the crash tests wait for to kill a writer inside a compaction.
+        tracing::debug!("compacting the manifest of {symbol}: {} logs into snapshot {next}", listing.logs.len());
         let mut paths = listing.logs.clone();
         paths.extend(listing.snapshot.as_ref().map(|(_, p)| p.clone()));
         let files = match self.read_all(&paths).await {
@@ -116,6 +118,7 @@ impl Lake {
                 Err(e) => return Err(Error::storage(&p, e)),
             }
         }
+        tracing::debug!("compacted the manifest of {symbol} into snapshot {next}");
         Ok(Some(next))
     }
 }

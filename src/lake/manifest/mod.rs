@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 
 /// The `format` field of every manifest file.
 pub const FORMAT: &str = "twslake.manifest/1";
-/// A writer compacts a symbol's manifest after writing this many logs for it.
+/// A writer compacts a symbol's manifest after writing this many logs for it (through one lake
+/// handle). Tests set `TWSLAKE_COMPACT_AFTER_LOGS` to reach compaction within a few writes.
 pub const COMPACT_AFTER_LOGS: usize = 512;
 
 /// The JSON document of a log, pending or snapshot file.

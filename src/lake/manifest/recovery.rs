@@ -28,7 +28,10 @@ impl Lake {
         let mut attempt = 0;
         loop {
             match self.try_load_manifest(symbol).await {
-                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) if attempt < 5 => attempt += 1,
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) if attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt)).await;
+                }
                 other => return other,
             }
         }
@@ -45,7 +48,18 @@ impl Lake {
             by_id.insert(e.id.clone(), e);
         }
         let mut m = SymbolManifest { logs: listing.logs.len(), ..Default::default() };
-        for file in self.read_all(&listing.pending).await? {
+        // A pending file deleted since the listing was settled by its writer (its entries are in
+        // a log now, or were dropped): skipped, never an error. Its entries are then missing
+        // from this load only if their log came after the listing: counted as not yet asked.
+        let mut pending = Vec::new();
+        for path in &listing.pending {
+            match self.read_manifest_file(path).await {
+                Ok(f) => pending.push(f),
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for file in pending {
             for e in file.entries {
                 if by_id.contains_key(&e.id) {
                     continue;
