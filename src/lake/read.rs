@@ -17,6 +17,7 @@
 use super::parquet_io::request_ids;
 use super::Lake;
 use crate::error::{Error, Result};
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -133,4 +134,28 @@ async fn footer_of_version(store: &dyn ObjectStore, at: &Path, meta: &ObjectMeta
     };
     ParquetMetaDataReader::decode_metadata(&footer)
         .map_err(|e| Attempt::Failed(damaged(path, format!("unreadable Parquet footer: {e}"))))
+}
+
+impl Lake {
+    /// Turns an error of a query over the lake (polars reads the files itself and names none)
+    /// into the error of the first damaged data file, naming it and the repair; any other error,
+    /// or a query error with no damaged file behind it, is returned as it is. It reads every
+    /// data file's footer, so it is for the failure path only.
+    pub async fn diagnose(&self, err: Error) -> Error {
+        if !matches!(err, Error::Query(_)) {
+            return err;
+        }
+        let Ok(all) = self.list(None).await else { return err };
+        let data = all.into_iter().filter(|m| super::layout::DataObject::from_path(&m.location).is_ok());
+        let checks = futures::stream::iter(data.map(|m| async move { self.footer(&m.location).await }))
+            .buffer_unordered(8)
+            .filter_map(|r| async move { r.err().filter(|e| matches!(e, Error::Corrupt { .. })) });
+        futures::pin_mut!(checks);
+        match checks.next().await {
+            Some(Error::Corrupt { path, reason }) => {
+                Error::Corrupt { path, reason: format!("{reason} (a query failed on it: {err})") }
+            }
+            _ => err,
+        }
+    }
 }
