@@ -208,3 +208,25 @@ fn an_endpoint_without_a_scheme_is_refused_naming_the_variable() {
     let err = Lake::builder("s3://bucket/lake").s3_options(&[("aws_endpoint_url", "minio:9000")]).open().unwrap_err();
     assert!(err.to_string().contains("aws_endpoint_url"), "{err}");
 }
+
+/// Two writers logging the same entries (two processes settling one pending file) meet on one
+/// name instead of failing with "already exists"; different entries never share a name.
+async fn log_names_are_unique_per_content(f: Fixture) {
+    use twslake::lake::manifest::{Entry, Outcome, Request};
+    let lake = f.lake();
+    let spy = Symbol::new("SPY").unwrap();
+    let at = t("2024-03-05T00:00:00Z");
+    let entry = Entry::new(Request::revocation(&spy), at, at, Outcome::Empty);
+    let second = f.lake();
+    let (a, b) = tokio::join!(lake.put_log(&spy, vec![entry.clone()]), second.put_log(&spy, vec![entry.clone()]));
+    assert_eq!(a.unwrap(), b.unwrap(), "one file for one content ({})", f.name);
+    let mut other = entry.clone();
+    other.outcome = Outcome::Error { code: 162, message: "x".into() };
+    let c = lake.put_log(&spy, vec![other]).await.unwrap();
+    let logs = lake.list(Some(&"_manifest/symbol=SPY".into())).await.unwrap();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert!(logs.iter().any(|m| m.location == c));
+    assert_eq!(lake.manifest(&spy).await.unwrap().entries.len(), 1, "one id, counted once");
+}
+
+super::on_both!(log_names_are_unique_per_content);
