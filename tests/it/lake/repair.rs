@@ -187,7 +187,7 @@ fn file_url_without_a_path_is_refused() {
 }
 
 #[test]
-fn an_endpoint_without_a_scheme_is_refused_naming_the_variable() {
+fn an_endpoint_without_a_scheme_or_a_bad_threshold_is_refused_naming_the_variable() {
     for (var, cmd) in
         [("AWS_ENDPOINT_URL", "status"), ("AWS_ENDPOINT_URL", "validate"), ("AWS_ENDPOINT_URL_S3", "status")]
     {
@@ -207,6 +207,13 @@ fn an_endpoint_without_a_scheme_is_refused_naming_the_variable() {
     }
     let err = Lake::builder("s3://bucket/lake").s3_options(&[("aws_endpoint_url", "minio:9000")]).open().unwrap_err();
     assert!(err.to_string().contains("aws_endpoint_url"), "{err}");
+    let f = Fixture::local();
+    std::fs::create_dir_all(&f.url).unwrap();
+    for bad in ["0", "-3", "many", "99999999999999999999999"] {
+        let env = vec![("TWSLAKE_COMPACT_AFTER_LOGS".to_string(), bad.to_string())];
+        let (code, _, err) = twslake(&["validate", "--lake", &f.url], &env);
+        assert!(code != 101 && code != 0 && err.contains("TWSLAKE_COMPACT_AFTER_LOGS"), "{bad}: {code} {err}");
+    }
 }
 
 /// Two writers logging the same entries (two processes settling one pending file) meet on one
