@@ -67,6 +67,11 @@ pub struct ValidateArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Repair what is found: move damaged, foreign and linked files to _quarantine/, revoke the
+    /// manifest entries that wrote them (the next `update` fetches them again), delete `_tmp/`
+    /// residue older than an hour; then validate again. Run it when no writer is running.
+    #[arg(long)]
+    repair: bool,
 }
 
 /// Arguments of `compact`.
@@ -243,9 +248,32 @@ pub async fn compact(a: CompactArgs) -> anyhow::Result<i32> {
 
 pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
-    let report = lake.validate().await?;
+    let mut report = lake.validate().await?;
+    let mut repaired = None;
+    if a.repair {
+        let done = lake.repair(&report).await?;
+        if !a.json {
+            for (from, to) in &done.moved {
+                println!("moved {from} to {to}");
+            }
+            println!(
+                "repair: {} files moved aside, {} manifest entries revoked (the next `twslake update` fetches them \
+                 again), {} temporary files deleted",
+                done.moved.len(),
+                done.revoked,
+                done.tmp_swept
+            );
+        }
+        report = lake.validate().await?;
+        repaired = Some(done);
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        match repaired {
+            Some(r) => {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"repair": r, "report": report}))?)
+            }
+            None => println!("{}", serde_json::to_string_pretty(&report)?),
+        }
     } else {
         println!(
             "checked {} partitions ({} rows) and {} manifest entries in {}",
@@ -262,7 +290,8 @@ pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
         }
         if report.leftover_temp_files > 0 {
             println!(
-                "note: {} temporary files from interrupted writes under _tmp/ (never read; safe to delete)",
+                "note: {} temporary files from interrupted writes under _tmp/ (never read; writers and `--repair` \
+                 delete those older than an hour)",
                 report.leftover_temp_files
             );
         }
@@ -272,8 +301,19 @@ pub async fn validate(a: ValidateArgs) -> anyhow::Result<i32> {
                 report.abandoned_pending
             );
         }
+        if report.quarantined > 0 {
+            println!(
+                "note: {} files moved aside under _quarantine/ (never read; inspect or delete them)",
+                report.quarantined
+            );
+        }
         for p in &report.problems {
             println!("{:?}: {}: {}", p.kind, p.path, p.detail);
+        }
+        if !report.ok() && !a.repair {
+            println!(
+                "`twslake validate --repair` moves damaged files aside and has the next `update` fetch their rows"
+            );
         }
         println!("{}", if report.ok() { "ok".to_string() } else { format!("{} problems", report.problems.len()) });
     }

@@ -13,7 +13,7 @@ use super::{FetchStats, Ingest};
 use crate::datasets::Dataset;
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
-use crate::lake::manifest::{Outcome, SeriesKey};
+use crate::lake::manifest::SeriesKey;
 use crate::query::coverage::Coverage;
 use crate::query::coverage::SeriesSpec;
 use crate::source::MarketData;
@@ -280,17 +280,8 @@ impl<S: MarketData> Ingest<S> {
     /// Revokes manifest entries with rows whose partitions no longer hold them, so their windows
     /// are fetched again. Returns how many were revoked.
     pub async fn revoke_lost(&self, symbol: &Symbol) -> Result<usize> {
-        let m = self.lake.manifest(symbol).await?;
-        let mut lost = Vec::new();
-        for e in m.entries.iter().filter(|e| matches!(e.outcome, Outcome::Ok { .. })) {
-            for p in &e.partitions {
-                let ids = self.lake.footer_request_ids(&crate::lake::layout::obj(p)).await.unwrap_or(None);
-                if !ids.is_some_and(|ids| ids.contains(&e.id)) {
-                    lost.push(e.id.clone());
-                    break;
-                }
-            }
-        }
+        // Lost only on a confirmed absence; a damaged or unreadable file is an error naming it.
+        let lost = self.lake.lost_entries(symbol).await?;
         let n = lost.len();
         if n > 0 {
             self.lake.revoke(symbol, lost, "partitions lost: found by `update`'s integrity check").await?;

@@ -68,6 +68,8 @@ impl Lake {
         match self.location() {
             Location::Local(_) => {
                 let tmp = obj(&format!("_tmp/{}.parquet", uuid::Uuid::new_v4().simple()));
+                self.refuse_symlinks(&tmp)?;
+                self.refuse_symlinks(dest)?;
                 self.store().put(&tmp, PutPayload::from(bytes)).await.map_err(|e| Error::storage(&tmp, e))?;
                 if let Err(e) = self.store().rename_if_not_exists(&tmp, dest).await {
                     let _ = self.store().delete(&tmp).await;

@@ -6,18 +6,21 @@
 //! writer (see [`mod@write`]).
 
 pub mod example;
+pub mod guard;
 pub mod layout;
 pub mod lease;
 pub mod manifest;
 pub mod micro;
 pub mod parquet_io;
+pub mod read;
+pub mod repair;
 pub mod validate;
 pub mod write;
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -64,6 +67,8 @@ impl Location {
             return Ok(Location::S3 { bucket: bucket.to_string(), prefix });
         }
         let path = match url.strip_prefix("file://") {
+            // `file://` alone used to mean the current folder, silently.
+            Some("") => return Err(bad("file:// names no folder; write file:///ABSOLUTE/PATH or a plain path")),
             Some(p) => p,
             None if url.contains("://") => return Err(bad("unsupported scheme; use a path, file:// or s3://")),
             None => url,
@@ -119,6 +124,10 @@ pub struct Lake {
     s3_config: Vec<(String, String)>,
     /// Logs this handle wrote per symbol since its last compaction of that symbol.
     logs_written: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Logs per symbol after which this handle compacts that symbol's manifest.
+    compact_after: usize,
+    /// Whether `_tmp/` residue was swept through this handle ([`guard`]).
+    tmp_swept: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The standard AWS settings read from the environment, for object_store and polars alike.
@@ -136,6 +145,52 @@ fn s3_env_config() -> Vec<(String, String)> {
     set("aws_endpoint_url", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
     set("aws_allow_http", &["AWS_ALLOW_HTTP"]);
     cfg
+}
+
+/// The manifest compaction threshold: [`manifest::COMPACT_AFTER_LOGS`], or
+/// `TWSLAKE_COMPACT_AFTER_LOGS` (a whole number from 1) when set — a setting for tests that
+/// must reach compaction quickly (the crash tests), not a tuning knob.
+fn compact_after_logs() -> Result<usize> {
+    const VAR: &str = "TWSLAKE_COMPACT_AFTER_LOGS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(manifest::COMPACT_AFTER_LOGS),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::bad_input(VAR, v, "must be a whole number from 1 (logs per symbol between compactions)")),
+        },
+    }
+}
+
+/// Refuses a URL-shaped S3 setting that is not an `http(s)://` URL with a host: object_store
+/// accepts `localhost:9000` when building the store and then panics when it signs the first
+/// request. The error names the variable (or storage option) the value came from; a value with
+/// user info (`user:secret@`) is not echoed.
+fn check_s3_url(key: AmazonS3ConfigKey, name: &str, value: &str, options: &[(&str, &str)]) -> Result<()> {
+    use AmazonS3ConfigKey as K;
+    let vars: &[&'static str] = match key {
+        K::Endpoint => &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+        K::S3Endpoint => &["AWS_ENDPOINT_URL_S3"],
+        K::MetadataEndpoint => &["AWS_METADATA_ENDPOINT"],
+        K::StsEndpoint => &["AWS_ENDPOINT_URL_STS"],
+        K::ContainerCredentialsFullUri => &["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        _ => return Ok(()),
+    };
+    let ok = url::Url::parse(value.trim())
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()));
+    if ok {
+        return Ok(());
+    }
+    let from_option = options.iter().any(|(k, v)| *k == name && *v == value);
+    let what: &'static str = match vars.iter().find(|v| std::env::var(v).is_ok_and(|x| x == value)) {
+        Some(var) if !from_option => var,
+        _ => "S3 storage option (endpoint URL)",
+    };
+    let shown = if value.contains('@') { "<hidden: it holds user info>".to_string() } else { value.to_string() };
+    let why = format!(
+        "the S3 setting {name} must be a URL with a scheme and a host: add http:// (a local or LAN server) \
+         or https://, e.g. http://localhost:9000"
+    );
+    Err(Error::bad_input(what, shown, why))
 }
 
 /// How a lake is opened: its URL, whether a missing local folder is created, and S3 settings
@@ -220,7 +275,8 @@ impl Lake {
             Location::S3 { bucket, prefix } => {
                 let mut b = AmazonS3Builder::new().with_bucket_name(bucket);
                 for (k, v) in &s3_config {
-                    let key = k.parse().map_err(|e| Error::storage(k, e))?;
+                    let key: AmazonS3ConfigKey = k.parse().map_err(|e| Error::storage(k, e))?;
+                    check_s3_url(key, k, v, extra)?;
                     b = b.with_config(key, v);
                 }
                 let s3 = b.build().map_err(|e| Error::storage(format!("s3://{bucket}"), e))?;
@@ -231,7 +287,15 @@ impl Lake {
                 }
             }
         };
-        Ok(Lake { store, location, s3_config, logs_written: Default::default() })
+        let compact_after = compact_after_logs()?;
+        Ok(Lake {
+            store,
+            location,
+            s3_config,
+            logs_written: Default::default(),
+            compact_after,
+            tmp_swept: Default::default(),
+        })
     }
 
     /// Where the lake lives.
@@ -254,7 +318,7 @@ impl Lake {
         let mut counts = self.logs_written.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(symbol.to_string()).or_default();
         *n += 1;
-        if *n >= manifest::COMPACT_AFTER_LOGS {
+        if *n >= self.compact_after {
             *n = 0;
             return true;
         }

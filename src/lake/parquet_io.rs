@@ -60,7 +60,7 @@ pub fn encode(dataset: Dataset, batch: &RecordBatch, requests: &BTreeSet<String>
 
 /// Decodes a partition written by [`encode`]; any other file is reported as corrupt or foreign.
 pub fn decode(dataset: Dataset, path: &str, bytes: Bytes) -> Result<PartitionData> {
-    let corrupt = |reason: String| Error::Corrupt { path: path.to_string(), reason };
+    let corrupt = |reason: String| super::read::damaged(path, reason);
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| corrupt(format!("not readable as Parquet: {e}")))?;
     let requests = request_ids(builder.metadata().file_metadata().key_value_metadata());

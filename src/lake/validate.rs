@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use futures::{stream, StreamExt};
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
 
 /// The kind of a problem found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,6 +24,8 @@ pub enum ProblemKind {
     BadRows,
     /// A manifest entry naming a partition that does not exist or does not hold its rows.
     MissingPartition,
+    /// A symbolic link inside a local lake: writers refuse to write through it.
+    Symlink,
 }
 
 /// One problem.
@@ -34,6 +37,9 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, and what to do.
     pub detail: String,
+    /// The manifest entry concerned (`MissingPartition`), which `--repair` revokes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 /// The result of a validation.
@@ -51,6 +57,8 @@ pub struct Report {
     pub leftover_temp_files: usize,
     /// Pending manifest entries whose rows never became visible (harmless; asked again).
     pub abandoned_pending: usize,
+    /// Files moved aside by `validate --repair` (under `_quarantine/`; never read).
+    pub quarantined: usize,
     /// Everything wrong.
     pub problems: Vec<Problem>,
 }
@@ -63,26 +71,36 @@ impl Report {
 }
 
 fn problem(kind: ProblemKind, path: impl ToString, detail: impl ToString) -> Problem {
-    Problem { kind, path: path.to_string(), detail: detail.to_string() }
+    Problem { kind, path: path.to_string(), detail: detail.to_string(), entry: None }
 }
 
 impl Lake {
-    async fn check_partition(&self, meta: ObjectMeta) -> (usize, Vec<Problem>) {
+    /// Checks one data file; `None` when it was deleted since it was listed (a compacted
+    /// micro-batch): one `get` reads one version, so a file replaced meanwhile reads whole.
+    async fn check_partition(&self, meta: ObjectMeta) -> Option<(usize, Vec<Problem>)> {
         let path = meta.location;
         // A micro-batch is checked like a partition file; rows it shares with its partition's
         // file (a compaction interrupted before its deletes) are expected, and readers merge them.
         let part = match DataObject::from_path(&path) {
             Ok(o) => o.partition().clone(),
-            Err(e) => return (0, vec![problem(ProblemKind::Foreign, &path, format!("{e}; move it out of the lake"))]),
+            Err(e) => {
+                let detail =
+                    format!("{e}; move it out of the lake (`twslake validate --repair` moves it to _quarantine/)");
+                return Some((0, vec![problem(ProblemKind::Foreign, &path, detail)]));
+            }
         };
         let bytes = match self.store().get(&path).await {
             Ok(r) => r.bytes().await,
             Err(e) => Err(e),
         };
+        let bytes = match bytes {
+            Err(object_store::Error::NotFound { .. }) => return None,
+            other => other,
+        };
         let data =
             match bytes.map_err(|e| Error::storage(&path, e)).and_then(|b| decode(part.dataset, path.as_ref(), b)) {
                 Ok(d) => d,
-                Err(e) => return (0, vec![problem(ProblemKind::Corrupt, &path, e)]),
+                Err(e) => return Some((0, vec![problem(ProblemKind::Corrupt, &path, e)])),
             };
         let rows = data.batch.num_rows();
         let mut out = Vec::new();
@@ -104,7 +122,7 @@ impl Lake {
         {
             out.push(problem(ProblemKind::BadRows, &path, format!("holds rows of {bad}")));
         }
-        (rows, out)
+        Some((rows, out))
     }
 
     /// Checks every file and every manifest entry; never changes anything.
@@ -116,6 +134,7 @@ impl Lake {
             match top.as_str() {
                 "_locks" => {}
                 "_tmp" => report.leftover_temp_files += 1,
+                "_quarantine" => report.quarantined += 1,
                 "_manifest" => {}
                 _ => {
                     if matches!(DataObject::from_path(&meta.location), Ok(DataObject::MicroBatch(_))) {
@@ -125,14 +144,19 @@ impl Lake {
                 }
             }
         }
-        report.partitions = data_files.len();
-        let results: Vec<(usize, Vec<Problem>)> =
+        let results: Vec<Option<(usize, Vec<Problem>)>> =
             stream::iter(data_files.into_iter().map(|m| self.check_partition(m))).buffer_unordered(4).collect().await;
-        for (rows, problems) in results {
+        for (rows, problems) in results.into_iter().flatten() {
+            report.partitions += 1;
             report.rows += rows;
             report.problems.extend(problems);
         }
         self.validate_manifests(&mut report).await?;
+        for link in self.symlinks()? {
+            let detail = "a symbolic link inside the lake: writers refuse to write through it; replace it with a real \
+                          folder or file (`twslake validate --repair` moves the link, not its target, to _quarantine/)";
+            report.problems.push(problem(ProblemKind::Symlink, link, detail));
+        }
         report.partitions -= report.problems.iter().filter(|p| p.kind == ProblemKind::Foreign).count();
         Ok(report)
     }
@@ -141,37 +165,43 @@ impl Lake {
         for symbol in self.manifest_symbols().await? {
             let m = match self.manifest(&symbol).await {
                 Ok(m) => m,
-                Err(e @ Error::Corrupt { .. }) => {
-                    report.problems.push(problem(
-                        ProblemKind::Corrupt,
-                        format!("_manifest/symbol={}", symbol.encoded()),
-                        e,
-                    ));
+                Err(Error::Corrupt { path, reason }) => {
+                    report.problems.push(problem(ProblemKind::Corrupt, path, reason));
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             report.entries += m.entries.len();
             report.abandoned_pending += m.pending_lost.len();
+            // One footer read per partition (ids are only ever added to a footer, so a read
+            // after the manifest's load holds every id the load can name). A damaged file
+            // (`None` here) is reported once, by the check of data files; a storage failure is
+            // no verdict on the lake: the validation fails.
+            let mut footers: HashMap<&str, Option<Option<BTreeSet<String>>>> = HashMap::new();
             for e in &m.entries {
                 for p in &e.partitions {
-                    match self.footer_request_ids(&obj(p)).await {
-                        Ok(Some(ids)) if ids.contains(&e.id) => {}
-                        Ok(Some(_)) => report.problems.push(problem(
-                            ProblemKind::MissingPartition,
-                            p,
-                            format!(
-                                "manifest entry {} is not in this partition; the file was replaced outside twslake",
-                                e.id
-                            ),
-                        )),
-                        Ok(None) => report.problems.push(problem(
-                            ProblemKind::MissingPartition,
-                            p,
-                            format!("manifest entry {} names this partition but it does not exist", e.id),
-                        )),
-                        Err(err) => report.problems.push(problem(ProblemKind::Corrupt, p, err)),
+                    if !footers.contains_key(p.as_str()) {
+                        let read = match self.footer_request_ids(&obj(p)).await {
+                            Ok(ids) => Some(ids),
+                            Err(Error::Corrupt { .. }) => None,
+                            Err(err) => return Err(err),
+                        };
+                        footers.insert(p, read);
                     }
+                    let what = match &footers[p.as_str()] {
+                        None => continue,
+                        Some(Some(ids)) if ids.contains(&e.id) => continue,
+                        Some(Some(_)) => "is not in this partition; the file was replaced outside twslake",
+                        Some(None) => "names this partition but it does not exist",
+                    };
+                    let detail = format!(
+                        "manifest entry {} {what}; `twslake validate --repair` revokes the entry so the next \
+                         `update` fetches its window again",
+                        e.id
+                    );
+                    let mut pb = problem(ProblemKind::MissingPartition, p, detail);
+                    pb.entry = Some(e.id.clone());
+                    report.problems.push(pb);
                 }
             }
         }

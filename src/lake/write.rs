@@ -265,14 +265,18 @@ impl Lake {
         rows: &RecordBatch,
         ids: &BTreeSet<String>,
     ) -> Result<Committed> {
-        let lock_path = root.join("_locks").join(format!("{:03}.lock", lock_stripe(p.path().as_ref())));
+        let stripe = format!("_locks/{:03}.lock", lock_stripe(p.path().as_ref()));
+        let tmp = obj(&format!("_tmp/{}.parquet", uuid::Uuid::new_v4().simple()));
+        let dest = p.path();
+        for at in [&obj(&stripe), &tmp, &dest] {
+            self.refuse_symlinks(at)?;
+        }
+        let lock_path = root.join(&stripe);
         let _lock = tokio::task::spawn_blocking(move || lock_file(&lock_path))
             .await
             .map_err(|e| Error::Integrity(format!("lock task failed: {e}")))??;
         let (bytes, done) = Self::merged(p, self.read_partition_file(p).await?, rows, ids)?;
-        let tmp = obj(&format!("_tmp/{}.parquet", uuid::Uuid::new_v4().simple()));
         self.store().put(&tmp, PutPayload::from(bytes)).await.map_err(|e| Error::storage(&tmp, e))?;
-        let dest = p.path();
         self.store().rename(&tmp, &dest).await.map_err(|e| Error::storage(&dest, e))?;
         Ok(done)
     }

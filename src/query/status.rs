@@ -64,7 +64,10 @@ pub async fn status(lake: &Lake, now: DateTime<Utc>) -> Result<Vec<StatusRow>> {
         if ds == Dataset::Quotes {
             aggs.push(col("ts").max().dt().timestamp(TimeUnit::Microseconds).alias("latest"));
         }
-        let df = collect(lf.group_by([col("symbol")]).agg(aggs)).await?;
+        let df = match collect(lf.group_by([col("symbol")]).agg(aggs)).await {
+            Ok(df) => df,
+            Err(e) => return Err(lake.diagnose(e).await),
+        };
         let symbols = df.column("symbol")?.str()?.clone();
         let counts = df.column("rows")?.cast(&DataType::UInt64)?.u64()?.clone();
         for i in 0..df.height() {

@@ -1,9 +1,10 @@
 //! The request manifest: one immutable JSON entry per request sent to the gateway.
 //!
 //! Entries live per symbol under `_manifest/symbol=<SYM>/`:
-//! - `log-<UTC time>-<id>.json`: entries, written once with `PutMode::Create` under a unique name,
-//!   so concurrent writers never overwrite each other;
-//! - `pending-<id>.json`: an entry whose rows are being committed (see [`Lake::record`]); it turns
+//! - `log-<UTC time>-<id>-<tag>.json`: entries, written once with `PutMode::Create` under a name
+//!   made unique by `<tag>` (16 hex digits of a hash of the file's bytes; see `log`), so
+//!   concurrent writers never overwrite each other nor take each other's name;
+//! - `pending-<id>-<tag>.json`: an entry whose rows are being committed (see [`Lake::record`]); it turns
 //!   into a log once its partitions are visible, or is dropped if they never became visible;
 //! - `snapshot-<seq>.json`: a compaction of all earlier snapshots and logs. Sequence numbers are
 //!   claimed with `PutMode::Create`, so of two concurrent compactions one wins and the other
@@ -29,6 +30,7 @@ pub use coverage::SymbolManifest;
 pub use entry::{Entry, Outcome, Request, SeriesKey};
 
 use super::layout::obj;
+use super::read::damaged;
 use super::Lake;
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
@@ -39,7 +41,8 @@ use serde::{Deserialize, Serialize};
 
 /// The `format` field of every manifest file.
 pub const FORMAT: &str = "twslake.manifest/1";
-/// A writer compacts a symbol's manifest after writing this many logs for it.
+/// A writer compacts a symbol's manifest after writing this many logs for it (through one lake
+/// handle). Tests set `TWSLAKE_COMPACT_AFTER_LOGS` to reach compaction within a few writes.
 pub const COMPACT_AFTER_LOGS: usize = 512;
 
 /// The JSON document of a log, pending or snapshot file.
@@ -92,11 +95,10 @@ impl Lake {
     async fn read_manifest_file(&self, path: &Path) -> Result<ManifestFile> {
         let bytes = self.store().get(path).await.map_err(|e| Error::storage(path, e))?.bytes().await;
         let bytes = bytes.map_err(|e| Error::storage(path, e))?;
-        let file: ManifestFile = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt { path: path.to_string(), reason: format!("not a manifest file: {e}") })?;
+        let file: ManifestFile =
+            serde_json::from_slice(&bytes).map_err(|e| damaged(path.as_ref(), format!("not a manifest file: {e}")))?;
         if file.format != FORMAT {
-            let reason = format!("format {:?}, expected {FORMAT:?}", file.format);
-            return Err(Error::Corrupt { path: path.to_string(), reason });
+            return Err(damaged(path.as_ref(), format!("format {:?}, expected {FORMAT:?}", file.format)));
         }
         Ok(file)
     }

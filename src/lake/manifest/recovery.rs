@@ -6,11 +6,8 @@ use super::{Entry, Outcome, SymbolManifest};
 use crate::domain::Symbol;
 use crate::error::{Error, Result};
 use crate::lake::layout::obj;
-use crate::lake::parquet_io::request_ids;
 use crate::lake::Lake;
-use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use parquet::file::metadata::ParquetMetaDataReader;
 use std::collections::{BTreeMap, HashSet};
 
 impl Lake {
@@ -25,38 +22,16 @@ impl Lake {
         Ok(out)
     }
 
-    /// The request ids in a partition's footer, read with two ranged GETs; `None` if absent.
-    pub async fn footer_request_ids(&self, path: &Path) -> Result<Option<std::collections::BTreeSet<String>>> {
-        let corrupt = |reason: String| Error::Corrupt { path: path.to_string(), reason };
-        let size = match self.store().head(path).await {
-            Ok(m) => m.size,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(Error::storage(path, e)),
-        };
-        if size < 12 {
-            return Err(corrupt("too short for Parquet".into()));
-        }
-        let tail = self.store().get_range(path, size - 8..size).await.map_err(|e| Error::storage(path, e))?;
-        if &tail[4..] != b"PAR1" {
-            return Err(corrupt("no Parquet footer magic".into()));
-        }
-        let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
-        if len + 12 > size {
-            return Err(corrupt("footer length beyond the file".into()));
-        }
-        let footer =
-            self.store().get_range(path, size - 8 - len..size - 8).await.map_err(|e| Error::storage(path, e))?;
-        let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| corrupt(e.to_string()))?;
-        Ok(Some(request_ids(meta.file_metadata().key_value_metadata())))
-    }
-
     /// Loads a symbol's manifest (read-only: pending entries are judged, not resolved).
     pub async fn manifest(&self, symbol: &Symbol) -> Result<SymbolManifest> {
         // A concurrent compaction may delete a log between our listing and our read: list again.
         let mut attempt = 0;
         loop {
             match self.try_load_manifest(symbol).await {
-                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) if attempt < 5 => attempt += 1,
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) if attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt)).await;
+                }
                 other => return other,
             }
         }
@@ -73,7 +48,18 @@ impl Lake {
             by_id.insert(e.id.clone(), e);
         }
         let mut m = SymbolManifest { logs: listing.logs.len(), ..Default::default() };
-        for file in self.read_all(&listing.pending).await? {
+        // A pending file deleted since the listing was settled by its writer (its entries are in
+        // a log now, or were dropped): skipped, never an error. Its entries are then missing
+        // from this load only if their log came after the listing: counted as not yet asked.
+        let mut pending = Vec::new();
+        for path in &listing.pending {
+            match self.read_manifest_file(path).await {
+                Ok(f) => pending.push(f),
+                Err(Error::Storage { source: object_store::Error::NotFound { .. }, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for file in pending {
             for e in file.entries {
                 if by_id.contains_key(&e.id) {
                     continue;
@@ -110,7 +96,10 @@ impl Lake {
 
     /// Settles pending entries left by a crashed writer: visible rows get their log, the rest are
     /// dropped (their window stays missing and will be asked again). Returns (promoted, dropped).
+    /// Temporary files a killed writer left under `_tmp/` are swept first, once per handle
+    /// (see [`crate::lake::guard`]).
     pub async fn recover_manifest(&self, symbol: &Symbol) -> Result<(usize, usize)> {
+        self.sweep_tmp_once().await;
         let listing = self.list_manifest(symbol).await?;
         if listing.pending.is_empty() {
             return Ok((0, 0));

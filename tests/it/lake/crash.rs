@@ -8,7 +8,7 @@ use std::time::Duration;
 use twslake::datasets::Dataset;
 use twslake::domain::Symbol;
 
-fn writer(f: &Fixture, seed: u64, iterations: usize, days: usize) -> std::process::Child {
+pub(crate) fn writer(f: &Fixture, seed: u64, iterations: usize, days: usize) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_twslake"))
         .args(["stress-write", "--lake", &f.url, "--seed", &seed.to_string()])
         .args(["--iterations", &iterations.to_string(), "--days", &days.to_string()])
@@ -20,13 +20,13 @@ fn writer(f: &Fixture, seed: u64, iterations: usize, days: usize) -> std::proces
 }
 
 /// Ids of the entries a writer reported as recorded before it stopped.
-fn confirmed(child: &mut std::process::Child) -> Vec<String> {
+pub(crate) fn confirmed(child: &mut std::process::Child) -> Vec<String> {
     let out = BufReader::new(child.stdout.take().unwrap());
     out.lines().map_while(Result::ok).filter_map(|l| l.split_whitespace().nth(2).map(String::from)).collect()
 }
 
 /// The invariants after any number of crashes and races.
-async fn assert_whole(f: &Fixture, must_have: &BTreeSet<String>) {
+pub(crate) async fn assert_whole(f: &Fixture, must_have: &BTreeSet<String>) {
     let lake = f.lake();
     let spy = Symbol::new("SPY").unwrap();
     let report = lake.validate().await.unwrap();

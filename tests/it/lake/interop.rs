@@ -65,7 +65,7 @@ fn shape_of(path: &str) -> String {
         } else if part.starts_with("year=") {
             "year=<YYYY>".to_string()
         } else if part.starts_with("log-") {
-            "log-<UTC>-<ID>.json".to_string()
+            "log-<UTC>-<ID>-<HASH>.json".to_string()
         } else {
             match part
                 .char_indices()

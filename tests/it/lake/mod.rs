@@ -1,9 +1,11 @@
 //! The lake: one storage suite run on the local file system and on S3, crash and concurrency
 //! tests with real processes, property tests, and the layout/interop fixtures.
 
+mod beside;
 mod crash;
 mod interop;
 mod props;
+mod repair;
 mod storage;
 
 /// Runs each named `async fn(Fixture)` once on a local lake and once on an S3 lake.
