@@ -46,7 +46,18 @@ fn quiet_on_closed_stdout() {
 
 fn main() {
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap quotes a refused value: redact it like any other message (a URL with a password).
+        Err(e) => {
+            let text = twslake::error::redact(&e.render().to_string());
+            let _ = match e.use_stderr() {
+                true => std::io::stderr().write_all(text.as_bytes()),
+                false => std::io::stdout().write_all(text.as_bytes()),
+            };
+            std::process::exit(e.exit_code());
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TWSLAKE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(|| RedactedStderr)

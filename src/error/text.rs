@@ -100,7 +100,11 @@ pub fn summarize_store_text(text: &str) -> String {
     let status = STATUS.captures(text).map(|c| c[1].to_string());
     let code = CODE.captures(text).map(|c| c[1].trim().to_string());
     if status.is_none() && code.is_none() {
-        return redact(&one_line(text));
+        let line = one_line(text);
+        if line.contains("error sending request") || line.contains("tcp connect") || line.contains("dns error") {
+            return redact(&format!("{line}: {}", advice(None, None, "connect")));
+        }
+        return redact(&line);
     }
     let status_num = status.as_deref().and_then(|s| s.get(..3)).and_then(|s| s.parse::<u16>().ok());
     let mut out = String::from("S3 answered");
