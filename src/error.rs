@@ -1,6 +1,28 @@
 //! The crate's one public error type: every variant is something a user can act on.
+//!
+//! Every message is fit to show: the texts that come from outside (user input, the storage
+//! backend, polars, the gateway) are shown with their secrets redacted ([`redact`]), and an S3
+//! answer is said in one line (status, S3's code, the request, what to do), never as S3's XML.
+
+mod text;
 
 use std::path::PathBuf;
+pub use text::{describe, redact};
+
+/// A text from outside shown with its secrets redacted.
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(self.0))
+    }
+}
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact(self.0))
+    }
+}
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -9,7 +31,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An argument from the user (symbol, URL, bar size, date range…) is unusable. Nothing was changed.
-    #[error("invalid {what} {input:?}: {reason}")]
+    #[error("invalid {what} {:?}: {}", Shown(.input), Shown(.reason))]
     BadInput {
         /// What kind of input (e.g. "symbol", "lake URL").
         what: &'static str,
@@ -19,7 +41,7 @@ pub enum Error {
         reason: String,
     },
     /// The storage backend failed (file system or S3).
-    #[error("storage error at {path}: {source}")]
+    #[error("storage error at {}: {}", Shown(.path), text::store_error(.source))]
     Storage {
         /// The object path inside the lake.
         path: String,
@@ -28,7 +50,7 @@ pub enum Error {
         source: object_store::Error,
     },
     /// A file in the lake cannot be read as what its place in the layout says it is.
-    #[error("corrupt or foreign file {path}: {reason}")]
+    #[error("corrupt or foreign file {path}: {}", Shown(.reason))]
     Corrupt {
         /// The object path inside the lake.
         path: String,
@@ -36,7 +58,7 @@ pub enum Error {
         reason: String,
     },
     /// The lake's contents contradict each other (e.g. a manifest entry whose partition is gone).
-    #[error("integrity error: {0}")]
+    #[error("integrity error: {}", Shown(.0))]
     Integrity(String),
     /// Rows refused before writing (e.g. high < low, NaN prices, duplicate keys in one batch).
     #[error("refused rows for {partition}: {reason}")]
@@ -47,10 +69,10 @@ pub enum Error {
         reason: String,
     },
     /// A polars query failed.
-    #[error("query failed: {0}")]
+    #[error("query failed: {}", text::summarize_store_text(&.0.to_string()))]
     Query(#[from] polars::error::PolarsError),
     /// Arrow or Parquet encoding failed.
-    #[error("parquet error in {path}: {reason}")]
+    #[error("parquet error in {path}: {}", Shown(.reason))]
     Parquet {
         /// The object path inside the lake.
         path: String,
@@ -76,7 +98,7 @@ pub enum Error {
         missing: Vec<String>,
     },
     /// The gateway failed a request in a way retries did not fix.
-    #[error("the gateway failed {what}: IB error {code}: {message}")]
+    #[error("the gateway failed {what}: IB error {code}: {}", Shown(.message))]
     Gateway {
         /// What was asked.
         what: String,

@@ -123,8 +123,35 @@ pub(super) fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<
     cfg.pacing_scale = a.pacing_scale.or(file.pacing_scale).unwrap_or(1.0);
     cfg.concurrency = a.concurrency.max(1);
     cfg.relax_large_bars = a.relax_pacing;
+    check_bounds(&cfg, a.as_of.unwrap_or_else(chrono::Utc::now))?;
     config::check(&cfg)?;
     Ok(cfg)
+}
+
+/// The bounds of `super::bounds` over the merged settings (flags and `twslake.toml` alike), so
+/// nothing out of range reaches the planner's date arithmetic; `now` decides what "today" is.
+fn check_bounds(cfg: &IngestConfig, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+    use super::bounds::{date, today_at, within};
+    if let Some(from) = cfg.from {
+        date("--from (or `from` in twslake.toml)", from, today_at(now))?;
+    }
+    let o = &cfg.options;
+    within("--expiry-days (or `expiry_days` in twslake.toml)", o.expiry_days, 0, 3650, " days")?;
+    within(
+        "--strike-band (or `strike_band` in twslake.toml)",
+        o.strike_band,
+        1e-6,
+        0.999_999,
+        " (a fraction of spot)",
+    )?;
+    within("--max-contracts (or `max_contracts` in twslake.toml)", o.max_contracts, 0, 100_000, " contracts")?;
+    within("--option-sessions (or `option_sessions` in twslake.toml)", o.sessions, 0, 2520, " sessions")?;
+    within("--pacing-scale (or `pacing_scale` in twslake.toml)", cfg.pacing_scale, 0.001, 1e6, "")?;
+    within("--concurrency", cfg.concurrency, 1, 64, " requests")?;
+    for e in &cfg.equity {
+        within("--equity (or `equity` in twslake.toml) sessions", e.sessions, 0, 25_200, " sessions")?;
+    }
+    Ok(())
 }
 
 pub(super) fn symbols_of(names: &[String]) -> anyhow::Result<Vec<Symbol>> {
@@ -134,16 +161,16 @@ pub(super) fn symbols_of(names: &[String]) -> anyhow::Result<Vec<Symbol>> {
 /// Prints the summary; the exit code is 0 only when everything asked for is present or final-empty.
 fn finish(report: &RunReport, json: bool) -> anyhow::Result<i32> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        say!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        println!("\nsummary");
+        say!("\nsummary");
         for (k, n) in &report.requests {
-            println!("  requests {k:<32} {n:>6}");
+            say!("  requests {k:<32} {n:>6}");
         }
         for (ds, n) in &report.rows {
-            println!("  rows     {ds:<32} {n:>6}");
+            say!("  rows     {ds:<32} {n:>6}");
         }
-        println!("  pacing   waited {:.1} s, {} violations", report.pacing_wait_secs, report.pacing_violations);
+        say!("  pacing   waited {:.1} s, {} violations", report.pacing_wait_secs, report.pacing_violations);
         for s in &report.symbols {
             let missing = s.equity_windows_missing;
             let failed = s.equity.failed + s.options.failed;
@@ -160,7 +187,7 @@ fn finish(report: &RunReport, json: bool) -> anyhow::Result<i32> {
                     "{missing} equity windows still missing, {failed} requests failed{refused_note} (run again)"
                 ),
             };
-            println!("  {:<8} {state}", s.symbol);
+            say!("  {:<8} {state}", s.symbol);
         }
     }
     Ok(if report.complete() { 0 } else { 1 })
@@ -266,7 +293,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     const SCALE: f64 = 1200.0;
     let t0 = std::time::Instant::now();
     let sim = crate::sim::Sim::builder().listen("127.0.0.1:0").pacing_scale(SCALE).start().await?;
-    println!("simulated gateway on {} (IB's pacing rules, {SCALE}× faster)", sim.address());
+    say!("simulated gateway on {} (IB's pacing rules, {SCALE}× faster)", sim.address());
     let lake = Lake::open(&a.lake.lake)?;
     let ib = IbConfig { gateway: sim.address(), client_id: 1, timeout: Duration::from_secs(30) };
     let source = IbSource::connect(&ib).await?;
@@ -274,32 +301,32 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     let mut ingest = Ingest::new(lake.clone(), source, demo_config(SCALE), clock);
     ingest.progress = true;
     let symbols = symbols_of(&a.symbols)?;
-    println!("setup {} into {}\n", a.symbols.join(", "), lake.location());
+    say!("setup {} into {}\n", a.symbols.join(", "), lake.location());
     let report = ingest.setup(&symbols).await;
     let code = finish(&report, false)?;
     let ingest_now = ingest.now();
     // Closing the client first: the gateway's shutdown is then not a lost connection to retry.
     drop(ingest);
     let historical = sim.requests().iter().filter(|r| r.kind == "historical_data").count();
-    println!("\nhistorical requests the gateway received: {historical}   (a second run sends none)");
-    println!();
+    say!("\nhistorical requests the gateway received: {historical}   (a second run sends none)");
+    say!();
     super::lake_cmds::status_of(&lake).await?;
     if let Some(first) = symbols.first() {
-        println!();
+        say!();
         super::lake_cmds::gaps_of(&lake, first).await?;
     }
     // The surface history of the option sessions just stored, every 30 minutes: derived from the
     // lake alone (no request), so a second run finds it stored and fits nothing.
     let last = crate::calendar::last_finished_session(ingest_now);
     let first = crate::jobs::equity::sessions_back(last, demo_config(SCALE).options.sessions);
-    println!();
+    say!();
     let history = crate::query::surface::history::HistoryOptions {
         progress: true,
         ..crate::query::surface::history::HistoryOptions::every(chrono::Duration::minutes(30))
     };
     for s in &symbols {
         let r = Surfaces::new(&lake).surface_history(s, first, last, ingest_now, &history).await?;
-        println!(
+        say!(
             "{:<8} surfaces     {} sessions ({} already stored): {} surfaces at {} instants, {} rows",
             s.as_str(),
             r.sessions,
@@ -311,11 +338,11 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     }
     let at = crate::calendar::session(last).map(|s| s.close - chrono::Duration::minutes(30)).unwrap_or(ingest_now);
     let ny = at.with_timezone(&crate::calendar::EXCHANGE_TZ).format("%Y-%m-%d %H:%M");
-    println!("\ndone in {:.1?}. Next: `twslake status`, `twslake gaps SPY --bar-size \"1 min\"`,", t0.elapsed());
-    println!(
+    say!("\ndone in {:.1?}. Next: `twslake status`, `twslake gaps SPY --bar-size \"1 min\"`,", t0.elapsed());
+    say!(
         "`twslake surface SPY --at \"{ny}\"` (any instant of the sessions stored, New York time), `twslake sql \"SELECT at, days, delta, iv FROM surfaces WHERE kind = 'grid' AND delta = 0.5\"`,"
     );
-    println!("`twslake validate`, or read {} with DuckDB, polars or pyarrow (see README).", lake.location());
+    say!("`twslake validate`, or read {} with DuckDB, polars or pyarrow (see README).", lake.location());
     sim.shutdown().await;
     Ok(code)
 }

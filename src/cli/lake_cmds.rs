@@ -97,10 +97,12 @@ pub struct SynthArgs {
 }
 
 pub async fn synth_lake(a: SynthArgs) -> anyhow::Result<i32> {
+    super::bounds::within("--symbols", a.symbols, 1, 100_000, " symbols")?;
+    super::bounds::within("--years", a.years, 1, 50, " years")?;
     let lake = Lake::open(&a.lake.lake)?;
     let t0 = std::time::Instant::now();
     crate::lake::example::write_synthetic(&lake, a.symbols, a.years).await?;
-    println!("wrote {} symbols x {} years to {} in {:.1?}", a.symbols, a.years, lake.location(), t0.elapsed());
+    say!("wrote {} symbols x {} years to {} in {:.1?}", a.symbols, a.years, lake.location(), t0.elapsed());
     Ok(0)
 }
 
@@ -136,7 +138,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
     if a.json {
         let rows = status::status(&lake, Utc::now()).await?;
         let doc = serde_json::json!({ "lake": lake.location().to_string(), "datasets": rows });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        say!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
     status_of(&lake).await
@@ -145,21 +147,29 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<i32> {
 /// Prints the status table of a lake.
 pub async fn status_of(lake: &Lake) -> anyhow::Result<i32> {
     let rows = status::status(lake, Utc::now()).await?;
-    println!("lake {}", lake.location());
+    say!("lake {}", lake.location());
     if rows.is_empty() {
-        println!("(empty: nothing ingested yet)");
+        say!("(empty: nothing ingested yet)");
         return Ok(0);
     }
-    println!(
+    say!(
         "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9} {:>5}",
-        "symbol", "dataset", "rows", "first", "last", "requests", "missing", "age", "gaps"
+        "symbol",
+        "dataset",
+        "rows",
+        "first",
+        "last",
+        "requests",
+        "missing",
+        "age",
+        "gaps"
     );
     let d = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
     for r in rows {
         // Chains: the latest snapshot's age; quotes: the newest live quote's (a capture's freshness).
         let chain = r.latest_snapshot_age_secs.or(r.latest_quote_age_secs).map(age).unwrap_or_else(|| "-".into());
         let gaps = if r.dataset == "quotes" { r.capture_gaps.to_string() } else { "-".into() };
-        println!(
+        say!(
             "{:<8} {:<12} {:>10} {:<10} {:<10} {:>8} {:>8} {:>9} {:>5}",
             r.symbol,
             r.dataset,
@@ -183,8 +193,16 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
     }
     let series =
         Series { bar_size: a.bar_size.parse::<BarSize>()?, what_to_show: a.what_to_show.parse::<WhatToShow>()? };
-    let to = a.to.unwrap_or_else(|| last_finished_session(Utc::now()));
-    let from = a.from.unwrap_or(to - chrono::Duration::days(365));
+    let today = super::bounds::today_at(Utc::now());
+    let to = match a.to {
+        Some(d) => super::bounds::date("--to", d, today)?,
+        None => last_finished_session(Utc::now()),
+    };
+    let from = match a.from {
+        Some(d) => super::bounds::date("--from", d, today)?,
+        None => to - chrono::Duration::days(365),
+    };
+    super::bounds::ordered(from, to)?;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let spec = SeriesSpec { dataset, symbol, con_id: a.con_id, series };
     let windows = Coverage::new(&lake).missing_windows(&spec, from, to).await?;
@@ -194,11 +212,11 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
             "what_to_show": series.what_to_show.ib(), "con_id": a.con_id, "from": from, "to": to,
             "missing_trading_days": windows.iter().map(|w| w.trading_days).sum::<usize>(), "windows": windows,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        say!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
     let days: usize = windows.iter().map(|w| w.trading_days).sum();
-    println!(
+    say!(
         "{} {} {} {} from {from} to {to}: {} missing windows, {days} trading days",
         spec.symbol,
         dataset,
@@ -207,7 +225,7 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
         windows.len()
     );
     for w in &windows {
-        println!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
+        say!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
     }
     Ok(0)
 }
@@ -219,9 +237,9 @@ pub async fn gaps_of(lake: &Lake, symbol: &Symbol) -> anyhow::Result<()> {
     let from = to - chrono::Duration::days(365);
     let spec = SeriesSpec { dataset: Dataset::EquityBars, symbol: symbol.clone(), con_id: None, series };
     let windows = Coverage::new(lake).missing_windows(&spec, from, to).await?;
-    println!("gaps {symbol} 1 day TRADES {from}..{to}: {} missing windows", windows.len());
+    say!("gaps {symbol} 1 day TRADES {from}..{to}: {} missing windows", windows.len());
     for w in &windows {
-        println!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
+        say!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
     }
     Ok(())
 }
@@ -237,12 +255,12 @@ pub async fn compact(a: CompactArgs) -> anyhow::Result<i32> {
     let (mut parts, mut batches) = (0, 0);
     for s in &symbols {
         for c in lake.compact_all(Dataset::Quotes, s.as_ref()).await? {
-            println!("{}: {} micro-batches folded in, {} rows", c.partition, c.micro_batches, c.rows);
+            say!("{}: {} micro-batches folded in, {} rows", c.partition, c.micro_batches, c.rows);
             parts += 1;
             batches += c.micro_batches;
         }
     }
-    println!("compacted {parts} partitions ({batches} micro-batches) in {}", lake.location());
+    say!("compacted {parts} partitions ({batches} micro-batches) in {}", lake.location());
     Ok(0)
 }
 
@@ -349,6 +367,8 @@ pub fn synthetic_day(day: NaiveDate, ingested_at: DateTime<Utc>) -> Vec<crate::d
 pub async fn stress_write(a: StressArgs) -> anyhow::Result<i32> {
     use crate::domain::DateWindow;
     use crate::lake::manifest::{Outcome, Request};
+    super::bounds::within("--days", a.days, 1, 60, " trading days")?;
+    super::bounds::within("--iterations", a.iterations, 0, 1_000_000, " requests")?;
     let lake = Lake::open(&a.lake.lake)?;
     let symbol = Symbol::new(&a.symbol)?;
     let days = crate::calendar::trading_days("2024-01-02".parse()?, "2024-03-29".parse()?);
@@ -364,7 +384,7 @@ pub async fn stress_write(a: StressArgs) -> anyhow::Result<i32> {
         let req = Request::equity_bars(&symbol, series, DateWindow::new(day, day)?);
         let entry =
             lake.record(req, now, Outcome::Ok { rows: bars.len() as u64 }, Some(&batch)).await.context("record")?;
-        println!("committed {i} {} {day}", entry.id);
+        say!("committed {i} {} {day}", entry.id);
     }
     Ok(0)
 }

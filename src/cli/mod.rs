@@ -1,5 +1,57 @@
 //! The command line: `twslake <command>`. Each command is a function over the library.
+//!
+//! Commands print through [`Out`] (the `say!` macro): a standard output closed by its reader
+//! (`twslake status --json | head -c 10`) is an error the command returns, and `main` then ends
+//! the process quietly with [`EXIT_STDOUT_CLOSED`], as a Unix tool killed by SIGPIPE does.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The exit code when the reader of standard output went away: 128 + SIGPIPE (13), what a shell
+/// reports for a tool a closed pipe ended (so `set -o pipefail` scripts see it like any other).
+pub const EXIT_STDOUT_CLOSED: i32 = 141;
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to standard output found it closed.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Standard output for the commands: a broken pipe is remembered ([`stdout_closed`]) and
+/// returned as an error instead of panicking as `println!` does.
+pub struct Out;
+
+impl std::io::Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = std::io::stdout().lock().write(buf);
+        if let Err(e) = &r {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::stdout().lock().flush();
+        if let Err(e) = &r {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+/// `println!` through [`Out`], returning its error with `?`.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!($crate::cli::Out, $($arg)*)?
+    }};
+}
+
+mod bounds;
 mod ingest_cmds;
 mod lake_cmds;
 mod live_cmd;

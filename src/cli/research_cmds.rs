@@ -35,6 +35,8 @@ pub struct FitArgs {
 
 impl FitArgs {
     fn options(&self) -> anyhow::Result<SurfaceOptions> {
+        super::bounds::within("--rate", self.rate, -1.0, 1.0, " (per year, continuous)")?;
+        super::bounds::within("--dividend-yield", self.dividend_yield, -1.0, 1.0, " (per year, continuous)")?;
         if let Some(m) = self.max_staleness_min.filter(|m| *m < 1 || *m > 100_000) {
             anyhow::bail!(crate::Error::bad_input("--max-staleness-min", m.to_string(), "give 1 to 100000 minutes"));
         }
@@ -139,15 +141,15 @@ pub struct IvArgs {
 
 pub use crate::calendar::parse_instant;
 
-fn print_surface(s: &Surface) {
+fn print_surface(s: &Surface) -> anyhow::Result<()> {
     let ny = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&crate::calendar::EXCHANGE_TZ).format("%Y-%m-%d %H:%M");
-    println!("{} at {}  spot {:.4} (bar ended {} New York)", s.symbol, s.at.to_rfc3339(), s.spot, ny(s.spot_as_of));
+    say!("{} at {}  spot {:.4} (bar ended {} New York)", s.symbol, s.at.to_rfc3339(), s.spot, ny(s.spot_as_of));
     let listing = match s.chain_snapshot_at {
         Some(t) => format!("chain snapshot of {} New York", ny(t)),
         None => "the contracts the bars quote (no chain snapshot by then)".into(),
     };
-    println!("{} mids that ended since {} New York; listing: {listing}", s.series, ny(s.quotes_from));
-    println!(
+    say!("{} mids that ended since {} New York; listing: {listing}", s.series, ny(s.quotes_from));
+    say!(
         "{:<10} {:>7} {:>10} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>9} {:>8} {:>6}",
         "expiry",
         "t",
@@ -166,7 +168,7 @@ fn print_surface(s: &Surface) {
     );
     for e in &s.expiries {
         let ok = |b: bool| if b { "ok" } else { "ARB" };
-        println!(
+        say!(
             "{:<10} {:>7.4} {:>10.4} {:>8.5} {:>8.5} {:>7.4} {:>8.5} {:>7.4} {:>7} {:>7.5} {:>6.4} {:>9} {:>8} {:>6}",
             e.expiry,
             e.t,
@@ -185,8 +187,69 @@ fn print_surface(s: &Surface) {
         );
     }
     for k in &s.skipped {
-        println!("{:<10} skipped: {}", k.expiry, k.reason);
+        say!("{:<10} skipped: {}", k.expiry, k.reason);
     }
+    Ok(())
+}
+
+/// Refuses an `--out` inside `lake` (decided: the lake holds only what twslake writes; a file
+/// written there would replace a partition or be read as a foreign file). Local lakes compare
+/// resolved paths (symlinks followed as far as the path exists, `..` resolved), so no spelling
+/// of a path reaches into the lake; `--out` is always a local file, so a URL is refused too, and
+/// for an S3 lake the message says when the URL named the lake itself.
+fn check_out(out: &Path, lake: &Lake) -> anyhow::Result<()> {
+    let text = out.to_string_lossy();
+    let refuse = |why: String| anyhow::anyhow!(crate::Error::bad_input("--out", text.to_string(), why));
+    if text.trim().is_empty() {
+        return Err(refuse("empty; give the path of the file to write".into()));
+    }
+    match lake.location() {
+        crate::lake::Location::S3 { bucket, prefix } => {
+            let url = text.trim_end_matches('/');
+            let root = format!("s3://{bucket}/{prefix}");
+            let root = root.trim_end_matches('/');
+            if url == root || url.starts_with(&format!("{root}/")) {
+                return Err(refuse(format!("inside the lake {root}: write the result outside the lake")));
+            }
+        }
+        crate::lake::Location::Local(root) => {
+            let (out_abs, root_abs) = (resolved(out)?, resolved(root)?);
+            if out_abs.starts_with(&root_abs) {
+                return Err(refuse(format!(
+                    "inside the lake {}: the lake holds only what twslake writes; write the result outside it",
+                    root.display()
+                )));
+            }
+        }
+    }
+    if text.contains("://") {
+        return Err(refuse("--out writes a local file: give a path, not a URL".into()));
+    }
+    Ok(())
+}
+
+/// `p` absolute, resolved component by component as the OS would: a `..` goes to the real
+/// parent of what came before, and each part that exists is followed if it is a symlink.
+fn resolved(p: &Path) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+    let mut cur = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                cur.pop();
+            }
+            Component::Prefix(_) | Component::RootDir => cur.push(c.as_os_str()),
+            Component::Normal(name) => {
+                cur.push(name);
+                if let Ok(real) = cur.canonicalize() {
+                    cur = real;
+                }
+            }
+        }
+    }
+    Ok(cur)
 }
 
 fn write_parquet(df: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
@@ -201,11 +264,14 @@ pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
     let at = parse_instant(&a.at)?;
     let opts = a.fit.options()?;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
+    if let Some(out) = &a.out {
+        check_out(out, &lake)?;
+    }
     let s = Surfaces::new(&lake).surface(&symbol, at, &opts).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        say!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        print_surface(&s);
+        print_surface(&s)?;
     }
     if let Some(out) = &a.out {
         write_parquet(&mut s.to_frame()?, out)?;
@@ -219,7 +285,19 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
     let every = crate::query::surface::history::parse_step(&a.every)?;
     let now = chrono::Utc::now();
     let last = crate::calendar::last_finished_session(now);
-    let (from, to) = (a.from.unwrap_or(a.to.unwrap_or(last)), a.to.unwrap_or(last));
+    let today = super::bounds::today_at(now);
+    let to = match a.to {
+        Some(d) => super::bounds::date("--to", d, today)?,
+        None => last,
+    };
+    let from = match a.from {
+        Some(d) => super::bounds::date("--from", d, today)?,
+        None => to,
+    };
+    super::bounds::ordered(from, to)?;
+    if let Some(n) = a.threads {
+        super::bounds::within("--threads", n, 1, 1024, " threads")?;
+    }
     let mut opts = crate::query::surface::history::HistoryOptions::every(every);
     opts.surface = a.fit.options()?;
     opts.threads = a.threads.unwrap_or(opts.threads).max(1);
@@ -227,14 +305,14 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let r = Surfaces::new(&lake).surface_history(&symbol, from, to, now, &opts).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        say!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!(
+        say!(
             "{symbol}: {} sessions from {from} to {to}, {} already stored, {} fitted now: {} of {} instants have a surface, {} rows ({:.1} s, fits {:.1} s)",
             r.sessions, r.sessions_done, r.sessions_written, r.surfaces, r.instants, r.rows, r.secs, r.fit_secs
         );
         for f in &r.failures {
-            println!("  no surface: {f}");
+            say!("  no surface: {f}");
         }
     }
     Ok(if r.instants > 0 && r.surfaces == 0 { 1 } else { 0 })
@@ -243,7 +321,7 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
 fn write_frame(df: &mut DataFrame, format: Format, out: Option<&Path>) -> anyhow::Result<()> {
     let mut sink: Box<dyn std::io::Write> = match out {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(super::Out),
     };
     match format {
         Format::Table => write_table(&mut sink, df)?,
@@ -266,6 +344,9 @@ pub async fn sql(a: SqlArgs) -> anyhow::Result<i32> {
         anyhow::bail!("--format parquet needs --out FILE.parquet");
     }
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
+    if let Some(out) = &a.out {
+        check_out(out, &lake)?;
+    }
     let mut df = collect(sql::sql(&lake, &a.query).await?).await?;
     write_frame(&mut df, a.format, a.out.as_deref())?;
     Ok(0)

@@ -1,5 +1,7 @@
 //! twslake's integration tests: one binary, one module per part.
 
+mod cli_fuzz;
+mod edges;
 mod house;
 mod ingest;
 mod lake;
