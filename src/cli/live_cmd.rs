@@ -39,7 +39,7 @@ pub struct LiveArgs {
     #[arg(long)]
     pub alert_webhook: Option<String>,
     /// Simultaneous market-data lines at most (IB's default allowance is 100).
-    #[arg(long, default_value_t = live::DEFAULT_LINES)]
+    #[arg(long, default_value_t = live::DEFAULT_LINES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub max_lines: usize,
     /// Seconds between micro-batch flushes (at most 5: the most a crash may lose).
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]

@@ -347,7 +347,15 @@ pub async fn sql(a: SqlArgs) -> anyhow::Result<i32> {
     if let Some(out) = &a.out {
         check_out(out, &lake)?;
     }
-    let mut df = collect(sql::sql(&lake, &a.query).await?).await?;
+    // polars reads the files itself and names none: a failed query names the damaged file behind it.
+    let df = match sql::sql(&lake, &a.query).await {
+        Ok(lf) => collect(lf).await,
+        Err(e) => Err(e),
+    };
+    let mut df = match df {
+        Ok(df) => df,
+        Err(e) => return Err(lake.diagnose(e).await.into()),
+    };
     write_frame(&mut df, a.format, a.out.as_deref())?;
     Ok(0)
 }

@@ -23,7 +23,7 @@ pub struct SimArgs {
     #[command(flatten)]
     pub market: MarketArgs,
     /// Shrink every pacing window by this factor (1 = IB's rules).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
     pub pacing_scale: f64,
     /// Append one JSON line per request to this file.
     #[arg(long)]
@@ -98,6 +98,14 @@ pub struct TruthArgs {
 /// [`crate::calendar::parse_instant`]: RFC 3339, New York wall-clock time, or a date's close).
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     crate::calendar::parse_instant(s).map_err(|e| e.to_string())
+}
+
+/// A pacing scale: a finite factor from 0.001 (windows 1000× longer) to 1e6.
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.001..=1e6).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a pacing scale: give a number from 0.001 to 1000000 (1 = IB's rules)")),
+    }
 }
 
 /// Runs `twslake sim`: serves until Ctrl-C, or prints the truth.
