@@ -11,7 +11,9 @@
 //!   writers delete such files once per lake handle when they settle a symbol's interrupted
 //!   writes ([`Lake::recover_manifest`]), and `validate --repair` does too. The age, not the
 //!   writer's start, decides: several processes may share a lake, and one's start says nothing
-//!   of another's writes.
+//!   of another's writes. The same sweep deletes the staging files (`NAME#N`, hidden from
+//!   listings) that object_store's local store leaves under `_manifest/` when a manifest put is
+//!   killed.
 
 use super::{Lake, Location};
 use crate::error::{Error, Result};
@@ -77,10 +79,11 @@ impl Lake {
         Ok(out)
     }
 
-    /// Deletes temporary files under `_tmp/` older than [`TMP_MAX_AGE`]; returns how many.
+    /// Deletes temporary files under `_tmp/` older than [`TMP_MAX_AGE`], and on local disk the
+    /// staging files of manifest writes killed mid-put; returns how many.
     pub async fn sweep_tmp(&self) -> Result<usize> {
         let cutoff = Utc::now() - TMP_MAX_AGE;
-        let mut n = 0;
+        let mut n = self.sweep_staging(cutoff)?;
         for meta in self.list(Some(&Path::from("_tmp"))).await? {
             if meta.last_modified >= cutoff {
                 continue;
@@ -89,6 +92,42 @@ impl Lake {
                 Ok(()) => n += 1,
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(Error::storage(&meta.location, e)),
+            }
+        }
+        Ok(n)
+    }
+
+    /// object_store's local store writes a new object as `NAME#N` and then links it to `NAME`;
+    /// a process killed in between leaves `NAME#N`, which its listings never show. Under
+    /// `_manifest/` (the only place twslake puts objects that way) such files older than the
+    /// cutoff are deleted. Hand-written over `std::fs`: object_store hides these files.
+    fn sweep_staging(&self, cutoff: chrono::DateTime<Utc>) -> Result<usize> {
+        let Location::Local(root) = self.location() else { return Ok(0) };
+        let (mut n, mut todo) = (0, vec![root.join("_manifest")]);
+        while let Some(dir) = todo.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() {
+                    todo.push(entry.path());
+                    continue;
+                }
+                let staged = entry
+                    .file_name()
+                    .to_string_lossy()
+                    .rsplit_once('#')
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| chrono::DateTime::<Utc>::from(t) < cutoff);
+                if kind.is_file() && staged && old {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => n += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::Io { path: entry.path(), source: e }),
+                    }
+                }
             }
         }
         Ok(n)

@@ -133,12 +133,20 @@ async fn tmp_residue_older_than_an_hour_is_swept_by_the_next_writer() {
     std::fs::write(&fresh, b"a write under way").unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    // A manifest put killed between object_store's staging file and its link leaves `NAME#N`.
+    let manifest = root.join("_manifest/symbol=SPY");
+    std::fs::create_dir_all(&manifest).unwrap();
+    let (staged_old, staged_fresh) = (manifest.join("pending-x.json#3"), manifest.join("pending-y.json#1"));
+    std::fs::write(&staged_old, b"{").unwrap();
+    std::fs::write(&staged_fresh, b"{").unwrap();
+    std::fs::File::options().write(true).open(&staged_old).unwrap().set_modified(two_hours_ago).unwrap();
     assert_eq!(lake.validate().await.unwrap().leftover_temp_files, 2);
     // A writer settles a symbol's interrupted writes first (what `setup` and `update` do).
     let writer = f.lake();
     writer.recover_manifest(&Symbol::new("SPY").unwrap()).await.unwrap();
     assert!(!old.exists(), "residue older than an hour is deleted");
     assert!(fresh.exists(), "a recent temporary file may belong to a running write: kept");
+    assert!(!staged_old.exists() && staged_fresh.exists(), "old staging files of manifest puts are swept too");
     assert_eq!(lake.validate().await.unwrap().leftover_temp_files, 1);
 }
 
