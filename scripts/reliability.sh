@@ -18,16 +18,9 @@ fi
 cargo build --release --quiet
 BIN="$CARGO_TARGET_DIR/release/twslake"
 
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$CACHE/moto-reliability.log" 2>&1 &
-MOTO_PID=$!
-trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/')" 2>/dev/null; then
-    break
-  fi
-  sleep 0.2
-done
+# shellcheck source=scripts/moto.sh
+source scripts/moto.sh
+start_moto "$CACHE/moto-reliability.log"
 
 echo "machine: $(nproc) cores, $(uname -sm); binary: $BIN"
-"$VENV/bin/python" scripts/reliability.py --bin "$BIN" --s3 "http://127.0.0.1:$PORT" "$@"
+"$VENV/bin/python" scripts/reliability.py --bin "$BIN" --s3 "$S3_ENDPOINT" "$@"

@@ -25,18 +25,10 @@ fi
 export TWSLAKE_VENV="$VENV"
 
 step "S3 server (moto) on loopback"
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MOTO_LOG="$CACHE/moto.log"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
-MOTO_PID=$!
-trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/')" 2>/dev/null; then
-    break
-  fi
-  sleep 0.2
-done
-export TWSLAKE_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT"
+# shellcheck source=scripts/moto.sh
+source scripts/moto.sh
+start_moto "$CACHE/moto.log"
+export TWSLAKE_TEST_S3_ENDPOINT="$S3_ENDPOINT"
 # The pacing ledger of the binaries the tests start (one file per gateway) stays in the cache.
 export TWSLAKE_STATE_DIR="${TWSLAKE_STATE_DIR:-$CACHE/state}"
 echo "moto listening on $TWSLAKE_TEST_S3_ENDPOINT"

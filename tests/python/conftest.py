@@ -8,6 +8,20 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
+def twslake_bin() -> pathlib.Path:
+    """The twslake binary the tests run: $TWSLAKE_BIN, or the debug build of $CARGO_TARGET_DIR,
+    ./target or the test command's cache."""
+    candidates = [os.environ.get("TWSLAKE_BIN")]
+    target = os.environ.get("CARGO_TARGET_DIR")
+    if target:
+        candidates.append(str(pathlib.Path(target) / "debug" / "twslake"))
+    candidates += [str(REPO / "target" / "debug" / "twslake"), str(pathlib.Path.home() / ".cache/twslake/target/debug/twslake")]
+    for c in candidates:
+        if c and pathlib.Path(c).is_file():
+            return pathlib.Path(c)
+    pytest.fail("no twslake binary: set TWSLAKE_BIN or run `cargo build` (scripts/test.sh does)")
+
+
 @pytest.fixture(scope="session")
 def interop_dir() -> pathlib.Path:
     d = os.environ.get("TWSLAKE_INTEROP_DIR")

@@ -8,8 +8,6 @@ import datetime as dt
 import itertools
 import json
 import math
-import os
-import pathlib
 import queue
 import socket
 import struct
@@ -24,23 +22,11 @@ from ibapi.client import EClient
 from ibapi.contract import Contract
 from ibapi.wrapper import EWrapper
 
-from conftest import REPO
+from conftest import twslake_bin
 
 NOW = "2026-11-24T17:00:00Z"  # a Tuesday, 12:00 in New York: mid-session
 SEED = "7"
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-def twslake_bin() -> pathlib.Path:
-    candidates = [os.environ.get("TWSLAKE_BIN")]
-    target = os.environ.get("CARGO_TARGET_DIR")
-    if target:
-        candidates.append(str(pathlib.Path(target) / "debug" / "twslake"))
-    candidates += [str(REPO / "target" / "debug" / "twslake"), str(pathlib.Path.home() / ".cache/twslake/target/debug/twslake")]
-    for c in candidates:
-        if c and pathlib.Path(c).is_file():
-            return pathlib.Path(c)
-    pytest.fail("no twslake binary: set TWSLAKE_BIN or run `cargo build` (scripts/test.sh does)")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ twslake's side runs through the binary (the hidden `twslake iv IN.csv OUT.csv`):
 or build it first (`cargo build`; scripts/test.sh builds it with the Rust tests).
 """
 import math
-import os
-import pathlib
 import subprocess
 
 import numpy as np
@@ -19,22 +17,10 @@ import QuantLib as ql
 import py_vollib_vectorized  # noqa: F401  (registers the vectorised functions)
 from py_vollib_vectorized import vectorized_black, vectorized_implied_volatility_black
 
-from conftest import REPO
+from conftest import twslake_bin
 
 N = 20_000
 TOL = 1e-10
-
-
-def twslake_bin() -> pathlib.Path:
-    candidates = [os.environ.get("TWSLAKE_BIN")]
-    target = os.environ.get("CARGO_TARGET_DIR")
-    if target:
-        candidates.append(str(pathlib.Path(target) / "debug" / "twslake"))
-    candidates += [str(REPO / "target" / "debug" / "twslake"), str(pathlib.Path.home() / ".cache/twslake/target/debug/twslake")]
-    for c in candidates:
-        if c and pathlib.Path(c).is_file():
-            return pathlib.Path(c)
-    pytest.fail("no twslake binary: set TWSLAKE_BIN or run `cargo build` (scripts/test.sh does)")
 
 
 @pytest.fixture(scope="module")

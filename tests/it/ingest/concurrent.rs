@@ -5,13 +5,12 @@ use super::{historical, ingest, AFTER_CLOSE};
 use crate::support::Fixture;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Instant;
 use twslake::calendar;
 use twslake::domain::Symbol;
 use twslake::jobs::config::parse_series;
 use twslake::sim::market::options::listing_date;
-use twslake::sim::{ManualClock, RequestRecord, Sim, SimHandle};
+use twslake::sim::{RequestRecord, SimHandle};
 
 /// Pacing windows 100× shorter on both sides: IB's 60 requests per 10 minutes become 60 per 6 s,
 /// so the three symbols' requests (about 80) overfill a window and the processes must share it.
@@ -21,15 +20,7 @@ use twslake::sim::{ManualClock, RequestRecord, Sim, SimHandle};
 const SCALE: f64 = 100.0;
 
 async fn paced_sim() -> SimHandle {
-    let at = chrono::DateTime::parse_from_rfc3339(AFTER_CLOSE).unwrap().with_timezone(&chrono::Utc);
-    Sim::builder()
-        .listen("127.0.0.1:0")
-        .seed(7)
-        .pacing_scale(SCALE)
-        .clock(Arc::new(ManualClock::new(at)))
-        .start()
-        .await
-        .unwrap()
+    super::sim_at_scaled(AFTER_CLOSE, SCALE).await
 }
 
 /// `twslake setup SYMBOLS…` as its own process on `lake`, through `sim`, with the ledger in `state`.

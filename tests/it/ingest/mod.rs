@@ -26,11 +26,16 @@ pub static CLIENT_IDS: AtomicI32 = AtomicI32::new(100);
 
 /// A simulator frozen at `now`.
 pub async fn sim_at(now: &str) -> SimHandle {
+    sim_at_scaled(now, SCALE).await
+}
+
+/// A simulator frozen at `now`, its pacing windows divided by `scale`.
+pub async fn sim_at_scaled(now: &str, scale: f64) -> SimHandle {
     let at = chrono::DateTime::parse_from_rfc3339(now).unwrap().with_timezone(&chrono::Utc);
     Sim::builder()
         .listen("127.0.0.1:0")
         .seed(7)
-        .pacing_scale(SCALE)
+        .pacing_scale(scale)
         .clock(Arc::new(ManualClock::new(at)))
         .start()
         .await
