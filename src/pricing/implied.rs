@@ -4,8 +4,8 @@ use super::american::{American, Dividend, DEFAULT_STEPS};
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
 
 /// Stop when one more step would move the vol by less than this.
-const VOL_TOLERANCE: f64 = 1e-13;
-/// Tree evaluations allowed before giving up (three to five are typical).
+const VOL_TOLERANCE: f64 = 1e-11;
+/// Tree evaluations allowed before giving up (four to six are typical).
 const MAX_EVALUATIONS: usize = 30;
 
 impl American<'_> {

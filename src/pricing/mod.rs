@@ -29,8 +29,9 @@
 //! # Implied vol
 //! [`American::implied_vol`] de-Americanises: start from the European implied vol of the
 //! price, take the tree's early-exercise premium at that vol off the price, invert the rest
-//! with Let's Be Rational, and repeat; secant steps on that fixed point converge in three to
-//! five tree evaluations, since the premium moves with the vol far less than the European
+//! with Let's Be Rational, and repeat: secant steps on that fixed point, first on a 25-step tree
+//! (cheap), then on the full one, which converges in four to six evaluations since the premium
+//! moves with the vol far less than the European
 //! price does. [`implied_vols`] is the batch form over columns.
 //!
 //! # Greeks
