@@ -257,13 +257,8 @@ impl American<'_> {
                 dividends.iter().filter(|v| v.t > at - 1e-12).map(|v| v.amount * (-b * (v.t - at)).exp()).sum();
             // Exercise value sign·(a[j]·scale + pv − k) = sign·a[j]·scale + shift.
             let (mul, shift) = (sign * scale, sign * (pv - k));
-            let (a, am, eu) = (&a[..=i], &mut am[..=i + 1], &mut eu[..=i + 1]);
-            for j in 0..=i {
-                let cont = pu * am[j + 1] + pd * am[j];
-                eu[j] = pu * eu[j + 1] + pd * eu[j];
-                let exercise = mul * a[j] + shift;
-                am[j] = if exercise > cont { exercise } else { cont };
-            }
+            step(&mut am[..=i + 1], &a[..=i], pu, pd, mul, shift);
+            step_european(&mut eu[..=i + 1], pu, pd);
         }
         TreePrices { american: am[0], european: eu[0] }
     }
@@ -278,5 +273,26 @@ fn peizer_pratt(z: f64, n: usize) -> f64 {
         0.5 + root
     } else {
         0.5 - root
+    }
+}
+
+/// One backward step of the American values: `v[j] ← max(pu·v[j+1] + pd·v[j], mul·a[j] + shift)`
+/// for `j < a.len()` (`v` is one longer than `a`).
+#[inline(always)]
+fn step(v: &mut [f64], a: &[f64], pu: f64, pd: f64, mul: f64, shift: f64) {
+    let n = a.len();
+    let (v, a) = (&mut v[..n + 1], &a[..n]);
+    for j in 0..n {
+        let cont = pu * v[j + 1] + pd * v[j];
+        let exercise = mul * a[j] + shift;
+        v[j] = if exercise > cont { exercise } else { cont };
+    }
+}
+
+/// One backward step of the European values: `v[j] ← pu·v[j+1] + pd·v[j]`.
+#[inline(always)]
+fn step_european(v: &mut [f64], pu: f64, pd: f64) {
+    for j in 0..v.len() - 1 {
+        v[j] = pu * v[j + 1] + pd * v[j];
     }
 }
