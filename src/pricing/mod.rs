@@ -45,5 +45,5 @@ mod implied;
 #[cfg(test)]
 mod tests;
 
-pub use american::{American, Dividend, Greeks, DEFAULT_STEPS};
+pub use american::{American, Dividend, Greeks, DEFAULT_STEPS, MAX_STEPS};
 pub use implied::implied_vols;

@@ -167,3 +167,11 @@ fn the_batch_matches_one_by_one_and_marks_the_impossible() {
     }
     assert!(ivs[3].is_nan());
 }
+
+#[test]
+fn absurd_step_counts_are_bounded_not_fatal() {
+    let o = option(100.0, 0.5, false, &QUARTERLY);
+    assert!(o.price_with_steps(0.3, usize::MAX).is_finite());
+    assert!(o.price_with_steps(0.3, 0).is_finite());
+    assert!(!o.price(1e6).is_infinite());
+}
