@@ -78,8 +78,9 @@ def qdfp(scheme):
     return lambda process, schedule: ql.QdFpAmericanEngine(process, scheme)
 
 
-def run(name, make, reference, sample, with_dividends):
-    errors, elapsed, solved = [], 0.0, 0
+def references(reference, sample, with_dividends):
+    """The reference price and vega (per unit of vol) of each sampled option, once."""
+    out = []
     for days, strike, call, vol in sample:
         option, process, schedule, quote = setup(days, strike, call, vol, with_dividends)
         option.setPricingEngine(reference(process, schedule))
@@ -87,8 +88,14 @@ def run(name, make, reference, sample, with_dividends):
         quote.setValue(vol + 1e-3)
         up = option.NPV()
         quote.setValue(vol - 1e-3)
-        vega = (up - option.NPV()) / 2e-3
-        quote.setValue(vol)
+        out.append((ref, (up - option.NPV()) / 2e-3))
+    return out
+
+
+def run(name, make, refs, sample, with_dividends):
+    errors, elapsed, solved = [], 0.0, 0
+    for (days, strike, call, vol), (ref, vega) in zip(sample, refs):
+        option, process, schedule, quote = setup(days, strike, call, vol, with_dividends)
         option.setPricingEngine(make(process, schedule))
         price = option.NPV()
         if vega >= 1.0:
@@ -114,28 +121,29 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     rng = np.random.default_rng(13)
     options = chain()
-    # Options with a time value above 0.001 (those the Rust bench recovers), a fixed sample.
-    keep = []
-    for o in options:
-        days, strike, call, vol = o
+    # A fixed random sample of the options with a time value above 0.001 (those whose vol the
+    # Rust bench recovers).
+    sample = []
+    for i in rng.permutation(len(options)):
+        days, strike, call, vol = options[i]
         intrinsic = max(SPOT - strike, 0.0) if call else max(strike - SPOT, 0.0)
         option, process, schedule, _ = setup(days, strike, call, vol, True)
         option.setPricingEngine(fd(100)(process, schedule))
         if option.NPV() - intrinsic > 1e-3:
-            keep.append(o)
-    sample = [keep[i] for i in sorted(rng.choice(len(keep), size=n, replace=False))]
+            sample.append(options[i])
+        if len(sample) == n:
+            break
     print(f"QuantLib {ql.__version__}, {n} options sampled from the {len(options)}-option chain")
-    fine = fd(800)
     print("with the cash dividends (escrowed):")
+    refs = references(fd(800), sample, True)
     for grid in (50, 100, 200, 400):
-        run(f"  FD {grid} x {grid}", fd(grid), fine, sample, True)
+        run(f"  FD {grid} x {grid}", fd(grid), refs, sample, True)
     print("without dividends:")
-    high = qdfp(ql.QdFpAmericanEngine.highPrecisionScheme())
+    refs = references(qdfp(ql.QdFpAmericanEngine.highPrecisionScheme()), sample, False)
     for steps in (101, 201, 801):
-        run(f"  binomial LR {steps} steps", lr(steps), high, sample, False)
-    run("  QdFpAmericanEngine (fast scheme)", qdfp(ql.QdFpAmericanEngine.fastScheme()), high, sample, False)
-    run("  QdFpAmericanEngine (accurate)", qdfp(ql.QdFpAmericanEngine.accurateScheme()), high, sample, False)
-
+        run(f"  binomial LR {steps} steps", lr(steps), refs, sample, False)
+    run("  QdFpAmericanEngine (fast scheme)", qdfp(ql.QdFpAmericanEngine.fastScheme()), refs, sample, False)
+    run("  QdFpAmericanEngine (accurate)", qdfp(ql.QdFpAmericanEngine.accurateScheme()), refs, sample, False)
 
 if __name__ == "__main__":
     main()
