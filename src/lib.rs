@@ -10,7 +10,8 @@
 //!   IB's message codes).
 //! - Floor 3: [`datasets`], one module per dataset — contracts, chains, equity bars, option bars,
 //!   quotes, and the derived surface history — each owning its Arrow schema, primary key, row
-//!   type and conversion from the gateway's answers; [`monitor`], metrics and alerts.
+//!   type and conversion from the gateway's answers; [`monitor`], metrics and alerts;
+//!   [`pricing`], American options with discrete dividends: price, implied vol, greeks.
 //! - Floor 4: [`lake`], the storage: URLs (`./lake`, `file://`, `s3://`, [`Lake::builder`]), the
 //!   path layout ([`lake::layout`]), atomic merged partition writes ([`lake::write`]), the JSON
 //!   request manifest ([`lake::manifest`]: entries, coverage, logs, recovery), validation
@@ -134,6 +135,7 @@ pub mod jobs;
 pub mod lake;
 pub mod live;
 pub mod monitor;
+pub mod pricing;
 pub mod query;
 pub mod sim;
 pub mod source;

@@ -17,6 +17,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("domain", 2),
     ("datasets", 3),
     ("monitor", 3),
+    ("pricing", 3),
     ("lake", 4),
     ("query", 5),
     ("source", 5),

@@ -6,6 +6,7 @@ mod house;
 mod ingest;
 mod lake;
 mod live;
+mod pricing;
 mod research;
 mod sim;
 mod support;

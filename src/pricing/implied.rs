@@ -1,0 +1,157 @@
+//! The implied vol of an American price: de-Americanisation with secant steps.
+
+use super::american::{American, Dividend, DEFAULT_STEPS};
+use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
+
+/// Stop when one more step would move the vol by less than this.
+const VOL_TOLERANCE: f64 = 1e-11;
+/// Tree evaluations allowed before giving up (four to six are typical).
+const MAX_EVALUATIONS: usize = 30;
+
+impl American<'_> {
+    /// The vol at which [`Self::price`] equals `price` (a market price, discounted), `None`
+    /// when there is none: an input invalid, the price below the value of exercising now or
+    /// above the no-arbitrage bound (the spot for a call, the strike for a put), or a price
+    /// that does not pin a vol (at the exercise value, where the price is flat in the vol).
+    pub fn implied_vol(&self, price: f64) -> Option<f64> {
+        self.implied_vol_with_steps(price, DEFAULT_STEPS)
+    }
+
+    /// [`Self::implied_vol`] on a tree of `steps` steps.
+    pub fn implied_vol_with_steps(&self, price: f64, steps: usize) -> Option<f64> {
+        let bound = if self.is_call { self.spot } else { self.strike };
+        if !(self.is_valid() && price.is_finite() && price > self.intrinsic() && price < bound) {
+            return None;
+        }
+        let (discount, forward) = (self.discount(), self.forward());
+        // The European vol of a discounted European price.
+        let european_iv = |p: f64| -> Option<f64> {
+            if !(p > 0.0 && p.is_finite()) {
+                return None;
+            }
+            let iv = ImpliedBlackVolatility::builder()
+                .option_price(p / discount)
+                .forward(forward)
+                .strike(self.strike)
+                .expiry(self.t)
+                .is_call(self.is_call)
+                .build_unchecked()
+                .calculate::<DefaultSpecialFn>()?;
+            (iv.is_finite() && iv > 0.0).then_some(iv)
+        };
+        if self.never_early() {
+            return european_iv(price);
+        }
+        // The premium is not negative, so the European vol of the whole price is an upper
+        // bound. A coarse tree takes it most of the way, cheaply; the full tree finishes.
+        let upper = european_iv(price)?;
+        let coarse = solve(upper, 1e-7, |vol| european_iv(price - self.premium(vol, COARSE_STEPS)));
+        let start = coarse.filter(|v| *v <= upper).unwrap_or(upper);
+        solve(start, VOL_TOLERANCE, |vol| european_iv(price - self.premium(vol, steps)))
+            .or_else(|| self.bracketed(price, upper, steps))
+    }
+
+    /// The fallback where the fixed point fails (prices a hair above the exercise value, where
+    /// the premium at a trial vol can exceed the time value): regula falsi (Illinois) on the
+    /// American price itself, which rises with the vol, between a vol near 0 and `upper`.
+    fn bracketed(&self, price: f64, upper: f64, steps: usize) -> Option<f64> {
+        let f = |vol: f64| self.price_with_steps(vol, steps) - price;
+        let (mut lo, mut hi) = (1e-4, upper.max(1e-3));
+        let (mut f_lo, mut f_hi) = (f(lo), f(hi));
+        if !(f_lo < 0.0 && f_hi >= 0.0) {
+            return None;
+        }
+        let mut side = 0;
+        for _ in 0..200 {
+            let x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+            let fx = f(x);
+            if fx.abs() <= 1e-13 * price || hi - lo < VOL_TOLERANCE {
+                return Some(x);
+            }
+            if fx < 0.0 {
+                (lo, f_lo) = (x, fx);
+                if side == -1 {
+                    f_hi *= 0.5;
+                }
+                side = -1;
+            } else {
+                (hi, f_hi) = (x, fx);
+                if side == 1 {
+                    f_lo *= 0.5;
+                }
+                side = 1;
+            }
+        }
+        None
+    }
+}
+
+/// Steps of the tree that finds the first approximation of an implied vol.
+const COARSE_STEPS: usize = 25;
+
+/// The fixed point of `g` (the European vol of the price less the premium at a vol: the
+/// American implied vol), from `x0`: secant steps on `h(σ) = g(σ) − σ`, falling back to plain
+/// fixed-point steps; `None` when `g` fails at the start or it does not converge.
+fn solve(x0: f64, tolerance: f64, g: impl Fn(f64) -> Option<f64>) -> Option<f64> {
+    let mut x0 = x0;
+    let mut g0 = g(x0)?;
+    let mut h0 = g0 - x0;
+    if h0.abs() < tolerance {
+        return Some(g0);
+    }
+    let mut x1 = g0;
+    for _ in 1..MAX_EVALUATIONS {
+        let Some(g1) = g(x1) else {
+            // The premium at x1 took the price below any European's: step back halfway.
+            x1 = 0.5 * (x0 + x1);
+            continue;
+        };
+        let h1 = g1 - x1;
+        if h1.abs() < tolerance {
+            return Some(g1);
+        }
+        let secant = x1 - h1 * (x1 - x0) / (h1 - h0);
+        let next = if secant.is_finite() && secant > 0.0 { secant } else { g1 };
+        (x0, h0, g0) = (x1, h1, g1);
+        x1 = next;
+    }
+    // Not converged to the tolerance: accept the last fixed-point value if it is close.
+    (h0.abs() < 1e-8).then_some(g0)
+}
+
+/// American implied vols of many options at once, NaN where there is none (see
+/// [`American::implied_vol`]). Every slice has one length; `dividends[i]` is option `i`'s
+/// schedule (options of one underlying and expiry can share one slice). Single-threaded: a
+/// caller with many cores splits the rows.
+///
+/// # Panics
+/// If the slices differ in length.
+#[allow(clippy::too_many_arguments)]
+pub fn implied_vols(
+    prices: &[f64],
+    spots: &[f64],
+    strikes: &[f64],
+    ts: &[f64],
+    rates: &[f64],
+    yields: &[f64],
+    dividends: &[&[Dividend]],
+    calls: &[bool],
+) -> Vec<f64> {
+    let n = prices.len();
+    let lengths = [spots.len(), strikes.len(), ts.len(), rates.len(), yields.len(), dividends.len(), calls.len()];
+    assert!(lengths.iter().all(|l| *l == n), "implied_vols: columns of different lengths");
+    (0..n)
+        .map(|i| {
+            let option = American {
+                spot: spots[i],
+                strike: strikes[i],
+                t: ts[i],
+                rate: rates[i],
+                yield_rate: yields[i],
+                dividends: dividends[i],
+                is_call: calls[i],
+            };
+            option.implied_vol(prices[i]).unwrap_or(f64::NAN)
+        })
+        .collect()
+}
