@@ -4,6 +4,8 @@
 //! writes them in Prometheus' text format. Alerts go through the [`AlertSink`] trait; the log
 //! sink ([`LogSink`]) is always on, and other sinks (a webhook) can be added beside it.
 
+pub mod progress;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -69,6 +69,9 @@ pub struct IngestArgs {
     /// requests); bars of 30 seconds or less always get the hard limits.
     #[arg(long)]
     pub relax_pacing: bool,
+    /// Quiet: no progress (no bars, no progress lines); errors and the final summary only.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Print the run's summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +101,9 @@ pub struct DemoArgs {
     /// Symbols to set up on the simulator.
     #[arg(long, value_delimiter = ',', default_value = "SPY,QQQ,BRK B")]
     symbols: Vec<String>,
+    /// Quiet: no progress (no bars, no progress lines); errors and the final summary only.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 pub(super) fn build_config(a: &IngestArgs, file: &FileConfig) -> anyhow::Result<IngestConfig> {
@@ -260,7 +266,7 @@ pub(super) async fn ingest_on(
     };
     let mut ingest = Ingest::new(lake, source, cfg, clock);
     ingest.share_pacing(&ib.gateway);
-    ingest.progress = true;
+    ingest.progress = !args.quiet;
     Ok(ingest)
 }
 
@@ -299,7 +305,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     let source = IbSource::connect(&ib).await?;
     let clock: Arc<dyn Clock> = sim.market().clock().clone();
     let mut ingest = Ingest::new(lake.clone(), source, demo_config(SCALE), clock);
-    ingest.progress = true;
+    ingest.progress = !a.quiet;
     let symbols = symbols_of(&a.symbols)?;
     say!("setup {} into {}\n", a.symbols.join(", "), lake.location());
     let report = ingest.setup(&symbols).await;
@@ -321,7 +327,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<i32> {
     let first = crate::jobs::equity::sessions_back(last, demo_config(SCALE).options.sessions);
     say!();
     let history = crate::query::surface::history::HistoryOptions {
-        progress: true,
+        progress: !a.quiet,
         ..crate::query::surface::history::HistoryOptions::every(chrono::Duration::minutes(30))
     };
     for s in &symbols {

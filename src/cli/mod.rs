@@ -95,6 +95,8 @@ pub enum Command {
     Surfaces(research_cmds::SurfacesArgs),
     /// Runs a SQL query over the datasets (tables equity_bars, option_bars, chains, contracts, quotes).
     Sql(research_cmds::SqlArgs),
+    /// Prints a shell completion script (`twslake completions bash > ~/.local/share/bash-completion/completions/twslake`).
+    Completions(CompletionsArgs),
     /// Internal: implied vols of a CSV of options (reference tests, benchmarks).
     #[command(hide = true)]
     Iv(research_cmds::IvArgs),
@@ -106,9 +108,32 @@ pub enum Command {
     StressWrite(lake_cmds::StressArgs),
 }
 
+/// Arguments of `completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// Prints the completion script of `shell` for the whole command line (`clap_complete`).
+fn completions(a: CompletionsArgs) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(a.shell, &mut Cli::command(), "twslake", &mut buf);
+    std::io::Write::write_all(&mut Out, &buf)?;
+    Ok(0)
+}
+
 /// Runs a parsed command line; the exit code is the returned value.
+///
+/// Progress is drawn as bars when standard error is a terminal, as plain lines otherwise
+/// (`monitor::progress`).
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    use crate::monitor::progress;
+    use std::io::IsTerminal;
+    progress::set_style(progress::style_for(std::io::stderr().is_terminal()));
     match cli.command {
+        Command::Completions(a) => completions(a),
         Command::Demo(a) => ingest_cmds::demo(a).await,
         Command::Setup(a) => ingest_cmds::setup(a).await,
         Command::Update(a) => ingest_cmds::update(a).await,

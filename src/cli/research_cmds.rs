@@ -100,6 +100,9 @@ pub struct SurfacesArgs {
     /// Print the run's summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Quiet: no progress (no bars, no progress lines); errors and the final summary only.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 /// Output formats of `sql`.
@@ -301,7 +304,7 @@ pub async fn surfaces(a: SurfacesArgs) -> anyhow::Result<i32> {
     let mut opts = crate::query::surface::history::HistoryOptions::every(every);
     opts.surface = a.fit.options()?;
     opts.threads = a.threads.unwrap_or(opts.threads).max(1);
-    opts.progress = !a.json;
+    opts.progress = !a.json && !a.quiet;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
     let r = Surfaces::new(&lake).surface_history(&symbol, from, to, now, &opts).await?;
     if a.json {

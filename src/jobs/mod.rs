@@ -217,7 +217,7 @@ impl<S: MarketData> Ingest<S> {
     /// Prints a progress line (to stderr) when progress is on.
     pub fn say(&self, line: impl AsRef<str>) {
         if self.progress {
-            eprintln!("{}", line.as_ref());
+            crate::monitor::progress::line(line.as_ref());
         }
     }
 
@@ -249,11 +249,21 @@ impl<S: MarketData> Ingest<S> {
         let started = std::time::Instant::now();
         let mut answers = std::pin::pin!(answers.chunks(RECORD_BATCH));
         let mut total = FetchStats::default();
+        // A bar on a terminal (`monitor::progress`), else a plain line per batch below.
+        let bar = if self.progress {
+            crate::monitor::progress::Bar::start(&format!("{symbol:<8} {what:<12}"), planned as u64)
+        } else {
+            crate::monitor::progress::Bar::start_hidden()
+        };
         while let Some(chunk) = answers.next().await {
             let mut items = Vec::with_capacity(chunk.len());
             for f in chunk {
                 let f = f?;
                 total.add(&f.stats);
+                bar.set(
+                    total.ok + total.empty + total.failed,
+                    format!("{} rows, pacing waited {:.1} s", total.rows, self.pacer.waited().as_secs_f64()),
+                );
                 let entry = Entry::new(f.request, f.requested_at, f.completed_at, f.outcome);
                 items.push((entry, f.batch));
             }
@@ -265,7 +275,7 @@ impl<S: MarketData> Ingest<S> {
                 self.metrics.rows(entry.request.dataset.name(), rows);
             }
             let done = (total.ok + total.empty + total.failed) as usize;
-            if done < planned {
+            if done < planned && !bar.drawn() {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
                 self.say(format!(
                     "{symbol:<8} {what:<12} {done}/{planned} requests, {} rows, {:.1} requests/s, pacing waited {:.1} s",

@@ -1,6 +1,7 @@
 //! twslake's integration tests: one binary, one module per part.
 
 mod cli_fuzz;
+mod cli_person;
 mod edges;
 mod house;
 mod ingest;

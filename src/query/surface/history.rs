@@ -279,8 +279,15 @@ impl<'a> Surfaces<'a> {
                 due.push(Due { date, instants, inputs });
             }
         }
+        use crate::monitor::progress::Bar;
+        let bar = if opts.progress {
+            Bar::start(&format!("{:<8} surfaces", symbol.as_str()), due.len() as u64)
+        } else {
+            Bar::start_hidden()
+        };
         for chunk in due.chunks(CHUNK_SESSIONS) {
             self.history_chunk(symbol, chunk, now, opts, step, &mut report).await?;
+            bar.set(report.sessions_written as u64, format!("{} surfaces, {} rows", report.surfaces, report.rows));
         }
         report.secs = t0.elapsed().as_secs_f64();
         Ok(report)
@@ -355,7 +362,7 @@ impl<'a> Surfaces<'a> {
         report.write_secs += t_write.elapsed().as_secs_f64();
         report.sessions_written += chunk.len();
         report.fit_secs += fit_secs;
-        if opts.progress {
+        if opts.progress && crate::monitor::progress::style() == crate::monitor::progress::Style::Lines {
             let (a, b) = (chunk[0].date, chunk[chunk.len() - 1].date);
             println!(
                 "{:<8} surfaces     {a} .. {b}: {} instants, {} surfaces ({:.0}/s on {} threads), {} rows",
