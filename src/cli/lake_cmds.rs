@@ -39,13 +39,17 @@ pub struct GapsArgs {
     /// equity_bars or option_bars.
     #[arg(long, default_value = "equity_bars")]
     dataset: String,
-    /// IB's bar size, e.g. "1 day" or "1 min".
-    #[arg(long, default_value = "1 day")]
-    bar_size: String,
-    /// TRADES, MIDPOINT, BID, ASK or BID_ASK.
-    #[arg(long, default_value = "TRADES")]
-    what_to_show: String,
-    /// The option contract (option_bars).
+    /// IB's bar size, e.g. "1 day" or "1 min" (equity_bars default "1 day"; option_bars default:
+    /// the option series the lake holds for the symbol, the finest MIDPOINT one first).
+    #[arg(long)]
+    bar_size: Option<String>,
+    /// TRADES, MIDPOINT, BID, ASK or BID_ASK (equity_bars default TRADES; option_bars: as --bar-size).
+    #[arg(long)]
+    what_to_show: Option<String>,
+    /// The option contract (option_bars). Without it, option_bars are answered per contract of
+    /// the underlying's selection: each contract over the sessions it was asked for (selected
+    /// and listed), a session missing when no final answer covers it or its stored rows' day
+    /// partition is gone; then a total of missing contract-days.
     #[arg(long)]
     con_id: Option<i64>,
     /// First date (default: one year before --to).
@@ -191,8 +195,8 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
     if !dataset.is_bars() {
         anyhow::bail!("gaps are computed for bar datasets: use --dataset equity_bars or option_bars");
     }
-    let series =
-        Series { bar_size: a.bar_size.parse::<BarSize>()?, what_to_show: a.what_to_show.parse::<WhatToShow>()? };
+    let bar_size = a.bar_size.as_deref().map(str::parse::<BarSize>).transpose()?;
+    let what = a.what_to_show.as_deref().map(str::parse::<WhatToShow>).transpose()?;
     let today = super::bounds::today_at(Utc::now());
     let to = match a.to {
         Some(d) => super::bounds::date("--to", d, today)?,
@@ -204,6 +208,18 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
     };
     super::bounds::ordered(from, to)?;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
+    let series = if dataset == Dataset::OptionBars {
+        let held = super::option_gaps::held(&lake, &symbol).await?;
+        let series = super::option_gaps::choose(&symbol, &held, bar_size, what)?;
+        if a.con_id.is_none() {
+            let dates = held.iter().find(|h| h.series == series).map(|h| h.dates.clone()).unwrap_or_default();
+            let per = super::option_gaps::per_contract(&lake, &symbol, series, &dates, from, to).await?;
+            return option_gaps_out(&symbol, series, from, to, &per, a.json);
+        }
+        series
+    } else {
+        Series { bar_size: bar_size.unwrap_or(BarSize::Day1), what_to_show: what.unwrap_or(WhatToShow::Trades) }
+    };
     let spec = SeriesSpec { dataset, symbol, con_id: a.con_id, series };
     let windows = Coverage::new(&lake).missing_windows(&spec, from, to).await?;
     if a.json {
@@ -227,6 +243,58 @@ pub async fn gaps(a: GapsArgs) -> anyhow::Result<i32> {
     for w in &windows {
         say!("  {} .. {}  ({} trading days)", w.start, w.end, w.trading_days);
     }
+    Ok(0)
+}
+
+/// Prints the per-contract option gaps: a table (or JSON) and the total of missing contract-days.
+fn option_gaps_out(
+    symbol: &Symbol,
+    series: Series,
+    from: NaiveDate,
+    to: NaiveDate,
+    per: &[super::option_gaps::ContractGaps],
+    json: bool,
+) -> anyhow::Result<i32> {
+    let missing: usize = per.iter().map(|c| c.missing_trading_days).sum();
+    let with_gaps = per.iter().filter(|c| c.missing_trading_days > 0).count();
+    if json {
+        let doc = serde_json::json!({
+            "symbol": symbol.as_str(), "dataset": Dataset::OptionBars.name(), "bar_size": series.bar_size.ib(),
+            "what_to_show": series.what_to_show.ib(), "from": from, "to": to, "contracts": per,
+            "missing_contract_days": missing, "contracts_with_gaps": with_gaps,
+        });
+        say!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    say!(
+        "{symbol} option_bars {} {} from {from} to {to}: {} contracts, {with_gaps} with gaps, {missing} missing contract-days",
+        series.bar_size,
+        series.what_to_show,
+        per.len()
+    );
+    say!(
+        "  {:>10}  {:>10}  {:>9}  {:>5}  {:>5}  {:>7}  missing windows",
+        "con_id",
+        "expiry",
+        "strike",
+        "right",
+        "asked",
+        "missing"
+    );
+    for c in per {
+        let windows: Vec<String> = c.windows.iter().map(|w| format!("{} .. {}", w.start, w.end)).collect();
+        say!(
+            "  {:>10}  {:>10}  {:>9}  {:>5}  {:>5}  {:>7}  {}",
+            c.con_id,
+            c.expiry.map(|d| d.to_string()).unwrap_or_default(),
+            c.strike.map(|k| format!("{k}")).unwrap_or_default(),
+            c.right.as_deref().unwrap_or(""),
+            c.asked_days,
+            c.missing_trading_days,
+            windows.join(", ")
+        );
+    }
+    say!("total: {missing} missing contract-days");
     Ok(0)
 }
 

@@ -55,6 +55,7 @@ mod bounds;
 mod ingest_cmds;
 mod lake_cmds;
 mod live_cmd;
+mod option_gaps;
 mod research_cmds;
 
 use clap::{Parser, Subcommand};
