@@ -116,7 +116,14 @@ mod tests {
     fn lines_draw_no_bar_and_terminals_get_bars() {
         assert_eq!(style_for(false), Style::Lines);
         assert_eq!(style_for(true), Style::Bars);
-        // The default style is lines: a bar started then is not drawn.
+        // The default style is lines: a bar started then is not drawn; with bars it is (one test
+        // only sets the process-wide style, so no other test sees it change).
+        assert_eq!(style(), Style::Lines);
         assert!(!Bar::start("x", 10).drawn());
+        set_style(Style::Bars);
+        let drawn = Bar::start("x", 10).drawn();
+        let hidden = Bar::start_hidden().drawn();
+        set_style(Style::Lines);
+        assert!(drawn && !hidden);
     }
 }
