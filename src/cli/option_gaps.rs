@@ -122,25 +122,10 @@ pub(super) async fn per_contract(
                 right: a.right,
                 asked_days: a.asked.len(),
                 missing_trading_days: missing.len(),
-                windows: merge(&missing),
+                windows: crate::domain::window::windows_of_days(&missing),
             }
         })
         .collect())
-}
-
-/// Consecutive trading days as windows.
-fn merge(days: &[NaiveDate]) -> Vec<MissingWindow> {
-    let mut out: Vec<MissingWindow> = Vec::new();
-    for &d in days {
-        match out.last_mut() {
-            Some(w) if crate::calendar::trading_days(w.end, d).len() == 2 => {
-                w.end = d;
-                w.trading_days += 1;
-            }
-            _ => out.push(MissingWindow { start: d, end: d, trading_days: 1 }),
-        }
-    }
-    out
 }
 
 /// Held series of `symbol`'s option bars.
@@ -151,18 +136,6 @@ pub(super) async fn held(lake: &Lake, symbol: &Symbol) -> anyhow::Result<Vec<Hel
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn consecutive_trading_days_merge_across_a_weekend() {
-        let w = merge(&[d("2026-11-20"), d("2026-11-23"), d("2026-11-25")]);
-        assert_eq!(w.len(), 2);
-        assert_eq!((w[0].start, w[0].end, w[0].trading_days), (d("2026-11-20"), d("2026-11-23"), 2));
-        assert_eq!((w[1].start, w[1].trading_days), (d("2026-11-25"), 1));
-    }
 
     #[test]
     fn the_finest_midpoint_is_chosen_and_flags_narrow_it() {

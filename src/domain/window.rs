@@ -65,6 +65,21 @@ pub struct MissingWindow {
     pub trading_days: usize,
 }
 
+/// Trading days (ascending) merged into windows of consecutive trading days.
+pub fn windows_of_days(days: &[NaiveDate]) -> Vec<MissingWindow> {
+    let mut out: Vec<MissingWindow> = Vec::new();
+    for &d in days {
+        match out.last_mut() {
+            Some(w) if calendar::next_trading_day(w.end) == d => {
+                w.end = d;
+                w.trading_days += 1;
+            }
+            _ => out.push(MissingWindow { start: d, end: d, trading_days: 1 }),
+        }
+    }
+    out
+}
+
 /// The trading days of `[from, to]` outside `covered`, merged into windows.
 pub fn missing_windows_from(covered: &[DateWindow], from: NaiveDate, to: NaiveDate) -> Vec<MissingWindow> {
     let mut out: Vec<MissingWindow> = Vec::new();
@@ -97,6 +112,14 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn consecutive_trading_days_merge_across_a_weekend() {
+        let w = windows_of_days(&[d("2026-11-20"), d("2026-11-23"), d("2026-11-25")]);
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].start, w[0].end, w[0].trading_days), (d("2026-11-20"), d("2026-11-23"), 2));
+        assert_eq!((w[1].start, w[1].trading_days), (d("2026-11-25"), 1));
     }
 
     #[test]
