@@ -131,3 +131,76 @@ mod tests {
         assert!("X".parse::<Right>().is_err());
     }
 }
+
+/// When an option may be exercised: American contracts any day up to expiry, European ones only at
+/// expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum ExerciseStyle {
+    /// Exercisable on any day up to expiry (US equity and ETF options).
+    #[default]
+    American,
+    /// Exercisable at expiry only (cash-settled index options).
+    European,
+}
+
+/// The option classes (trading classes) of US index options, all European-style by their
+/// exchanges' rules (Cboe: SPX, SPXW, XSP, RUT, RUTW, VIX, VIXW, NDX, NDXP, DJX, OEX is the one
+/// American index class). Every other US equity or ETF option class is American.
+const EUROPEAN_CLASSES: &[&str] = &[
+    "SPX", "SPXW", "SPXPM", "XSP", "RUT", "RUTW", "MRUT", "NDX", "NDXP", "XND", "VIX", "VIXW", "DJX", "XEO", "MXEA",
+    "MXEF",
+];
+
+impl ExerciseStyle {
+    /// The style of an option of `trading_class` (IB's trading class, e.g. `SPXW`, `SPY`).
+    pub fn of_class(trading_class: &str) -> ExerciseStyle {
+        let class = trading_class.trim().to_ascii_uppercase();
+        if EUROPEAN_CLASSES.contains(&class.as_str()) {
+            ExerciseStyle::European
+        } else {
+            ExerciseStyle::American
+        }
+    }
+
+    /// The stored spelling: `american` or `european`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExerciseStyle::American => "american",
+            ExerciseStyle::European => "european",
+        }
+    }
+
+    /// Reads the stored spelling back (case-insensitive).
+    pub fn parse(s: &str) -> Option<ExerciseStyle> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "american" => Some(ExerciseStyle::American),
+            "european" => Some(ExerciseStyle::European),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ExerciseStyle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod style_tests {
+    use super::ExerciseStyle;
+
+    #[test]
+    fn index_classes_are_european_and_the_rest_american() {
+        for c in ["SPX", "spxw", "XSP", "RUT", "NDX", "NDXP", "VIX"] {
+            assert_eq!(ExerciseStyle::of_class(c), ExerciseStyle::European, "{c}");
+        }
+        for c in ["SPY", "QQQ", "AAPL", "BRK B", "OEX", "IWM"] {
+            assert_eq!(ExerciseStyle::of_class(c), ExerciseStyle::American, "{c}");
+        }
+        for s in [ExerciseStyle::American, ExerciseStyle::European] {
+            assert_eq!(ExerciseStyle::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ExerciseStyle::parse("bermudan"), None);
+    }
+}

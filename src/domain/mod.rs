@@ -9,7 +9,7 @@ pub mod series;
 pub mod symbol;
 pub mod window;
 
-pub use contract::{Right, SecType};
+pub use contract::{ExerciseStyle, Right, SecType};
 pub use series::{BarSize, Series, WhatToShow};
 pub use symbol::Symbol;
 pub use window::{DateWindow, MissingWindow};
