@@ -91,6 +91,10 @@ pub struct RunArgs {
     gateway: GatewayArgs,
     #[command(flatten)]
     ingest: IngestArgs,
+    /// `update`: record the flags given in the lake's stored scope (without it they hold for
+    /// this run only). `setup` always records what it is asked for.
+    #[arg(long)]
+    save_scope: bool,
 }
 
 /// Arguments of `demo`.
@@ -200,6 +204,8 @@ fn finish(report: &RunReport, json: bool) -> anyhow::Result<i32> {
 }
 
 async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
+    use super::scope_cmd::{given_keys, run_scopes, save};
+    use crate::jobs::scope::Scope;
     let file = FileConfig::load(&a.ingest.config)?;
     let cfg = build_config(&a.ingest, &file)?;
     let lake = lake_of(&a.lake, &file)?;
@@ -214,22 +220,71 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
     if symbols.is_empty() {
         anyhow::bail!("no symbols: name them (e.g. `twslake setup SPY QQQ`) or list them in twslake.toml");
     }
-    let ingest = ingest_on(lake, &a.gateway, &a.ingest, &file, cfg, 17).await?;
-    let silenced = ingest.source.silenced();
-    let work = async {
-        if update {
-            ingest.update(&symbols).await
-        } else {
-            ingest.setup(&symbols).await
+    // Each symbol runs with its stored scope, the flags given over it (`scope_cmd`'s decisions).
+    let (flags, given) = (Scope::of(&cfg), given_keys(&a.ingest));
+    let (scopes, unscoped) = run_scopes(&lake, &symbols, &flags, &given).await?;
+    let quiet = a.ingest.quiet || a.ingest.json;
+    let note = |text: String| {
+        if !quiet {
+            crate::monitor::progress::line(&text);
         }
     };
-    // A gateway that stops answering ends the run at once (what was written stays consistent:
-    // writes are atomic and the next run settles the rest); its error is retryable.
-    let report = tokio::select! {
-        biased;
-        e = silenced => return Err(e.into()),
-        report = work => report,
-    };
+    if update && !unscoped.is_empty() && !a.save_scope {
+        let names: Vec<&str> = unscoped.iter().map(Symbol::as_str).collect();
+        note(format!(
+            "no stored scope for {} (a lake set up before scopes were kept): using the command line, twslake.toml \
+             and the defaults as before; `update --save-scope` or `setup` records one",
+            names.join(", ")
+        ));
+    }
+    if update && !given.is_empty() && unscoped.len() < symbols.len() && !a.save_scope {
+        note(format!("flags {} hold for this run only (`--save-scope` records them)", given.join(", ")));
+    }
+    if update && a.save_scope {
+        for s in &symbols {
+            save(&lake, s, &flags, &given, quiet).await?;
+        }
+    }
+    // Symbols with the same settings run together.
+    let mut groups: Vec<(IngestConfig, Vec<Symbol>)> = Vec::new();
+    for (s, scope) in scopes {
+        let c = scope.config(&cfg);
+        match groups.iter_mut().find(|(g, _)| *g == c) {
+            Some((_, members)) => members.push(s),
+            None => groups.push((c, vec![s])),
+        }
+    }
+    let mut ingest = ingest_on(lake.clone(), &a.gateway, &a.ingest, &file, cfg, 17).await?;
+    let silenced = ingest.source.silenced();
+    tokio::pin!(silenced);
+    let mut report = RunReport::default();
+    let mut done = Vec::new();
+    for (c, members) in groups {
+        ingest.reconfigure(c);
+        let work = async {
+            if update {
+                ingest.update(&members).await
+            } else {
+                ingest.setup(&members).await
+            }
+        };
+        // A gateway that stops answering ends the run at once (what was written stays consistent:
+        // writes are atomic and the next run settles the rest); its error is retryable.
+        report = tokio::select! {
+            biased;
+            e = &mut silenced => return Err(e.into()),
+            r = work => r,
+        };
+        done.append(&mut report.symbols);
+    }
+    report.symbols = done;
+    if !update {
+        // Recorded once the symbol is known: one the gateway does not know leaves nothing.
+        let known = lake.manifest_symbols().await?;
+        for s in symbols.iter().filter(|s| known.contains(s)) {
+            save(&lake, s, &flags, &given, quiet).await?;
+        }
+    }
     finish(&report, a.ingest.json)
 }
 

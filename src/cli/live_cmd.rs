@@ -14,8 +14,7 @@ use std::time::Duration;
 /// Arguments of `live`.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Symbols as IB spells them.
-    #[arg(required = true)]
+    /// Symbols as IB spells them (default: every symbol with a scope stored in the lake).
     pub symbols: Vec<String>,
     #[command(flatten)]
     lake: LakeArg,
@@ -148,13 +147,39 @@ fn shutdown_on_signals(limit: Option<Duration>) -> anyhow::Result<tokio::sync::w
     Ok(rx)
 }
 
+/// The symbols to capture (those named, else every symbol with a stored scope) and, unless
+/// option flags are given, the option selection of their stored scopes when they agree (live
+/// capture runs one selection for all its symbols; when they differ, the command line's,
+/// `twslake.toml`'s and the defaults' stands, said once).
+async fn live_scope(
+    lake: &crate::lake::Lake,
+    a: &LiveArgs,
+    cfg: &mut crate::jobs::config::IngestConfig,
+) -> anyhow::Result<Vec<crate::domain::Symbol>> {
+    use super::scope_cmd::{given_keys, run_scopes};
+    use crate::jobs::scope::Scope;
+    let symbols = if a.symbols.is_empty() { lake.scoped_symbols().await? } else { symbols_of(&a.symbols)? };
+    if symbols.is_empty() {
+        anyhow::bail!("no symbols: name them (e.g. `twslake live SPY`), or `twslake setup` them first so the lake's scope lists them");
+    }
+    let given = given_keys(&a.ingest);
+    let (scopes, _) = run_scopes(lake, &symbols, &Scope::of(cfg), &given).await?;
+    let first = scopes[0].1.options.clone();
+    if scopes.iter().all(|(_, s)| s.options == first) {
+        cfg.options = first;
+    } else {
+        eprintln!("the symbols' stored scopes select options differently: capturing with one selection (the command line's, twslake.toml's and the defaults')");
+    }
+    Ok(symbols)
+}
+
 /// `twslake live`.
 pub async fn live(a: LiveArgs) -> anyhow::Result<i32> {
     let file = FileConfig::load(&a.ingest.config)?;
     let mut cfg = build_config(&a.ingest, &file)?;
     cfg.policy.chain_max_age = chrono::Duration::from_std(a.chain_every).context("--chain-every")?;
     let lake = lake_of(&a.lake, &file)?;
-    let symbols = symbols_of(&a.symbols)?;
+    let symbols = live_scope(&lake, &a, &mut cfg).await?;
     // The run's time counts from the start: connecting (and the gateway's silence) cannot hold
     // the run past --for/--until, nor past a signal.
     let limit = a.for_.or(a.until.map(|u| until_from(chrono::Utc::now(), u)));

@@ -57,6 +57,7 @@ mod lake_cmds;
 mod live_cmd;
 mod option_gaps;
 mod research_cmds;
+mod scope_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -78,6 +79,8 @@ pub enum Command {
     Setup(ingest_cmds::RunArgs),
     /// Warm start: check the lake, then refresh what is due (every known symbol by default).
     Update(ingest_cmds::RunArgs),
+    /// Shows or changes the scope stored in the lake: what `setup` was asked for, which `update` keeps.
+    Scope(scope_cmd::ScopeArgs),
     /// Live capture: streaming quotes and greeks into the lake until --for/--until or SIGINT/SIGTERM.
     Live(live_cmd::LiveArgs),
     /// Per symbol and dataset: rows, first/last date, chain snapshot age, missing windows.
@@ -138,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(a) => ingest_cmds::demo(a).await,
         Command::Setup(a) => ingest_cmds::setup(a).await,
         Command::Update(a) => ingest_cmds::update(a).await,
+        Command::Scope(a) => scope_cmd::scope(a).await,
         Command::Live(a) => live_cmd::live(a).await,
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,

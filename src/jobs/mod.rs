@@ -24,6 +24,7 @@ pub mod equity;
 pub mod options;
 pub mod orchestrator;
 pub mod prereq;
+pub mod scope;
 pub mod walk;
 
 use crate::calendar;

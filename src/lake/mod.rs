@@ -14,6 +14,7 @@ pub mod micro;
 pub mod parquet_io;
 pub mod read;
 pub mod repair;
+pub mod scope;
 pub mod validate;
 pub mod write;
 

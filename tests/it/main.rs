@@ -2,6 +2,7 @@
 
 mod cli_fuzz;
 mod cli_person;
+mod cli_scope;
 mod edges;
 mod house;
 mod ingest;
