@@ -234,6 +234,9 @@ pub async fn scope(a: ScopeArgs) -> anyhow::Result<i32> {
         let todo = edits(&a, stored.as_ref().unwrap_or(&start))?;
         let written = scope::record(&lake, &symbol, &start, &actor(), &command_line(), |s| apply(s, &todo)).await?;
         match &written {
+            Some(r) if r.seq == 1 => {
+                eprintln!("{symbol}: scope recorded (twslake.toml and the defaults, with the change)")
+            }
             Some(r) => {
                 for c in &r.changes {
                     eprintln!("{symbol}: {} {} -> {}", c.key, show_value(&c.old), show_value(&c.new));

@@ -270,3 +270,40 @@ async fn a_lake_without_a_scope_still_updates() {
     .unwrap();
     drop(lake);
 }
+
+/// `live` without symbols captures the symbols with a stored scope, with their option
+/// selection; without any scope it asks for symbols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_captures_the_scoped_symbols_with_their_selection() {
+    use crate::live::{prepared, syms, MIDDAY};
+    let (sim, f) = prepared(MIDDAY, &syms(&["SPY"])).await;
+    let state = tempfile::tempdir().unwrap();
+    let gw = sim.address();
+    let f = tokio::task::spawn_blocking(move || {
+        let st = state.path();
+        let live = |f: &Fixture| {
+            let id = crate::ingest::CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_string();
+            let args = ["live", "--gateway", &gw, "--client-id", &id, "--as-of", MIDDAY, "--for", "3s"];
+            twslake(f, st, &[&args[..], &["--config", "none.toml", "--flush-every", "0.5"]].concat())
+        };
+        let out = live(&f);
+        assert!(!out.status.success(), "no scope, no symbols named");
+        assert!(text(&out.stderr).contains("no symbols"), "{}", text(&out.stderr));
+        let set = ["--set", "max_contracts=2", "--set", "expiry_days=30", "--set", "strike_band=0.03"];
+        ok(twslake(&f, st, &[&["scope", "SPY"][..], &set].concat()), "scope --set");
+        let out = ok(live(&f), "live over the scoped symbols");
+        let stdout = text(&out.stdout);
+        let lines: u64 = stdout
+            .split("live: ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a summary: {stdout}"));
+        // SPY itself and its two options nearest the money (the default would be up to 200).
+        assert!((2..=3).contains(&lines), "lines {lines}: {stdout}\n{}", text(&out.stderr));
+        f
+    })
+    .await
+    .unwrap();
+    drop((f, sim));
+}
