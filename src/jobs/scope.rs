@@ -230,6 +230,13 @@ impl Scope {
                 }
                 other => other.to_string(),
             };
+            if k == "from" {
+                // Stored once checked: not judged again against today's date (a lake written
+                // under a simulated clock ahead of this machine's still reads).
+                let d = text.trim().parse().map_err(|_| bad(k, &text, "a date YYYY-MM-DD"))?;
+                s.from = Some(d);
+                continue;
+            }
             s.set(k, &text)?;
         }
         Ok(s)
@@ -341,6 +348,12 @@ mod tests {
         let changes = s.changes_from(Some(&Scope::default()));
         let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["equity", "from", "strike_band", "chain_max_age_minutes"]);
+        // A stored date is not judged again against this machine's today; a stored bad value
+        // or an unknown key is an error.
+        let ahead = Scope::from_json(&json!({ "from": "2999-01-01" })).unwrap();
+        assert_eq!(ahead.from, "2999-01-01".parse().ok());
+        assert!(Scope::from_json(&json!({ "expiry_days": -3 })).is_err());
+        assert!(Scope::from_json(&json!({ "colour": "blue" })).is_err());
         s.unset("from").unwrap();
         assert_eq!(s.from, None);
         assert!(s.unset("colour").is_err());
