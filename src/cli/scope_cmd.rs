@@ -51,13 +51,14 @@ pub struct ScopeArgs {
     history: bool,
 }
 
-/// The command line as typed, for the change log (arguments with spaces in quotes).
+/// The command line as typed, for the change log (arguments with spaces in quotes; secrets of
+/// URLs redacted as in every message, `error::redact`).
 pub(super) fn command_line() -> String {
     let mut args = std::env::args();
     let _ = args.next();
     let words: Vec<String> =
         args.map(|a| if a.contains(char::is_whitespace) || a.is_empty() { format!("{a:?}") } else { a }).collect();
-    format!("twslake {}", words.join(" "))
+    crate::error::redact(&format!("twslake {}", words.join(" ")))
 }
 
 /// The scope keys whose flags were given on the command line.
