@@ -37,7 +37,8 @@ pub struct ScopeArgs {
     config: PathBuf,
     /// Changes a key (repeatable): `equity`, `from`, `option_series`, `expiry_days`,
     /// `strike_band`, `max_contracts`, `option_sessions`, `contracts_max_age_hours`,
-    /// `chain_max_age_minutes`, `chain_prerequisite_age_hours`.
+    /// `chain_max_age_minutes`, `chain_prerequisite_age_hours`. `KEY+=SERIES` and
+    /// `KEY-=SERIES` add a series to or remove one from `equity` or `option_series`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Sets a key back to its default (repeatable; `from`: not set).
@@ -179,27 +180,45 @@ fn print_history(records: &[ScopeRecord]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One change asked on the command line.
+#[derive(Debug, Clone)]
+enum Edit {
+    Set(String, String),
+    Add(String, String),
+    Remove(String, String),
+    Unset(String),
+}
+
 /// Parses `--set`/`--unset` into edits of a scope, checked on `start` before anything is
 /// written: a bad key or value names it and what is allowed.
-fn edits(a: &ScopeArgs, start: &Scope) -> anyhow::Result<Vec<(String, Option<String>)>> {
+fn edits(a: &ScopeArgs, start: &Scope) -> anyhow::Result<Vec<Edit>> {
     let mut out = Vec::new();
     for s in &a.set {
         let Some((k, v)) = s.split_once('=') else {
-            anyhow::bail!("--set {s:?}: give KEY=VALUE (e.g. --set expiry_days=30)");
+            anyhow::bail!(
+                "--set {s:?}: give KEY=VALUE (e.g. --set expiry_days=30), or KEY+=SERIES / KEY-=SERIES for a list"
+            );
         };
-        out.push((k.trim().to_string(), Some(v.to_string())));
+        let (k, v) = (k.trim().to_string(), v.to_string());
+        out.push(match (k.strip_suffix('+'), k.strip_suffix('-')) {
+            (Some(k), _) => Edit::Add(k.trim().to_string(), v),
+            (_, Some(k)) => Edit::Remove(k.trim().to_string(), v),
+            _ => Edit::Set(k, v),
+        });
     }
-    out.extend(a.unset.iter().map(|k| (k.trim().to_string(), None)));
+    out.extend(a.unset.iter().map(|k| Edit::Unset(k.trim().to_string())));
     let mut probe = start.clone();
     apply(&mut probe, &out)?;
     Ok(out)
 }
 
-fn apply(s: &mut Scope, edits: &[(String, Option<String>)]) -> crate::Result<()> {
-    for (k, v) in edits {
-        match v {
-            Some(v) => s.set(k, v)?,
-            None => s.unset(k)?,
+fn apply(s: &mut Scope, edits: &[Edit]) -> crate::Result<()> {
+    for e in edits {
+        match e {
+            Edit::Set(k, v) => s.set(k, v)?,
+            Edit::Add(k, v) => s.add(k, v)?,
+            Edit::Remove(k, v) => s.remove(k, v)?,
+            Edit::Unset(k) => s.unset(k)?,
         }
     }
     Ok(())

@@ -86,6 +86,15 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A listed series without its sessions (`1 day/TRADES/1260` → `1 day/TRADES`): an equity
+/// series is named with or without them.
+fn series_base<'a>(key: &str, s: &'a str) -> &'a str {
+    match (key, s.rsplit_once('/')) {
+        ("equity", Some((base, _))) => base,
+        _ => s,
+    }
+}
+
 impl Scope {
     /// The scope part of a run's settings.
     pub fn of(cfg: &IngestConfig) -> Scope {
@@ -179,6 +188,42 @@ impl Scope {
         config::check(&next.config(&IngestConfig::default()))?;
         *self = next;
         Ok(())
+    }
+
+    /// Adds series to a list key (`equity`, `option_series`); a series already listed with
+    /// the same bar size and what-to-show is replaced (its sessions updated).
+    pub fn add(&mut self, key: &str, v: &str) -> Result<()> {
+        let mut items = self.items(key, v)?;
+        let mut added = Scope::default();
+        added.set(key, v)?;
+        for new in added.get(key).as_array().into_iter().flatten().filter_map(Value::as_str) {
+            items.retain(|old| series_base(key, old) != series_base(key, new));
+            items.push(new.to_string());
+        }
+        self.set(key, &items.join(","))
+    }
+
+    /// Removes series from a list key; a series not listed is an error naming it.
+    pub fn remove(&mut self, key: &str, v: &str) -> Result<()> {
+        let mut items = self.items(key, v)?;
+        for old in list(v) {
+            let e = config::parse_series(old, 1).map_err(|e| bad(key, old, e))?;
+            let old = format!("{}/{}", e.series.bar_size, e.series.what_to_show);
+            let n = items.len();
+            items.retain(|i| series_base(key, i) != old);
+            if items.len() == n {
+                return Err(bad(key, v, format!("a series the scope lists: {}", self.items(key, v)?.join(", "))));
+            }
+        }
+        self.set(key, &items.join(","))
+    }
+
+    /// The series of a list key, as stored.
+    fn items(&self, key: &str, v: &str) -> Result<Vec<String>> {
+        if key != "equity" && key != "option_series" {
+            return Err(bad(key, v, "+= and -= for the list keys equity and option_series; KEY=VALUE for the others"));
+        }
+        Ok(self.get(key).as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect())
     }
 
     /// Sets `key` back to its default (`from`: not set).
@@ -356,6 +401,19 @@ mod tests {
         assert!(Scope::from_json(&json!({ "colour": "blue" })).is_err());
         s.unset("from").unwrap();
         assert_eq!(s.from, None);
+        // Lists grow and shrink by series; an equity series is named with or without sessions.
+        s.add("equity", "1 min/TRADES/2").unwrap();
+        s.add("equity", "5 mins/MIDPOINT/7").unwrap();
+        assert_eq!(s.get("equity"), json!(["1 day/TRADES/4", "1 min/TRADES/2", "5 mins/MIDPOINT/7"]));
+        s.remove("equity", "5 mins/MIDPOINT").unwrap();
+        assert_eq!(s.get("equity"), json!(["1 day/TRADES/4", "1 min/TRADES/2"]));
+        let before = s.clone();
+        assert!(s.remove("equity", "30 secs/TRADES").unwrap_err().to_string().contains("1 day/TRADES/4"));
+        assert!(s.remove("equity", "1 day/TRADES,1 min/TRADES").is_err(), "the list cannot end empty");
+        assert!(s.add("expiry_days", "3").is_err());
+        assert_eq!(s, before);
+        s.add("option_series", "1 min/MIDPOINT").unwrap();
+        assert_eq!(s.get("option_series"), json!(["5 mins/MIDPOINT", "1 min/MIDPOINT"]));
         assert!(s.unset("colour").is_err());
     }
 }

@@ -117,7 +117,7 @@ async fn update_keeps_to_the_scope_setup_recorded_and_acts_on_its_changes() {
         assert!(!text(&out.stderr).contains("no stored scope"), "{}", text(&out.stderr));
 
         // A series added to the scope: the next update fetches exactly it.
-        let set = ["scope", "SPY", "--set", "equity=1 day/TRADES/1260,1 min/TRADES/2,5 mins/TRADES/3"];
+        let set = ["scope", "SPY", "--set", "equity+=5 mins/TRADES/3"];
         ok(twslake(&lake, state, &set), "scope --set equity");
         let s = scope_json(&lake, state);
         assert_eq!(s["scope"]["equity"][2], "5 mins/TRADES/3", "{s}");
