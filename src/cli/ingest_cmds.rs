@@ -240,11 +240,6 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
     if update && !given.is_empty() && unscoped.len() < symbols.len() && !a.save_scope {
         note(format!("flags {} hold for this run only (`--save-scope` records them)", given.join(", ")));
     }
-    if update && a.save_scope {
-        for s in &symbols {
-            save(&lake, s, &flags, &given, quiet).await?;
-        }
-    }
     // Symbols with the same settings run together.
     let mut groups: Vec<(IngestConfig, Vec<Symbol>)> = Vec::new();
     for (s, scope) in scopes {
@@ -278,7 +273,7 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
         done.append(&mut report.symbols);
     }
     report.symbols = done;
-    if !update {
+    if !update || a.save_scope {
         // Recorded once the symbol is known: one the gateway does not know leaves nothing.
         let known = lake.manifest_symbols().await?;
         for s in symbols.iter().filter(|s| known.contains(s)) {
