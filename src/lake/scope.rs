@@ -247,4 +247,20 @@ mod tests {
         // The manifest of the symbol ignores the records.
         assert!(lake.manifest(&spy).await.unwrap().entries.is_empty());
     }
+
+    #[tokio::test]
+    async fn a_damaged_record_is_an_error_naming_its_file_and_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().join("lake").display().to_string()).unwrap();
+        let qqq = Symbol::new("QQQ").unwrap();
+        let folder = dir.path().join("lake/_manifest/symbol=QQQ");
+        std::fs::create_dir_all(&folder).unwrap();
+        let torn = b"{\"format\": \"twslake.scope/1\"";
+        std::fs::write(folder.join("scope-0000000001.json"), torn).unwrap();
+        let err = lake.latest_scope(&qqq).await.unwrap_err().to_string();
+        assert!(err.contains("scope-0000000001.json"), "{err}");
+        let change = lake.change_scope(&qqq, "t@h", "test", |_| Ok(Some((vec![], json!({}))))).await;
+        assert!(change.is_err(), "no change on top of a record that does not read");
+        assert_eq!(std::fs::read(folder.join("scope-0000000001.json")).unwrap(), torn, "left as it was");
+    }
 }
