@@ -137,6 +137,7 @@ pub mod live;
 pub mod monitor;
 pub mod pricing;
 pub mod query;
+pub mod run;
 pub mod sim;
 pub mod source;
 

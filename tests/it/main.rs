@@ -9,5 +9,6 @@ mod lake;
 mod live;
 mod pricing;
 mod research;
+mod run;
 mod sim;
 mod support;
