@@ -274,7 +274,7 @@ async fn the_lock_refuses_a_second_run_and_sigterm_exits_cleanly() {
     let clock = Arc::new(ManualClock::new(t(SATURDAY)));
     let sim = Sim::builder().listen("127.0.0.1:0").seed(7).pacing_scale(SCALE).clock(clock).start().await.unwrap();
     let f = Fixture::local();
-    let spawn = || {
+    let spawn = |extra: &[&str]| {
         let id = CLIENT_IDS.fetch_add(2, Ordering::SeqCst).to_string();
         let args = [
             "run",
@@ -293,19 +293,26 @@ async fn the_lock_refuses_a_second_run_and_sigterm_exits_cleanly() {
         ];
         Command::new(env!("CARGO_BIN_EXE_twslake"))
             .args(args)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
-    let first = spawn();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{port}");
+    let first = spawn(&["--metrics", &metrics]);
     let lake = f.lake();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !lock_taken(&lake).await {
         assert!(std::time::Instant::now() < deadline, "the run never took its lock");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let second = spawn().wait_with_output().unwrap();
+    let scraped = scrape(port).await;
+    assert!(scraped.contains("# TYPE twslake_run_slots_total counter"), "{scraped}");
+    assert!(scraped.contains("# TYPE twslake_requests_total counter"), "the requests of the jobs: {scraped}");
+    assert!(scraped.contains("twslake_live_ticks_received_total"), "the capture's gauges: {scraped}");
+    let second = spawn(&[]).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(twslake::run::EXIT_LOCKED), "{err}");
     assert!(
@@ -320,4 +327,55 @@ async fn the_lock_refuses_a_second_run_and_sigterm_exits_cleanly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("stopped cleanly"), "{err}");
     assert!(lake.try_lock("run", Duration::from_secs(5)).await.unwrap().is_ok(), "released at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_runs_the_latest_missed_slot_of_each_job_and_skips_the_rest() {
+    // Monday 08:00 New York; no capture (the batch jobs alone), set up on Sunday.
+    let clock = Arc::new(ManualClock::new(t(SUNDAY)));
+    let sim =
+        Sim::builder().listen("127.0.0.1:0").seed(7).pacing_scale(SCALE).clock(clock.clone()).start().await.unwrap();
+    let f = Fixture::local();
+    let lake = f.lake();
+    assert!(ingest(&sim, &lake, live_config()).await.setup(&[spy()]).await.complete());
+    let runner_until = |until: &str| {
+        let mut s = settings(&sim);
+        s.schedule.capture = false;
+        s.until = Some(t(until));
+        let timing = Timing::Simulated { clock: clock.clone(), speed: SPEED, jump_idle: true };
+        Arc::new(Runner::new(lake.clone(), s, timing))
+    };
+    // Up until Monday 09:45: the weekly contracts and the chain at the open.
+    assert!(matches!(run_week(runner_until("2026-11-23T14:45:00Z")).await, Ended::Stopped));
+    let chains_before = count(&sim, "option_chain");
+    // Down until Tuesday 14:00: Monday's 13:30 chain and its update, Tuesday's 09:30 and 13:30 chains missed.
+    clock.set(t("2026-11-24T19:00:00Z"));
+    let r = runner_until("2026-11-24T19:05:00Z");
+    assert!(matches!(run_week(r.clone()).await, Ended::Stopped));
+    let j = journal::load(&lake, t(SUNDAY), t(SATURDAY)).await.unwrap();
+    let status =
+        |id: &str| j.get(id).map(|r| (r.status, r.started)).unwrap_or_else(|| panic!("{id} not journaled: {j:?}"));
+    let restart = Some(t("2026-11-24T19:00:00Z"));
+    assert_eq!(status("contracts@2026-11-23T09:00").0, Status::Done);
+    assert_eq!(status("chain@2026-11-23T09:30").0, Status::Done);
+    assert_eq!(status("chain@2026-11-23T13:30"), (Status::Skipped, None), "an old snapshot cannot be taken late");
+    assert_eq!(status("chain@2026-11-24T09:30"), (Status::Skipped, None), "nor this one");
+    assert_eq!(status("chain@2026-11-24T13:30"), (Status::Done, restart), "the latest missed chain slot, at once");
+    assert_eq!(status("update@2026-11-23T16:15"), (Status::Done, restart), "the missed update, at once");
+    assert_eq!(j.len(), 6, "{j:?}");
+    assert_eq!(count(&sim, "option_chain"), chains_before + 1, "one snapshot for the missed chain slots");
+    assert_eq!(r.run_metrics.slots(Job::Chain, Status::Skipped), 2);
+    assert!(r.run_metrics.render().contains("twslake_run_slots_total{job=\"update\",status=\"done\"} 1"));
+    // Monday's bar came with the missed update.
+    let bars = rows(&lake, Dataset::EquityBars).await;
+    assert!(bars.iter().any(|b| b.contains("2026-11-23")), "{bars:?}");
+}
+
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).await.unwrap();
+    s
 }
