@@ -379,3 +379,39 @@ async fn scrape(port: u16) -> String {
     c.read_to_string(&mut s).await.unwrap();
     s
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_job_failing_on_an_absent_gateway_is_tried_again_until_it_is_back() {
+    let clock = Arc::new(ManualClock::new(t(SUNDAY)));
+    let sim =
+        Sim::builder().listen("127.0.0.1:0").seed(7).pacing_scale(SCALE).clock(clock.clone()).start().await.unwrap();
+    let f = Fixture::local();
+    let lake = f.lake();
+    assert!(ingest(&sim, &lake, live_config()).await.setup(&[spy()]).await.complete());
+    // Monday 08:55 New York; the clock moves 1000× while the run waits (no jumps), so the
+    // gateway's return at 09:40 lands between two attempts.
+    clock.set(t("2026-11-23T13:55:00Z"));
+    let mut s = settings(&sim);
+    s.schedule.capture = false;
+    s.until = Some(t("2026-11-23T15:00:00Z"));
+    let timing = Timing::Simulated { clock: clock.clone(), speed: 1000.0, jump_idle: false };
+    let r = Arc::new(Runner::new(lake.clone(), s, timing));
+    sim.refuse_connections(true);
+    let gateway_back = async {
+        until_clock(&clock, "2026-11-23T14:40:00Z").await;
+        sim.refuse_connections(false);
+    };
+    let (ended, ()) = tokio::join!(run_week(r), gateway_back);
+    assert!(matches!(ended, Ended::Stopped));
+    let j = journal::load(&lake, t(SUNDAY), t(SATURDAY)).await.unwrap();
+    let retried_at = Some(t("2026-11-23T14:45:00Z"));
+    let contracts = &j["contracts@2026-11-23T09:00"];
+    assert_eq!(
+        (contracts.status, contracts.attempts, contracts.started),
+        (Status::Done, 4, retried_at),
+        "09:00, 09:15, 09:30, 09:45"
+    );
+    let chain = &j["chain@2026-11-23T09:30"];
+    assert_eq!((chain.status, chain.attempts, chain.started), (Status::Done, 2, retried_at), "09:30, 09:45");
+    assert_eq!(j.len(), 2, "{j:?}");
+}
