@@ -130,7 +130,7 @@ pub async fn run(a: RunCmdArgs) -> anyhow::Result<i32> {
     eprintln!(
         "run: {} symbols on {}, the schedule in New York time (`twslake run --dry-run` prints it)",
         runner.settings.symbols.len(),
-        runner.settings.gateway.gateway
+        crate::error::redact(&runner.settings.gateway.gateway)
     );
     let ended = runner.clone().run(stop).await;
     if let Some(t) = server {

@@ -387,8 +387,20 @@ impl Runner {
         done: &mut BTreeMap<String, Record>,
     ) -> Result<()> {
         r.holder = holder.to_string();
-        if r.status == Status::Skipped {
-            self.say(format!("{} skipped: {}", slot.id(), r.detail));
+        match r.status {
+            Status::Skipped => self.say(format!("{} skipped: {}", slot.id(), r.detail)),
+            Status::Failed => {
+                // A slot that never succeeded: the log and every sink hear of it.
+                let alert = crate::monitor::Alert {
+                    severity: crate::monitor::Severity::Warning,
+                    symbol: self.settings.symbols.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
+                    message: format!("`run`: slot {} failed after {} attempts: {}", slot.id(), r.attempts, r.detail),
+                    time: self.timing.now(),
+                };
+                crate::monitor::LogSink.send(&alert);
+                self.alerts.iter().for_each(|sink| sink.send(&alert));
+            }
+            Status::Done => {}
         }
         if journal::write(&self.lake, slot, &r).await? {
             self.run_metrics.count(slot.job, r.status);
