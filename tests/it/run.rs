@@ -326,7 +326,40 @@ async fn the_lock_refuses_a_second_run_and_sigterm_exits_cleanly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("stopped cleanly"), "{err}");
-    assert!(lake.try_lock("run", Duration::from_secs(5)).await.unwrap().is_ok(), "released at once");
+    let lock = lake.try_lock("run", Duration::from_secs(5)).await.unwrap().expect("released at once");
+    lock.release().await.unwrap();
+
+    // A run killed with SIGKILL leaves its lock, stale at once on this machine (its process is
+    // gone): the next run takes it.
+    let mut killed = spawn(&[]);
+    wait_for_holder(&lake, killed.id()).await;
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let next = spawn(&[]);
+    wait_for_holder(&lake, next.id()).await;
+    let kill = Command::new("kill").args(["-TERM", &next.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = next.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Waits until process `pid` holds the lake's run lock (its newest generation names it).
+async fn wait_for_holder(lake: &Lake, pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut gens = lake.list(Some(&object_store::path::Path::from("_locks/run"))).await.unwrap();
+        gens.sort_by(|a, b| a.location.cmp(&b.location));
+        if let Some(newest) = gens.last() {
+            use object_store::ObjectStoreExt;
+            let bytes = lake.store().get(&newest.location).await.unwrap().bytes().await.unwrap();
+            let state: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if state["pid"] == pid && state["released"] == false {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "process {pid} never took the run lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
