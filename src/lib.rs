@@ -29,7 +29,8 @@
 //!   `update`); every request goes through one pipeline, [`jobs::Ingest::ask`].
 //! - Floor 7: [`live`], live capture: streaming quotes and option computations into the
 //!   `quotes` dataset in micro-batches, reconnects and gaps, metrics endpoint, webhook alerts.
-//! - Floor 8: [`cli`], the `twslake` command line.
+//! - Floor 8: [`run`], `twslake run`: the schedule on the NYSE calendar driving `jobs` and `live`.
+//! - Floor 9: [`cli`], the `twslake` command line.
 //!
 //! Beside the crate: `python/`, the Python package (PyO3, maturin) over [`query`], whose frames
 //! cross into Python through the Arrow C stream interface; `notebooks/` uses it.
@@ -137,6 +138,7 @@ pub mod live;
 pub mod monitor;
 pub mod pricing;
 pub mod query;
+pub mod run;
 pub mod sim;
 pub mod source;
 

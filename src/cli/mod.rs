@@ -57,6 +57,7 @@ mod lake_cmds;
 mod live_cmd;
 mod option_gaps;
 mod research_cmds;
+mod run_cmd;
 mod scope_cmd;
 
 use clap::{Parser, Subcommand};
@@ -83,6 +84,8 @@ pub enum Command {
     Scope(scope_cmd::ScopeArgs),
     /// Live capture: streaming quotes and greeks into the lake until --for/--until or SIGINT/SIGTERM.
     Live(live_cmd::LiveArgs),
+    /// Keeps the lake current on the NYSE calendar (contracts, chains, capture, end-of-day update) until SIGTERM.
+    Run(run_cmd::RunCmdArgs),
     /// Per symbol and dataset: rows, first/last date, chain snapshot age, missing windows.
     Status(lake_cmds::StatusArgs),
     /// The missing windows of one series of a symbol.
@@ -143,6 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Update(a) => ingest_cmds::update(a).await,
         Command::Scope(a) => scope_cmd::scope(a).await,
         Command::Live(a) => live_cmd::live(a).await,
+        Command::Run(a) => run_cmd::run(a).await,
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,

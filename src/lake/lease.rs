@@ -142,7 +142,16 @@ impl Lake {
     /// Takes the lease of `symbol` for `ttl` (renewed every `ttl / 3` while held) if it is free,
     /// released or stale; else says who holds it.
     pub async fn try_lease(&self, symbol: &Symbol, ttl: Duration) -> Result<std::result::Result<Lease, Held>> {
-        let dir = lease_dir(symbol);
+        self.try_lease_in(lease_dir(symbol), ttl).await
+    }
+
+    /// Takes the lake-wide lease `name` (`_locks/<name>/`), as [`Lake::try_lease`] takes a
+    /// symbol's: one `twslake run` per lake holds `run`.
+    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<std::result::Result<Lease, Held>> {
+        self.try_lease_in(obj(&format!("_locks/{name}")), ttl).await
+    }
+
+    async fn try_lease_in(&self, dir: Path, ttl: Duration) -> Result<std::result::Result<Lease, Held>> {
         let holder = format!("{}/{}/{}", this_host(), std::process::id(), uuid::Uuid::new_v4().simple());
         let mut last_err = None;
         for _ in 0..16 {

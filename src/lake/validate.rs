@@ -132,7 +132,7 @@ impl Lake {
         for meta in self.list(None).await? {
             let top = meta.location.parts().next().map(|p| p.as_ref().to_string()).unwrap_or_default();
             match top.as_str() {
-                "_locks" => {}
+                "_locks" | "_run" => {}
                 "_tmp" => report.leftover_temp_files += 1,
                 "_quarantine" => report.quarantined += 1,
                 "_manifest" => {}

@@ -17,11 +17,21 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     live: Arc<LiveMetrics>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with(addr, metrics, live, Arc::new(String::new)).await
+}
+
+/// [`serve`], with more Prometheus text appended to every answer (`twslake run`'s schedule).
+pub async fn serve_with(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveMetrics>,
+    extra: Arc<dyn Fn() -> String + Send + Sync>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
-            let body = format!("{}{}", metrics.render(), live.render());
+            let body = format!("{}{}{}", metrics.render(), live.render(), extra());
             tokio::spawn(answer(conn, body));
         }
     });

@@ -25,7 +25,7 @@ const PATH_FLAGS: [&str; 6] = ["lake", "out", "config", "request-log", "input", 
 
 /// Commands that serve, capture or generate until stopped or done: a run cut at its deadline is
 /// expected (their bounds are checked at the start, within the deadline).
-const LONG_RUNNING: [&str; 5] = ["sim", "demo", "live", "stress-write", "synth-lake"];
+const LONG_RUNNING: [&str; 6] = ["sim", "demo", "live", "run", "stress-write", "synth-lake"];
 
 fn hostile(marker: &str, path_flag: bool) -> Vec<String> {
     let climb = if path_flag { "../../../".to_string() } else { "../".repeat(12) };

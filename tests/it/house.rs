@@ -24,7 +24,8 @@ const FLOORS: &[(&str, u8)] = &[
     ("sim", 5),
     ("jobs", 6),
     ("live", 7),
-    ("cli", 8),
+    ("run", 8),
+    ("cli", 9),
 ];
 
 fn src() -> PathBuf {

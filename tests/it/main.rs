@@ -10,5 +10,6 @@ mod lake;
 mod live;
 mod pricing;
 mod research;
+mod run;
 mod sim;
 mod support;
