@@ -8,6 +8,7 @@ mod ingest;
 mod lake;
 mod live;
 mod pricing;
+mod report;
 mod research;
 mod sim;
 mod support;
