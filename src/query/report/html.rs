@@ -101,19 +101,21 @@ fn heat(s: &mut String, rows: &[&HeatRow]) {
     };
     let days = crate::calendar::trading_days(first, last);
     let col: std::collections::HashMap<NaiveDate, usize> = days.iter().enumerate().map(|(i, d)| (*d, i)).collect();
-    let (label_w, ch, top) = (300.0, 14.0, 18.0);
-    let cw = (1000.0 / days.len() as f64).clamp(2.0, 18.0);
+    // Years of days fit the page's width (cells under a pixel wide blend, as a heatmap may);
+    // a few days get wide cells.
+    let (label_w, ch, top) = (290.0, 14.0, 18.0);
+    let cw = (920.0 / days.len() as f64).clamp(0.25, 18.0);
     let (w, h) = (label_w + cw * days.len() as f64 + 10.0, top + ch * rows.len() as f64 + 4.0);
     let _ = write!(
         s,
-        r#"<div class="scroll"><svg class="heatmap" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}">"#
+        r#"<div class="scroll"><svg class="heatmap" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" shape-rendering="crispEdges">"#
     );
     // Ticks: every day when there are few, else the first day of each month, 56 px apart at least.
     let (mut month, mut last_x) = (None, f64::NEG_INFINITY);
     for (i, d) in days.iter().enumerate() {
         let (m, x) = (d.format("%Y-%m").to_string(), label_w + cw * i as f64);
         let text = if days.len() <= 31 { d.format("%m-%d").to_string() } else { m.clone() };
-        if (days.len() <= 31 || month.as_ref() != Some(&m)) && x - last_x >= 56.0 {
+        if (days.len() <= 31 || month.as_ref() != Some(&m)) && x - last_x >= 56.0 && x + 50.0 <= w {
             let _ = write!(s, r#"<text x="{x:.1}" y="12" class="tick">{text}</text>"#);
             last_x = x;
         }
@@ -134,7 +136,8 @@ fn heat(s: &mut String, rows: &[&HeatRow]) {
             let _ = write!(
                 s,
                 r#"<rect class="cell s-{st}" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" data-symbol="{}" data-dataset="{}" data-series="{}" data-date="{}" data-state="{st}" data-covered="{}" data-rows="{}"{}><title>{}</title></rect>"#,
-                (cw - 0.6).max(1.0),
+                // Thin cells overlap their right neighbour a little: no white seams between them.
+                if cw > 3.0 { cw - 0.6 } else { cw + 0.6 },
                 ch - 2.0,
                 esc(&row.symbol),
                 row.dataset,

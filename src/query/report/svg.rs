@@ -48,7 +48,7 @@ pub(super) fn bars(
             short(v)
         );
     }
-    let every = (labels.len() / 10).max(1);
+    let every = (72.0 / bw).ceil().max(1.0) as usize;
     for (i, (label, vals)) in labels.iter().zip(values).enumerate() {
         let x = left + i as f64 * bw;
         let mut y = top + plot_h;
