@@ -118,3 +118,24 @@ fn status_json_piped_into_head_one_ends_quietly() {
     assert_eq!(out.status.code(), Some(twslake::cli::EXIT_STDOUT_CLOSED), "{stderr}");
     assert!(stderr.is_empty(), "no panic, nothing on stderr: {stderr}");
 }
+
+/// A symbol without a stored surface gets one fitted from its latest option bars, or the page
+/// says why it has none (here: the example lake's option bars are too few to fit one; the fitted
+/// case is checked on the demo lake by `tests/python/test_report.py`).
+#[test]
+fn a_surface_not_stored_is_fitted_or_explained() {
+    let (dir, _url, lake) = example_lake();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let now = chrono::Utc::now();
+    let stored = rt.block_on(report::build(&lake, now, &ReportOptions::default())).unwrap().surfaces;
+    let with = stored.iter().find(|p| p.at.is_some()).expect("the example lake stores a surface");
+    assert!(!with.computed && !with.slices.is_empty(), "{with:?}");
+    let encoded = twslake::domain::Symbol::new(&with.symbol).unwrap().encoded();
+    std::fs::remove_dir_all(dir.path().join("lake").join("surfaces").join(format!("symbol={encoded}"))).unwrap();
+    let r = rt.block_on(report::build(&lake, now, &ReportOptions::default())).unwrap();
+    let now_pic = r.surfaces.iter().find(|p| p.symbol == with.symbol).unwrap();
+    assert!(now_pic.at.is_none() && !now_pic.computed, "{now_pic:?}");
+    let note = now_pic.note.as_deref().unwrap_or_default();
+    assert!(note.contains("no surface stored") && note.contains("could be fitted"), "{note}");
+    assert!(r.html().contains("no surface stored"), "the page says so");
+}

@@ -10,7 +10,8 @@ test. The PNG is decoded with the standard library (zlib) — the venv has no Pi
 
 The demo lake is $TWSLAKE_DEMO_LAKE when set (copied: the test adds to it), else made here by
 `twslake demo`. The test adds one series to SPY's manifest whose days are answered empty,
-missing, failed and not yet final, and one capture gap, so every state is on the page.
+missing, failed and not yet final, and one capture gap, so every state is on the page; and it
+removes QQQ's stored surfaces, so the page fits QQQ's from its option bars.
 """
 import datetime as dt
 import json
@@ -95,6 +96,8 @@ def lake(tmp_path_factory) -> pathlib.Path:
         manifest_entry("SPY", "quotes", (d[4], d[4]), {"status": "error", "code": 1100, "message": "live capture gap"},
                        at(d[4], 11), at(d[4], 12), d[4]),
     ]
+    # QQQ's stored surfaces are gone: the page fits one from its option bars and says so.
+    shutil.rmtree(root / "surfaces" / "symbol=QQQ")
     folder = root / "_manifest" / "symbol=SPY"
     name = f"log-{at(d[4], 13).strftime('%Y%m%dT%H%M%S000000Z')}-{entries[0]['id']}-{uuid.uuid4().hex[:16]}.json"
     (folder / name).write_text(json.dumps({"format": "twslake.manifest/1", "entries": entries}, indent=1))
@@ -152,8 +155,9 @@ def test_report_in_headless_chromium(page):
     assert gaps.get("SPY") == 1, gaps
     assert ("requests", "requests-chart") in dom.svgs and ("requests", "pacing-chart") in dom.svgs
     with_surface = {r["symbol"] for r in status["datasets"] if r["dataset"] == "surfaces" and r["rows"] > 0}
-    assert with_surface, "the demo fits surfaces"
-    assert dom.polylines.count("surfaces") >= 2 * len(with_surface), "a term structure and smiles per symbol"
+    assert with_surface == set(symbols) - {"QQQ"}, "the demo stores surfaces (QQQ's were removed)"
+    assert dom.polylines.count("surfaces") >= 2 * len(symbols), "a term structure and smiles per symbol"
+    assert dom_text.count("(fitted now, not stored)") == 2 and dom_text.count("(stored)") == 2 * len(with_surface)
 
 
 def check_cells(dom, status):

@@ -98,6 +98,10 @@ pub struct SurfacePicture {
     pub spot: Option<f64>,
     /// Its expiries, nearest first.
     pub slices: Vec<SurfaceSlice>,
+    /// Not stored: fitted for the report from the latest session's option bars.
+    pub computed: bool,
+    /// Why there is no surface, when there is none.
+    pub note: Option<String>,
 }
 
 /// Whether an entry is a request sent to the gateway (not a revocation, a capture gap or a
@@ -189,7 +193,19 @@ pub(super) async fn chain_ages(lake: &Lake, symbols: &[Symbol], now: DateTime<Ut
 pub(super) async fn surfaces(lake: &Lake, symbols: &[Symbol]) -> Result<Vec<SurfacePicture>> {
     let mut out: BTreeMap<String, SurfacePicture> = symbols
         .iter()
-        .map(|s| (s.to_string(), SurfacePicture { symbol: s.to_string(), at: None, spot: None, slices: vec![] }))
+        .map(|s| {
+            (
+                s.to_string(),
+                SurfacePicture {
+                    symbol: s.to_string(),
+                    at: None,
+                    spot: None,
+                    slices: vec![],
+                    computed: false,
+                    note: None,
+                },
+            )
+        })
         .collect();
     if symbols.is_empty() {
         return Ok(vec![]);
@@ -231,5 +247,42 @@ pub(super) async fn surfaces(lake: &Lake, symbols: &[Symbol]) -> Result<Vec<Surf
             svi: params.and_then(|p| p.try_into().ok()),
         });
     }
+    for pic in out.values_mut().filter(|p| p.at.is_none()) {
+        if let Ok(symbol) = Symbol::new(&pic.symbol) {
+            computed(lake, &symbol, pic).await?;
+        }
+    }
     Ok(out.into_values().collect())
+}
+
+/// A symbol without a stored surface: the surface fitted at the close of the last session its
+/// option bars reach (`query::surface`, as `twslake surface` fits it), or why there is none.
+async fn computed(lake: &Lake, symbol: &Symbol, pic: &mut SurfacePicture) -> Result<()> {
+    let lf = Scans::new(lake).scan(Dataset::OptionBars, &ScanFilter::symbol(symbol)).await?;
+    let df = collect(lf.select([col("date").max()])).await?;
+    let Some(last) = crate::query::coverage::dates_of(&df, "date")?.first().copied() else {
+        pic.note = Some("no surface stored and no option bars to fit one from".into());
+        return Ok(());
+    };
+    let Some(session) = calendar::session(last) else { return Ok(()) };
+    let opts = crate::query::surface::SurfaceOptions::default();
+    match crate::query::surface::Surfaces::new(lake).surface(symbol, session.close, &opts).await {
+        Ok(s) => {
+            pic.at = Some(s.at);
+            pic.spot = Some(s.spot);
+            pic.computed = true;
+            pic.slices = s
+                .expiries
+                .iter()
+                .map(|x| SurfaceSlice {
+                    expiry: x.expiry,
+                    t: x.t,
+                    atm_vol: Some(x.atm_vol),
+                    svi: Some([x.a, x.b, x.rho, x.m, x.sigma]),
+                })
+                .collect();
+        }
+        Err(e) => pic.note = Some(format!("no surface stored, and none could be fitted at {}: {e}", session.close)),
+    }
+    Ok(())
 }

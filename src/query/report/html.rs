@@ -233,14 +233,16 @@ fn surfaces(s: &mut String, r: &Report) {
     for p in &r.surfaces {
         let _ = write!(s, r#"<h3>{}</h3><div class="surf" data-symbol="{}">"#, esc(&p.symbol), esc(&p.symbol));
         let Some(at) = p.at else {
-            s.push_str("<p>no surface stored (<code>twslake surfaces</code> fits them from the option bars)</p></div>");
+            let why = p.note.as_deref().unwrap_or("no surface");
+            let _ = write!(s, "<p>{} (<code>twslake surfaces</code> stores them)</p></div>", esc(why));
             continue;
         };
+        let how = if p.computed { "fitted now, not stored" } else { "stored" };
         let term = Line {
             label: "ATM vol".into(),
             points: p.slices.iter().filter_map(|x| Some((x.t * 365.0, x.atm_vol?))).collect(),
         };
-        let title = format!("ATM term structure at {}", at.format("%Y-%m-%d %H:%M UTC"));
+        let title = format!("ATM term structure at {} ({how})", at.format("%Y-%m-%d %H:%M UTC"));
         s.push_str(&svg::lines("term", &title, "calendar days to expiry", "implied vol", &[term]));
         let smiles: Vec<Line> = p
             .slices
