@@ -126,7 +126,8 @@ fn heat(s: &mut String, rows: &[&HeatRow]) {
         let label = format!("{} {}", row.dataset, row.series);
         let _ = write!(s, r#"<text x="0" y="{:.1}">{}</text>"#, y + 11.0, esc(&label));
         for c in &row.cells {
-            let x = label_w + cw * col[&c.date] as f64;
+            let Some(&i) = col.get(&c.date) else { continue };
+            let x = label_w + cw * i as f64;
             let mut tip = format!("{} {}: {} ({} rows)", row.symbol, label, c.date, c.rows);
             let _ = write!(tip, ", {}", c.state.label());
             if let Some(per) = &c.contracts {
