@@ -30,7 +30,9 @@ import pytest
 from conftest import twslake_bin
 
 STATES = ["present", "empty", "not_final", "missing", "failed"]
-NY = dt.timezone(dt.timedelta(hours=-5))  # EST: the dates used below are in winter or not timed
+# New York in winter; in summer these instants are an hour later, still before any close
+# (11:00 EST is 12:00 EDT, before an early close at 13:00).
+NY = dt.timezone(dt.timedelta(hours=-5))
 
 
 def chromium() -> str:
@@ -92,7 +94,7 @@ def lake(tmp_path_factory) -> pathlib.Path:
         manifest_entry("SPY", "equity_bars", (d[0], d[0]), {"status": "empty"}, at(d[1], 9), at(d[1], 9), d[0], **series),
         manifest_entry("SPY", "equity_bars", (d[2], d[2]), {"status": "error", "code": 162, "message": "HMDS query returned no data"},
                        at(d[3], 9), at(d[3], 9), d[2], **series),
-        manifest_entry("SPY", "equity_bars", (d[3], d[3]), {"status": "ok", "rows": 3}, at(d[3], 12), at(d[3], 12), None, **series),
+        manifest_entry("SPY", "equity_bars", (d[3], d[3]), {"status": "ok", "rows": 3}, at(d[3], 11), at(d[3], 11), None, **series),
         manifest_entry("SPY", "quotes", (d[4], d[4]), {"status": "error", "code": 1100, "message": "live capture gap"},
                        at(d[4], 11), at(d[4], 12), d[4]),
     ]
