@@ -61,7 +61,7 @@ pub struct Report {
     pub chains: Vec<ChainAge>,
     /// Live capture gaps, newest first.
     pub gaps: Vec<CaptureGap>,
-    /// The latest stored surface per symbol.
+    /// The latest stored surface per symbol (fitted from the option bars when none is stored).
     pub surfaces: Vec<SurfacePicture>,
 }
 
