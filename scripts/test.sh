@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of twslake, doing its own set-up on a fresh machine:
 #   - a Python venv with the interop readers (DuckDB, pyarrow, polars) and moto's S3 server;
+#   - Debian's chromium, for the report's test in a real browser (installed when root);
 #   - an S3 server on loopback (moto) for the storage suite's S3 half;
 #   - formatting and lint checks, the Rust tests (unit, integration, doc), the Python tests;
 #   - the Python package built with maturin into a fresh venv, its tests, and every notebook
@@ -23,6 +24,19 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 export TWSLAKE_VENV="$VENV"
+
+step "chromium (the headless browser of tests/python/test_report.py)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "chromium is missing and installing it needs root: run" >&2
+    echo "  sudo apt-get install --no-install-recommends chromium" >&2
+    echo "then this command again" >&2
+    exit 1
+  fi
+fi
+chromium --version 2>/dev/null
 
 step "S3 server (moto) on loopback"
 # shellcheck source=scripts/moto.sh

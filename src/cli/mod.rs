@@ -56,6 +56,7 @@ mod ingest_cmds;
 mod lake_cmds;
 mod live_cmd;
 mod option_gaps;
+mod report_cmd;
 mod research_cmds;
 mod run_cmd;
 mod scope_cmd;
@@ -90,6 +91,8 @@ pub enum Command {
     Status(lake_cmds::StatusArgs),
     /// The missing windows of one series of a symbol.
     Gaps(lake_cmds::GapsArgs),
+    /// One self-contained HTML page of the lake: coverage heatmap, requests, chains, gaps, surfaces.
+    Report(report_cmd::ReportArgs),
     /// Checks every file and manifest entry; exits non-zero when anything is wrong.
     Validate(lake_cmds::ValidateArgs),
     /// Folds live capture's micro-batches into their day partitions (`live` does it at its end).
@@ -150,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(a) => lake_cmds::status(a).await,
         Command::Gaps(a) => lake_cmds::gaps(a).await,
         Command::Validate(a) => lake_cmds::validate(a).await,
+        Command::Report(a) => report_cmd::report(a).await,
         Command::Compact(a) => lake_cmds::compact(a).await,
         Command::StressWrite(a) => lake_cmds::stress_write(a).await,
         Command::Sim(a) => crate::sim::cli::run(a).await.map(|()| 0),

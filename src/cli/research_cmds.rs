@@ -200,7 +200,7 @@ fn print_surface(s: &Surface) -> anyhow::Result<()> {
 /// resolved paths (symlinks followed as far as the path exists, `..` resolved), so no spelling
 /// of a path reaches into the lake; `--out` is always a local file, so a URL is refused too, and
 /// for an S3 lake the message says when the URL named the lake itself.
-fn check_out(out: &Path, lake: &Lake) -> anyhow::Result<()> {
+pub(super) fn check_out(out: &Path, lake: &Lake) -> anyhow::Result<()> {
     let text = out.to_string_lossy();
     let refuse = |why: String| anyhow::anyhow!(crate::Error::bad_input("--out", text.to_string(), why));
     if text.trim().is_empty() {

@@ -5,6 +5,7 @@
 pub mod coverage;
 pub mod iv;
 pub mod pit;
+pub mod report;
 pub mod series;
 pub mod sql;
 pub mod status;

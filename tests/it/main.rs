@@ -9,6 +9,7 @@ mod ingest;
 mod lake;
 mod live;
 mod pricing;
+mod report;
 mod research;
 mod run;
 mod sim;
