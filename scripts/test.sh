@@ -28,6 +28,7 @@ export TWSLAKE_VENV="$VENV"
 step "chromium (the headless browser of tests/python/test_report.py)"
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
   else
     echo "chromium is missing and installing it needs root: run" >&2
