@@ -3,6 +3,8 @@
 //!
 //! - [`contracts`]: `backfill_contracts`, descriptions of the symbol (and of the options asked for);
 //! - [`chains`]: `contracts_snapshot`, the current option chain, kept as history;
+//! - [`corporate`]: every run compares a few stored daily sessions with the answer that extends
+//!   them; a corporate action is recorded, alerted and healed ([`heal`]);
 //! - [`equity`]: `backfill_equity_bars`, only the missing windows, bounded by the head timestamp;
 //! - [`options`]: `backfill_option_bars`, refused without its prerequisites ([`prereq`]), and
 //!   session by session without the spot of the session;
@@ -20,7 +22,9 @@ pub mod ask;
 pub mod chains;
 pub mod config;
 pub mod contracts;
+pub mod corporate;
 pub mod equity;
+pub mod heal;
 pub mod options;
 pub mod orchestrator;
 pub mod prereq;
