@@ -81,7 +81,11 @@ impl<S: MarketData> Ingest<S> {
         tracing::warn!("{symbol} {msg}");
         self.say(format!("{symbol:<8} corporate    {msg}"));
         self.alert(Severity::Warning, symbol, msg);
-        let healed = self.fetch_again(symbol, inst, windows).await?;
+        let because = format!(
+            "re-fetch after the corporate action {kind} {ratio} effective {effective} of corporate_actions (revocation {})",
+            action.revocation_id.as_deref().unwrap_or("none")
+        );
+        let healed = self.fetch_again(symbol, inst, windows, &because).await?;
         if kind == SPLIT {
             self.reask_options(symbol).await?;
         }
@@ -94,6 +98,7 @@ impl<S: MarketData> Ingest<S> {
         symbol: &Symbol,
         inst: &Instrument,
         windows: BTreeMap<Series, Vec<DateWindow>>,
+        reason: &str,
     ) -> Result<FetchStats> {
         let m = self.lake.manifest(symbol).await?;
         let mut total = FetchStats::default();
@@ -110,7 +115,7 @@ impl<S: MarketData> Ingest<S> {
             if jobs.is_empty() {
                 continue;
             }
-            let stats = self.fetch_bars(symbol, jobs).await?;
+            let stats = self.fetch_bars_because(symbol, jobs, Some(reason)).await?;
             self.say(format!(
                 "{symbol:<8} corporate    {} {}: {} sessions fetched again, {} rows, {} failed",
                 series.bar_size,
