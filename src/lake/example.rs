@@ -1,7 +1,7 @@
 //! The small example lake of `lake-layout/example/`: every dataset, two symbols (one with a
 //! space), daily bars across a year boundary, intraday equity and option bars, a chain snapshot,
-//! quotes, surfaces and a corporate action. Fully deterministic (fixed ids and times), so the committed copy is byte-for-byte
-//! what this code writes; a test holds the two together.
+//! quotes, surfaces and a corporate action. Fully deterministic (fixed ids and times), so the
+//! committed copy is byte-for-byte what this code writes; a test holds the two together.
 
 use super::manifest::{Entry, Outcome, Request};
 use super::Lake;
