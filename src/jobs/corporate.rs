@@ -23,19 +23,23 @@
 //! `other` with the measured ratio. Fewer than [`MIN_OVERLAP`] comparable sessions: no verdict.
 //!
 //! **Healing** ([`Ingest::heal`]). A split revokes (never deletes) every manifest entry with rows
-//! of the symbol's equity bars; `other` only those of the series it was measured on. The revoked
+//! of the symbol's equity bars (and of its listed options' bars, below); `other` only those of
+//! the series it was measured on. The revoked
 //! windows are fetched again at once (the merge keeps the newer `ingested_at`, so the new rows
 //! replace the old ones through the normal atomic write), and the row in `corporate_actions`
 //! names the revocation entry (whose reason names the action) and the request that found it. A
 //! row is on the basis of the day it was fetched: adjusted for every corporate action of its
 //! symbol whose `effective_date` is on or before the trading date of its `ingested_at`.
 //!
-//! Option bars are not fetched again: a split adjusts the option *contract* (strike,
-//! deliverable, multiplier), not its premium, so stored option bars stay true as fetched. After a
-//! split the descriptions of the symbol's listed options are asked again, so `contracts` holds
-//! their new terms (the dataset keeps the latest description per `con_id`, which stays the
-//! identity; the terms as they were are kept in the option bars' own `strike`/`multiplier`).
-
+//! After a split the descriptions of the symbol's listed options are asked again first, so
+//! `contracts` holds their new terms (the dataset keeps the latest description per `con_id`,
+//! which stays the identity), and the bars of the options IB still describes are revoked and
+//! fetched again with them (IB's option history is adjusted too: strikes and premiums ÷ the
+//! ratio); bars of expired options, which IB no longer serves, stay as fetched, their basis told
+//! by the rule above.
+//!
+//! `ADJUSTED_LAST` is not compared: IB serves it only ending now and refuses a request with an
+//! end, which every backfill request has; the `other` verdict is what a dividend would give it.
 use super::{missing_days, FetchStats, Ingest};
 use crate::calendar;
 use crate::datasets::corporate_actions::{self, CorporateAction, OTHER, SPLIT};
@@ -160,7 +164,8 @@ impl<S: MarketData> Ingest<S> {
         let last = self.last_final_session();
         let mut seen = BTreeSet::new();
         for es in self.cfg.equity.clone() {
-            if es.series.bar_size.is_intraday() || !seen.insert(es.series) {
+            let adjusted_last = es.series.what_to_show == crate::domain::WhatToShow::AdjustedLast;
+            if es.series.bar_size.is_intraday() || adjusted_last || !seen.insert(es.series) {
                 continue;
             }
             let from = self.cfg.from.unwrap_or_else(|| super::equity::sessions_back(last, es.sessions));

@@ -1,11 +1,12 @@
-//! Healing after a corporate action ([`super::corporate`] says why and what): revoke the entries
-//! on the old basis, record the action, alert, fetch the revoked windows again, and (after a
-//! split) ask the options' descriptions again for their new terms.
+//! Healing after a corporate action ([`super::corporate`] says why and what): (after a split) ask
+//! the options' descriptions again for their new terms, revoke the entries on the old basis,
+//! record the action, alert, and fetch the revoked windows again.
 
 use super::corporate::Found;
-use super::{BarJob, FetchStats, Ingest};
+use super::{BarJob, FetchStats, Ingest, OptionTarget};
 use crate::calendar;
 use crate::datasets::corporate_actions::{self, CorporateAction, OVERLAP, SPLIT};
+use crate::datasets::option_bars::OptionContract;
 use crate::datasets::Dataset;
 use crate::domain::window::union;
 use crate::domain::{DateWindow, SecType, Series, Symbol};
@@ -29,18 +30,24 @@ impl<S: MarketData> Ingest<S> {
     ) -> Result<(CorporateAction, FetchStats)> {
         let Found { series, ratio, kind, last_old, request_id, overlap } = found;
         let effective = calendar::next_trading_day(last_old);
+        // After a split, the options' new terms first: the option bars re-fetched below carry them.
+        let options = if kind == SPLIT { self.reask_options(symbol).await? } else { BTreeMap::new() };
         let m = self.lake.manifest(symbol).await?;
         let stale: Vec<&Entry> = m
             .entries
             .iter()
             .filter(|e| e.id != request_id && matches!(e.outcome, Outcome::Ok { .. }))
-            .filter(|e| e.request.dataset == Dataset::EquityBars && e.request.con_id.is_none())
-            .filter(|e| kind == SPLIT || e.request.series == Some(series))
+            .filter(|e| match (e.request.dataset, e.request.con_id) {
+                (Dataset::EquityBars, None) => kind == SPLIT || e.request.series == Some(series),
+                // Options still listed (those IB still describes); expired ones stay as fetched.
+                (Dataset::OptionBars, Some(id)) => options.contains_key(&id),
+                _ => false,
+            })
             .collect();
-        let mut windows: BTreeMap<Series, Vec<DateWindow>> = BTreeMap::new();
+        let mut windows: BTreeMap<(Option<i64>, Series), Vec<DateWindow>> = BTreeMap::new();
         for e in &stale {
             if let (Some(s), Some(w)) = (e.request.series, e.request.window) {
-                windows.entry(s).or_default().push(w);
+                windows.entry((e.request.con_id, s)).or_default().push(w);
             }
         }
         let ids: Vec<String> = stale.iter().map(|e| e.id.clone()).collect();
@@ -85,44 +92,56 @@ impl<S: MarketData> Ingest<S> {
             "re-fetch after the corporate action {kind} {ratio} effective {effective} of corporate_actions (revocation {})",
             action.revocation_id.as_deref().unwrap_or("none")
         );
-        let healed = self.fetch_again(symbol, inst, windows, &because).await?;
-        if kind == SPLIT {
-            self.reask_options(symbol).await?;
-        }
+        let healed = self.fetch_again(symbol, inst, &options, windows, &because).await?;
         Ok((action, healed))
     }
 
-    /// Fetches the sessions of revoked windows that no final answer covers any more.
+    /// Fetches the sessions of revoked windows that no final answer covers any more: the
+    /// symbol's own series first (the spot of the option sessions), then its options' with the
+    /// terms in `options`.
     async fn fetch_again(
         &self,
         symbol: &Symbol,
         inst: &Instrument,
-        windows: BTreeMap<Series, Vec<DateWindow>>,
+        options: &BTreeMap<i64, OptionContract>,
+        windows: BTreeMap<(Option<i64>, Series), Vec<DateWindow>>,
         reason: &str,
     ) -> Result<FetchStats> {
         let m = self.lake.manifest(symbol).await?;
         let mut total = FetchStats::default();
-        for (series, ws) in windows {
-            let covered = m.covered(&SeriesKey::bars(Dataset::EquityBars, None, series));
-            let held = |d: &NaiveDate| covered.iter().any(|w| w.start <= *d && *d <= w.end);
-            let days: BTreeSet<NaiveDate> =
-                union(ws).iter().flat_map(|w| calendar::trading_days(w.start, w.end)).filter(|d| !held(d)).collect();
-            let days: Vec<NaiveDate> = days.into_iter().collect();
-            let jobs: Vec<BarJob> = plan(&days, series.bar_size)?
-                .into_iter()
-                .map(|plan| BarJob { instrument: inst.clone(), option: None, series, plan })
-                .collect();
+        for pass_options in [false, true] {
+            let mut jobs = Vec::new();
+            for ((con_id, series), ws) in windows.iter().filter(|((c, _), _)| c.is_some() == pass_options) {
+                let dataset = if con_id.is_some() { Dataset::OptionBars } else { Dataset::EquityBars };
+                let covered = m.covered(&SeriesKey::bars(dataset, *con_id, *series));
+                let held = |d: &NaiveDate| covered.iter().any(|w| w.start <= *d && *d <= w.end);
+                let days: BTreeSet<NaiveDate> = union(ws.clone())
+                    .iter()
+                    .flat_map(|w| calendar::trading_days(w.start, w.end))
+                    .filter(|d| !held(d))
+                    .collect();
+                let days: Vec<NaiveDate> = days.into_iter().collect();
+                let (instrument, option) = match con_id.and_then(|id| options.get(&id)) {
+                    Some(c) => (
+                        Instrument { con_id: c.con_id, symbol: symbol.clone(), sec_type: SecType::Option },
+                        Some(OptionTarget { contract: c.clone() }),
+                    ),
+                    None if con_id.is_some() => continue,
+                    None => (inst.clone(), None),
+                };
+                for plan in plan(&days, series.bar_size)? {
+                    jobs.push(BarJob { instrument: instrument.clone(), option: option.clone(), series: *series, plan });
+                }
+            }
             if jobs.is_empty() {
                 continue;
             }
+            let n = jobs.len();
             let stats = self.fetch_bars_because(symbol, jobs, Some(reason)).await?;
+            let what = if pass_options { "option_bars" } else { "equity_bars" };
             self.say(format!(
-                "{symbol:<8} corporate    {} {}: {} sessions fetched again, {} rows, {} failed",
-                series.bar_size,
-                series.what_to_show,
-                days.len(),
-                stats.rows,
-                stats.failed
+                "{symbol:<8} corporate    {what}: {n} requests sent again, {} rows, {} failed",
+                stats.rows, stats.failed
             ));
             total.add(&stats);
         }
@@ -130,8 +149,9 @@ impl<S: MarketData> Ingest<S> {
     }
 
     /// Asks the descriptions of the symbol's options again (every stored expiry not yet past),
-    /// so `contracts` holds their terms after a split; `con_id` stays the identity.
-    async fn reask_options(&self, symbol: &Symbol) -> Result<usize> {
+    /// so `contracts` holds their terms after a split; `con_id` stays the identity. Returns the
+    /// options IB still describes, by `con_id`, as their bars are stored.
+    async fn reask_options(&self, symbol: &Symbol) -> Result<BTreeMap<i64, OptionContract>> {
         let today = calendar::trading_date(self.now());
         let expiries: BTreeSet<NaiveDate> = self
             .stored_contracts(symbol)
@@ -141,10 +161,15 @@ impl<S: MarketData> Ingest<S> {
             .filter_map(|c| c.expiry)
             .filter(|e| *e >= today)
             .collect();
-        let mut n = 0;
+        let mut out = BTreeMap::new();
         for expiry in expiries {
-            n += self.option_contracts(symbol, expiry).await?.len();
+            for c in self.option_contracts(symbol, expiry).await? {
+                if let (Some(expiry), Some(strike), Some(right)) = (c.expiry, c.strike, c.right) {
+                    let multiplier = c.multiplier.unwrap_or(100.0);
+                    out.insert(c.con_id, OptionContract { con_id: c.con_id, expiry, strike, right, multiplier });
+                }
+            }
         }
-        Ok(n)
+        Ok(out)
     }
 }

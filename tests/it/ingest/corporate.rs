@@ -1,25 +1,18 @@
 //! Corporate actions: a lake set up before a 4:1 split and updated after it ends on one basis,
 //! with the action recorded, alerted and its old entries revoked; a plain update costs nothing.
 //!
-//! Until the simulator serves splits itself, the split is made on the client side of the wire:
-//! [`SplitAfter`] answers AAPL's stock bars divided by 4 once the clock is past the ex-date (the
-//! history adjusted as of the day of the request, as IB serves it).
+//! The simulator's default universe splits AAPL 4:1 on 2026-06-15 and serves every history
+//! (stock and option bars, strikes) adjusted as of its clock, as IB does.
 
 use super::*;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::Mutex;
-use twslake::datasets::chains::ChainParams;
-use twslake::datasets::contracts::Contract;
-use twslake::datasets::equity_bars::RawBar;
-use twslake::datasets::{corporate_actions, equity_bars, Dataset};
+use twslake::datasets::{corporate_actions, equity_bars, option_bars, Dataset};
 use twslake::domain::{BarSize, SecType, Series, Symbol, WhatToShow};
 use twslake::lake::layout::Partition;
 use twslake::lake::manifest::Outcome;
 use twslake::monitor::{Alert, AlertSink};
-use twslake::source::{
-    ContractQuery, HistRequest, IbDuration, Instrument, MarketData, NoticeStream, SourceError, StreamContract,
-    TickStream,
-};
+use twslake::source::{HistRequest, IbDuration, Instrument, MarketData};
 
 use crate::support::Fixture;
 
@@ -68,78 +61,6 @@ fn config() -> IngestConfig {
         pacing_scale: SCALE,
         ..Default::default()
     }
-}
-
-/// The gateway with a 4:1 split of every stock on `ex`: bars asked on or after `ex` come
-/// adjusted (prices ÷ 4, volumes × 4), as IB adjusts history as of the day of the request.
-struct SplitAfter {
-    inner: IbSource,
-    clock: Arc<dyn Clock>,
-    ex: NaiveDate,
-}
-
-impl MarketData for SplitAfter {
-    fn contract_details(
-        &self,
-        q: &ContractQuery,
-    ) -> impl std::future::Future<Output = Result<Vec<Contract>, SourceError>> + Send {
-        self.inner.contract_details(q)
-    }
-    fn option_chain(
-        &self,
-        symbol: &Symbol,
-        con_id: i64,
-    ) -> impl std::future::Future<Output = Result<Vec<ChainParams>, SourceError>> + Send {
-        self.inner.option_chain(symbol, con_id)
-    }
-    fn head_timestamp(
-        &self,
-        i: &Instrument,
-        s: Series,
-    ) -> impl std::future::Future<Output = Result<DateTime<Utc>, SourceError>> + Send {
-        self.inner.head_timestamp(i, s)
-    }
-    fn historical_bars(
-        &self,
-        req: &HistRequest,
-    ) -> impl std::future::Future<Output = Result<Vec<RawBar>, SourceError>> + Send {
-        let adjusted = twslake::calendar::trading_date(self.clock.now()) >= self.ex;
-        let stock = req.instrument.sec_type == SecType::Stock;
-        let answer = self.inner.historical_bars(req);
-        async move {
-            let mut bars = answer.await?;
-            if adjusted && stock {
-                for b in &mut bars {
-                    (b.open, b.high, b.low, b.close) = (b.open / 4.0, b.high / 4.0, b.low / 4.0, b.close / 4.0);
-                    b.wap = b.wap.map(|w| w / 4.0);
-                    b.volume = b.volume.map(|v| v * 4.0);
-                }
-            }
-            Ok(bars)
-        }
-    }
-    fn stream_quotes(
-        &self,
-        c: &StreamContract,
-    ) -> impl std::future::Future<Output = Result<TickStream, SourceError>> + Send {
-        self.inner.stream_quotes(c)
-    }
-    fn notices(&self) -> Result<NoticeStream, SourceError> {
-        self.inner.notices()
-    }
-}
-
-/// An ingester on `lake` whose gateway splits AAPL on [`EX_DATE`].
-async fn split_ingest(sim: &SimHandle, lake: &Lake) -> Ingest<SplitAfter> {
-    let ib = IbConfig {
-        gateway: sim.address(),
-        client_id: CLIENT_IDS.fetch_add(1, Ordering::SeqCst),
-        timeout: Duration::from_secs(5),
-    };
-    let inner = IbSource::connect(&ib).await.unwrap();
-    let clock: Arc<dyn Clock> = sim.market().clock().clone();
-    let source = SplitAfter { inner, clock: clock.clone(), ex: day(EX_DATE) };
-    Ingest::new(lake.clone(), source, config(), clock)
 }
 
 async fn sim_with(clock: Arc<ManualClock>) -> SimHandle {
@@ -194,7 +115,7 @@ async fn a_split_across_the_clock_is_found_recorded_alerted_and_healed() {
     let sim = sim_with(clock.clone()).await;
     let f = Fixture::local();
     let lake = f.lake();
-    let setup = split_ingest(&sim, &lake).await.setup(&[aapl()]).await;
+    let setup = ingest(&sim, &lake, config()).await.setup(&[aapl()]).await;
     assert!(setup.complete(), "{setup:#?}");
     assert_eq!(setup.corporate_actions, 0);
     let option_entries_before = lake
@@ -206,9 +127,18 @@ async fn a_split_across_the_clock_is_found_recorded_alerted_and_healed() {
         .filter(|e| e.request.dataset == Dataset::OptionBars && matches!(e.outcome, Outcome::Ok { .. }))
         .count();
     assert!(option_entries_before > 0, "setup stored option bars");
+    let strikes_before: std::collections::BTreeMap<i64, f64> = ingest(&sim, &lake, config())
+        .await
+        .stored_contracts(&aapl())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.sec_type == SecType::Option)
+        .filter_map(|c| Some((c.con_id, c.strike?)))
+        .collect();
 
     clock.set(at(AFTER));
-    let mut run = split_ingest(&sim, &lake).await;
+    let mut run = ingest(&sim, &lake, config()).await;
     let alerts = Arc::new(Alerts::default());
     run.alerts.push(alerts.clone());
     let report = run.update(&[aapl()]).await;
@@ -259,6 +189,29 @@ async fn a_split_across_the_clock_is_found_recorded_alerted_and_healed() {
     let now_min = fresh(&run, MINUTE, 1, day("2026-06-12")).await;
     let stored_12: Vec<_> = minute.iter().filter(|b| b.date == day("2026-06-12")).map(|b| (b.ts, b.close)).collect();
     assert_eq!(stored_12, now_min, "the minute bars before the split are on the new basis too");
+
+    // Options keep their con_id; their new terms are stored, and their bars re-fetched with them.
+    let after = run.stored_contracts(&aapl()).await.unwrap();
+    let mut adjusted = 0;
+    for c in after.iter().filter(|c| c.sec_type == SecType::Option && c.fetched_at >= a.detected_at) {
+        if let (Some(old), Some(new)) = (strikes_before.get(&c.con_id), c.strike) {
+            assert!((old / new - 4.0).abs() < 1e-9, "con_id {}: strike {old} then {new}", c.con_id);
+            adjusted += 1;
+        }
+    }
+    assert!(adjusted > 0, "option contracts described again after the split");
+    let mut option_rows = Vec::new();
+    for p in lake.partitions(Dataset::OptionBars, Some(&aapl())).await.unwrap() {
+        option_rows.extend(option_bars::from_batch(&lake.read_partition(&p).await.unwrap().unwrap().batch));
+    }
+    let new_terms: std::collections::BTreeMap<i64, f64> =
+        after.iter().filter(|c| c.fetched_at >= a.detected_at).filter_map(|c| Some((c.con_id, c.strike?))).collect();
+    let refetched: Vec<_> = option_rows.iter().filter(|r| new_terms.contains_key(&r.contract.con_id)).collect();
+    assert!(refetched.iter().any(|r| r.bar.date < day(EX_DATE)), "sessions before the split fetched again");
+    for r in refetched {
+        assert_eq!(Some(&r.contract.strike), new_terms.get(&r.contract.con_id), "{r:?}");
+        assert!(r.bar.ingested_at >= a.detected_at, "{r:?}");
+    }
 
     assert!(lake.validate().await.unwrap().ok());
     duckdb_reads_what_polars_reads(&lake, &f).await;
