@@ -210,8 +210,15 @@ impl<S: MarketData> Ingest<S> {
         let bars = match answered.answer {
             Ok(bars) => bars,
             Err(e) => {
-                // No verdict; the backfill asks for the run as usual.
+                // No verdict. Remembered like any answer: an error leaves the run missing, and
+                // the backfill asks for it as usual.
                 tracing::warn!("{symbol} {} {}: overlap check failed: {e}", series.bar_size, series.what_to_show);
+                let outcome = super::ask::Answered::<()>::error_outcome(&e);
+                // Not counted as failed: the backfill asks for the run right after.
+                stats.empty += u64::from(outcome == Outcome::Empty);
+                stats.sent += answered.sent;
+                let entry = Entry::new(request, answered.requested_at, answered.completed_at, outcome);
+                self.lake.record_entry(entry, None).await?;
                 return Ok(None);
             }
         };
