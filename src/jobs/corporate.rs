@@ -150,8 +150,10 @@ pub struct Checked {
     pub stats: FetchStats,
     /// The action found, as recorded.
     pub action: Option<CorporateAction>,
-    /// What healing fetched again.
+    /// What healing fetched again of the equity bars.
     pub healed: FetchStats,
+    /// What healing fetched again of the option bars.
+    pub healed_options: FetchStats,
 }
 
 impl<S: MarketData> Ingest<S> {
@@ -176,9 +178,10 @@ impl<S: MarketData> Ingest<S> {
             let found = self.check_series(symbol, &inst, es.series, &overlap, &run, &mut out.stats).await?;
             if let Some((Verdict::Action { ratio, kind, last_old }, request_id)) = found {
                 let found = Found { series: es.series, ratio, kind, last_old, request_id, overlap };
-                let (action, healed) = self.heal(symbol, &inst, found).await?;
+                let (action, [healed, healed_options]) = self.heal(symbol, &inst, found).await?;
                 out.action = Some(action);
                 out.healed = healed;
+                out.healed_options = healed_options;
                 break;
             }
         }

@@ -21,13 +21,13 @@ use std::sync::atomic::Ordering;
 
 impl<S: MarketData> Ingest<S> {
     /// Records `found`, revokes the entries on the old basis and fetches their windows again.
-    /// Returns the recorded action and what the re-fetch did.
+    /// Returns the recorded action and what the re-fetch did: equity bars, option bars.
     pub async fn heal(
         &self,
         symbol: &Symbol,
         inst: &Instrument,
         found: Found,
-    ) -> Result<(CorporateAction, FetchStats)> {
+    ) -> Result<(CorporateAction, [FetchStats; 2])> {
         let Found { series, ratio, kind, last_old, request_id, overlap } = found;
         let effective = calendar::next_trading_day(last_old);
         // After a split, the options' new terms first: the option bars re-fetched below carry them.
@@ -106,9 +106,9 @@ impl<S: MarketData> Ingest<S> {
         options: &BTreeMap<i64, OptionContract>,
         windows: BTreeMap<(Option<i64>, Series), Vec<DateWindow>>,
         reason: &str,
-    ) -> Result<FetchStats> {
+    ) -> Result<[FetchStats; 2]> {
         let m = self.lake.manifest(symbol).await?;
-        let mut total = FetchStats::default();
+        let mut total = [FetchStats::default(), FetchStats::default()];
         for pass_options in [false, true] {
             let mut jobs = Vec::new();
             for ((con_id, series), ws) in windows.iter().filter(|((c, _), _)| c.is_some() == pass_options) {
@@ -143,7 +143,7 @@ impl<S: MarketData> Ingest<S> {
                 "{symbol:<8} corporate    {what}: {n} requests sent again, {} rows, {} failed",
                 stats.rows, stats.failed
             ));
-            total.add(&stats);
+            total[usize::from(pass_options)].add(&stats);
         }
         Ok(total)
     }

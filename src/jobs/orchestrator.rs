@@ -210,7 +210,11 @@ impl<S: MarketData> Ingest<S> {
             ratio: a.ratio,
             kind: a.kind,
             revoked: a.revoked,
-            refetched: checked.healed.clone(),
+            refetched: {
+                let mut all = checked.healed.clone();
+                all.add(&checked.healed_options);
+                all
+            },
         });
         r.equity = self.backfill_equity_bars(symbol).await?;
         r.equity.add(&checked.stats);
@@ -226,6 +230,7 @@ impl<S: MarketData> Ingest<S> {
         };
         r.option_days_refused = options.refused_days;
         r.options = options;
+        r.options.add(&checked.healed_options);
         r.equity_windows_missing = self.equity_windows_missing(symbol).await?;
         self.freshness(symbol).await
     }

@@ -144,6 +144,8 @@ async fn a_split_across_the_clock_is_found_recorded_alerted_and_healed() {
     let report = run.update(&[aapl()]).await;
     assert!(report.complete(), "{report:#?}");
     assert_eq!(report.corporate_actions, 1, "{report:#?}");
+    let said = report.symbols[0].corporate_action.as_ref().expect("the report names the action");
+    assert!(said.refetched.ok > 0 && said.refetched.failed == 0, "{said:#?}");
 
     // One recorded corporate action: 4 for 1, effective on the ex-date.
     let parts = lake.partitions(Dataset::CorporateActions, Some(&aapl())).await.unwrap();
