@@ -217,6 +217,14 @@ async fn a_split_across_the_clock_is_found_recorded_alerted_and_healed() {
 
     assert!(lake.validate().await.unwrap().ok());
     duckdb_reads_what_polars_reads(&lake, &f).await;
+
+    // The healed series is on IB's basis: a later update finds nothing more.
+    clock.set(at("2026-06-22T21:30:00Z"));
+    let later = ingest(&sim, &lake, config()).await.update(&[aapl()]).await;
+    assert!(later.complete(), "{later:#?}");
+    assert_eq!(later.corporate_actions, 0, "{later:#?}");
+    assert_eq!(lake.partitions(Dataset::CorporateActions, Some(&aapl())).await.unwrap().len(), 1);
+    assert!(lake.validate().await.unwrap().ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
