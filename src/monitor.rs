@@ -69,6 +69,8 @@ pub struct Metrics {
     pub dependency_violations: AtomicU64,
     /// Requests not sent because the lake already had the answer.
     pub requests_skipped: AtomicU64,
+    /// Corporate actions found (stored series on another basis than the gateway's answer).
+    pub corporate_actions: AtomicU64,
 }
 
 impl Metrics {
@@ -130,6 +132,11 @@ impl Metrics {
                 "twslake_requests_skipped_total",
                 "Requests not sent because the lake had the answer.",
                 self.requests_skipped.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "twslake_corporate_actions_total",
+                "Corporate actions found by update's overlap check (series fetched again).",
+                self.corporate_actions.load(Ordering::Relaxed) as f64,
             ),
         ];
         for (name, help, v) in counters {

@@ -7,6 +7,7 @@
 pub mod chains;
 mod cols;
 pub mod contracts;
+pub mod corporate_actions;
 pub mod equity_bars;
 pub mod option_bars;
 pub mod quotes;
@@ -34,17 +35,20 @@ pub enum Dataset {
     Quotes,
     /// Surface history: fitted surfaces at regular instants, derived from the option bars.
     Surfaces,
+    /// Corporate actions found by `update` (a stored series on another basis than IB's answer).
+    CorporateActions,
 }
 
 impl Dataset {
     /// Every dataset, in dependency order.
-    pub const ALL: [Dataset; 6] = [
+    pub const ALL: [Dataset; 7] = [
         Dataset::Contracts,
         Dataset::Chains,
         Dataset::EquityBars,
         Dataset::OptionBars,
         Dataset::Quotes,
         Dataset::Surfaces,
+        Dataset::CorporateActions,
     ];
 
     /// The folder name (and table name in SQL).
@@ -56,6 +60,7 @@ impl Dataset {
             Dataset::OptionBars => "option_bars",
             Dataset::Quotes => "quotes",
             Dataset::Surfaces => "surfaces",
+            Dataset::CorporateActions => "corporate_actions",
         }
     }
 
@@ -73,6 +78,7 @@ impl Dataset {
             Dataset::OptionBars => option_bars::schema(),
             Dataset::Quotes => quotes::schema(),
             Dataset::Surfaces => surfaces::schema(),
+            Dataset::CorporateActions => corporate_actions::schema(),
         }
     }
 
@@ -85,6 +91,7 @@ impl Dataset {
             Dataset::OptionBars => option_bars::PRIMARY_KEY,
             Dataset::Quotes => quotes::PRIMARY_KEY,
             Dataset::Surfaces => surfaces::PRIMARY_KEY,
+            Dataset::CorporateActions => corporate_actions::PRIMARY_KEY,
         }
     }
 
@@ -93,6 +100,7 @@ impl Dataset {
         match self {
             Dataset::Contracts => "fetched_at",
             Dataset::Surfaces => "computed_at",
+            Dataset::CorporateActions => "detected_at",
             _ => "ingested_at",
         }
     }
@@ -114,6 +122,7 @@ impl Dataset {
             Dataset::Chains => cols::check_non_negative(batch, &["strike"]),
             Dataset::Surfaces => surfaces::check_rows(batch),
             Dataset::Contracts => cols::check_contract_codes(batch),
+            Dataset::CorporateActions => corporate_actions::check_rows(batch),
         }
     }
 }
@@ -128,7 +137,11 @@ impl FromStr for Dataset {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         Dataset::ALL.into_iter().find(|d| d.name() == s.trim()).ok_or_else(|| {
-            Error::bad_input("dataset", s, "use contracts, chains, equity_bars, option_bars, quotes or surfaces")
+            Error::bad_input(
+                "dataset",
+                s,
+                "use contracts, chains, equity_bars, option_bars, quotes, surfaces or corporate_actions",
+            )
         })
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`contracts`]: `backfill_contracts`, descriptions of the symbol (and of the options asked for);
 //! - [`chains`]: `contracts_snapshot`, the current option chain, kept as history;
+//! - [`corporate`]: every run compares a few stored daily sessions with the answer that extends
+//!   them; a corporate action is recorded, alerted and healed ([`heal`]);
 //! - [`equity`]: `backfill_equity_bars`, only the missing windows, bounded by the head timestamp;
 //! - [`options`]: `backfill_option_bars`, refused without its prerequisites ([`prereq`]), and
 //!   session by session without the spot of the session;
@@ -20,7 +22,9 @@ pub mod ask;
 pub mod chains;
 pub mod config;
 pub mod contracts;
+pub mod corporate;
 pub mod equity;
+pub mod heal;
 pub mod options;
 pub mod orchestrator;
 pub mod prereq;
@@ -230,12 +234,22 @@ impl<S: MarketData> Ingest<S> {
     /// Fetches planned requests (any contracts of one symbol) and records the answers in batches
     /// of [`RECORD_BATCH`]: each batch rewrites a shared partition once, not once per request.
     pub async fn fetch_bars(&self, symbol: &Symbol, jobs: Vec<BarJob>) -> Result<FetchStats> {
+        self.fetch_bars_because(symbol, jobs, None).await
+    }
+
+    /// [`Ingest::fetch_bars`], each manifest entry carrying `reason` (why it is asked again).
+    pub async fn fetch_bars_because(
+        &self,
+        symbol: &Symbol,
+        jobs: Vec<BarJob>,
+        reason: Option<&str>,
+    ) -> Result<FetchStats> {
         use futures::{stream, StreamExt};
         let (planned, what) = (jobs.len(), what_of(&jobs));
         let answers = stream::iter(jobs)
             .map(|j| async move { self.fetch_one(symbol, j).await })
             .buffer_unordered(self.cfg.concurrency.max(1));
-        self.record_answers(symbol, what, planned, answers).await
+        self.record_answers(symbol, what, planned, answers, reason).await
     }
 
     /// Records answers as they come, in batches of [`RECORD_BATCH`], saying how far it got.
@@ -245,6 +259,7 @@ impl<S: MarketData> Ingest<S> {
         what: &str,
         planned: usize,
         answers: impl futures::Stream<Item = Result<Fetched>>,
+        reason: Option<&str>,
     ) -> Result<FetchStats> {
         use futures::StreamExt;
         let started = std::time::Instant::now();
@@ -265,7 +280,8 @@ impl<S: MarketData> Ingest<S> {
                     total.ok + total.empty + total.failed,
                     format!("{} rows, pacing waited {:.1} s", total.rows, self.pacer.waited().as_secs_f64()),
                 );
-                let entry = Entry::new(f.request, f.requested_at, f.completed_at, f.outcome);
+                let mut entry = Entry::new(f.request, f.requested_at, f.completed_at, f.outcome);
+                entry.reason = reason.map(str::to_string);
                 items.push((entry, f.batch));
             }
             for entry in self.lake.record_many(symbol, items).await? {

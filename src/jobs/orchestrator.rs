@@ -44,12 +44,30 @@ pub struct SymbolReport {
     pub resynced_dates: usize,
     /// Equity windows still missing after the run.
     pub equity_windows_missing: usize,
+    /// The corporate action found by the overlap check ([`super::corporate`]), as recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corporate_action: Option<CorporateActionReport>,
     /// Option sessions (counted per option series) not requested because the lake held no spot
     /// for them (the underlying's intraday bars of the session): dependency violations, asked
     /// for again by a later run.
     pub option_days_refused: u64,
     /// What failed, if anything.
     pub error: Option<String>,
+}
+
+/// A corporate action found in a run, as a report says it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CorporateActionReport {
+    /// The first session on the new basis.
+    pub effective_date: chrono::NaiveDate,
+    /// Stored ÷ fresh.
+    pub ratio: f64,
+    /// `split` or `other`.
+    pub kind: String,
+    /// Manifest entries revoked.
+    pub revoked: i64,
+    /// What was fetched again.
+    pub refetched: FetchStats,
 }
 
 /// The summary of a run.
@@ -68,6 +86,8 @@ pub struct RunReport {
     /// Option data asked for without prerequisites (a whole symbol refused, or sessions of an
     /// option series refused for want of their spot).
     pub dependency_violations: u64,
+    /// Corporate actions found (and healed).
+    pub corporate_actions: u64,
 }
 
 impl RunReport {
@@ -162,6 +182,7 @@ impl<S: MarketData> Ingest<S> {
         report.pacing_wait_secs = self.pacer.waited().as_secs_f64();
         report.pacing_violations = self.metrics.pacing_violations.load(std::sync::atomic::Ordering::Relaxed);
         report.dependency_violations = self.metrics.dependency_violations.load(std::sync::atomic::Ordering::Relaxed);
+        report.corporate_actions = self.metrics.corporate_actions.load(std::sync::atomic::Ordering::Relaxed);
         report
     }
 
@@ -182,7 +203,22 @@ impl<S: MarketData> Ingest<S> {
             }
             Err(e) => return Err(e),
         };
+        // Before the daily bars are extended: the request that extends them checks their basis.
+        let checked = self.check_corporate_actions(symbol).await?;
+        r.corporate_action = checked.action.map(|a| CorporateActionReport {
+            effective_date: a.effective_date,
+            ratio: a.ratio,
+            kind: a.kind,
+            revoked: a.revoked,
+            refetched: {
+                let mut all = checked.healed.clone();
+                all.add(&checked.healed_options);
+                all
+            },
+        });
         r.equity = self.backfill_equity_bars(symbol).await?;
+        r.equity.add(&checked.stats);
+        r.equity.add(&checked.healed);
         let options = match self.backfill_option_bars(symbol).await {
             Ok(stats) => stats,
             Err(Error::Prerequisite { .. }) if !r.chain_taken => {
@@ -194,6 +230,7 @@ impl<S: MarketData> Ingest<S> {
         };
         r.option_days_refused = options.refused_days;
         r.options = options;
+        r.options.add(&checked.healed_options);
         r.equity_windows_missing = self.equity_windows_missing(symbol).await?;
         self.freshness(symbol).await
     }

@@ -105,7 +105,7 @@ impl<S: MarketData> Ingest<S> {
             })
             .buffer_unordered(self.cfg.concurrency.max(1))
             .flat_map(stream::iter);
-        self.record_answers(symbol, what, planned, answers).await
+        self.record_answers(symbol, what, planned, answers, None).await
     }
 
     /// One series of one contract, newest first: asked until the first "no data" of a quote

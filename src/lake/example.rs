@@ -1,11 +1,12 @@
 //! The small example lake of `lake-layout/example/`: every dataset, two symbols (one with a
-//! space), daily bars across a year boundary, intraday equity and option bars, a chain snapshot
-//! and quotes. Fully deterministic (fixed ids and times), so the committed copy is byte-for-byte
-//! what this code writes; a test holds the two together.
+//! space), daily bars across a year boundary, intraday equity and option bars, a chain snapshot,
+//! quotes, surfaces and a corporate action. Fully deterministic (fixed ids and times), so the
+//! committed copy is byte-for-byte what this code writes; a test holds the two together.
 
 use super::manifest::{Entry, Outcome, Request};
 use super::Lake;
 use crate::calendar;
+use crate::datasets::corporate_actions::{self, CorporateAction};
 use crate::datasets::surfaces::{ExpiryFit, GridFit, RowKind, SurfaceRow};
 use crate::datasets::{chains, contracts, equity_bars, option_bars, quotes, surfaces, Dataset};
 use crate::domain::DateWindow;
@@ -171,6 +172,7 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
         let bars = daily_bars(&window.trading_days(), base, at);
         let batch = equity_bars::to_batch(&bars);
         let e = ids.entry(rec(Dataset::EquityBars, SecType::Stock, Some(daily), Some(window)), at, bars.len());
+        let daily_id = e.id.clone();
         lake.record_entry(e, Some(&batch)).await?;
         // A holiday asked on its own: answered empty, remembered, never asked again.
         let holiday = DateWindow::new(d("2024-01-01"), d("2024-01-01"))?;
@@ -276,6 +278,30 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
         };
         let batch = surfaces::to_batch(&rows);
         lake.record_entry(ids.entry(r, at, rows.len()), Some(&batch)).await?;
+
+        // A corporate action as `update`'s overlap check records it (here: nothing to revoke).
+        let (ratio, kind) =
+            if sym == "SPY" { (1.0061, corporate_actions::OTHER) } else { (2.0, corporate_actions::SPLIT) };
+        let action = CorporateAction {
+            date: d("2024-01-05"),
+            effective_date: d("2024-01-05"),
+            ratio,
+            kind: kind.into(),
+            series: format!("{} {}", daily.bar_size, daily.what_to_show),
+            how: corporate_actions::OVERLAP.into(),
+            request_id: daily_id,
+            overlap_from: d("2023-12-28"),
+            overlap_to: d("2024-01-04"),
+            revoked: 0,
+            revocation_id: None,
+            detected_at: at,
+        };
+        let batch = corporate_actions::to_batch(&[action]);
+        // Its own ids, so the other entries keep theirs.
+        let mut e =
+            Entry::new(rec(Dataset::CorporateActions, SecType::Stock, None, None), at, at, Outcome::Ok { rows: 1 });
+        e.id = format!("example-corporate-{}", if sym == "SPY" { 1 } else { 2 });
+        lake.record_entry(e, Some(&batch)).await?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@
 //!   option_bars/…  as equity_bars, <SYM> being the underlying
 //!   quotes/symbol=<SYM>/year=<YYYY>/quotes-<YYYY-MM-DD>.parquet
 //!   quotes/symbol=<SYM>/year=<YYYY>/quotes-<YYYY-MM-DD>.part-<RUN>-<SEQ>.parquet   live micro-batches
+//!   surfaces/…, corporate_actions/…  as quotes: one file per symbol and trading date
+//!     (for corporate_actions, the date the action was found on)
 //!   _manifest/symbol=<SYM>/{log-…,pending-…,snapshot-…}.json
 //! ```
 //! See `lake-layout/SPEC.md` for the reasoning; `tests/it/lake/interop.rs` keeps the two in step

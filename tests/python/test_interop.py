@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 
-DATASETS = ["contracts", "chains", "equity_bars", "option_bars", "quotes", "surfaces"]
+DATASETS = ["contracts", "chains", "equity_bars", "option_bars", "quotes", "surfaces", "corporate_actions"]
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 

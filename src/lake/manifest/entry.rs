@@ -155,6 +155,9 @@ pub struct Entry {
     /// The partitions (object paths under the lake root) the rows went to.
     #[serde(default)]
     pub partitions: Vec<String>,
+    /// Why the request was sent again, when it was (a re-fetch after a corporate action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The flat JSON form of an [`Entry`]: IB's spellings for the typed fields (`"STK"`, `"1 min"`,
@@ -196,6 +199,8 @@ struct EntryWire {
     outcome: Outcome,
     #[serde(default)]
     partitions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 impl TryFrom<EntryWire> for Entry {
@@ -234,6 +239,7 @@ impl TryFrom<EntryWire> for Entry {
             final_through: w.final_through,
             outcome: w.outcome,
             partitions: w.partitions,
+            reason: w.reason,
         })
     }
 }
@@ -263,6 +269,7 @@ impl From<Entry> for EntryWire {
             final_through: e.final_through,
             outcome: e.outcome,
             partitions: e.partitions,
+            reason: e.reason,
         }
     }
 }
@@ -279,6 +286,7 @@ impl Entry {
             final_through,
             outcome,
             partitions: Vec::new(),
+            reason: None,
         }
     }
 

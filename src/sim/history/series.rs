@@ -71,7 +71,7 @@ fn map_price(stock: bool, what: WhatToShow, side: Side, x: f64) -> f64 {
     } else {
         let (bid, ask) = options::bid_ask(x);
         match (what, side) {
-            (WhatToShow::Trades, _) => options::trade_price(x),
+            (WhatToShow::Trades | WhatToShow::AdjustedLast, _) => options::trade_price(x),
             (WhatToShow::Midpoint, _) => (bid + ask) / 2.0,
             (WhatToShow::Bid, _) | (WhatToShow::BidAsk, Side::Bid) => bid,
             (WhatToShow::Ask, _) | (WhatToShow::BidAsk, Side::Ask) => ask,
@@ -190,7 +190,7 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: WhatToShow, time: 
         wap: None,
         count: None,
     };
-    if what == WhatToShow::Trades {
+    if has_volume(what) {
         let volume: u64 = f.vol[a..b].iter().sum();
         let notional: f64 = (a..b).map(|m| f.vol[m] as f64 * f.wap[m]).sum();
         bar.volume = Some(volume);
@@ -198,6 +198,27 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: WhatToShow, time: 
         bar.wap = Some(if volume > 0 { notional / volume as f64 } else { bar.close });
     }
     bar
+}
+
+/// Whether bars of `what` carry volume, WAP and count (the trades series).
+fn has_volume(what: WhatToShow) -> bool {
+    matches!(what, WhatToShow::Trades | WhatToShow::AdjustedLast)
+}
+
+/// Brings bars made in the internal basis to the basis served: prices × `price`, volumes ×
+/// `volume` (see [`crate::sim::market::corporate`]). Split-adjusted prices are rounded to cents
+/// as IB shows them; dividend-adjusted (`ADJUSTED_LAST`) ones to 1/10,000.
+fn rebase(bars: &mut [Bar], what: WhatToShow, price: f64, volume: f64) {
+    if price == 1.0 && volume == 1.0 {
+        return;
+    }
+    let unit = if what == WhatToShow::AdjustedLast { 10_000.0 } else { 100.0 };
+    let p = |x: f64| ((x * price * unit).round() / unit).max(if x > 0.0 { 1.0 / unit } else { 0.0 });
+    for b in bars {
+        (b.open, b.high, b.low, b.close) = (p(b.open), p(b.high), p(b.low), p(b.close));
+        b.wap = b.wap.map(|w| w * price);
+        b.volume = b.volume.map(|v| (v as f64 * volume).round() as u64);
+    }
 }
 
 /// Steps of the path completed by `now` (the partial step is not served).
@@ -230,8 +251,14 @@ pub fn bars(
     if first > last {
         return Vec::new();
     }
+    let underlying = match inst {
+        Instrument::Stock(i) => i,
+        Instrument::Option(o) => o.underlying,
+    };
+    let split = market.served_factor(underlying);
     let mut out = Vec::new();
     for date in calendar::trading_days(first, last) {
+        let before = out.len();
         if let Instrument::Option(o) = inst {
             if date > o.expiry || !listed_on(o, date) {
                 continue;
@@ -256,6 +283,8 @@ pub fn bars(
                 }
             }
         }
+        let dividends = if what == WhatToShow::AdjustedLast { market.dividend_factor(underlying, date) } else { 1.0 };
+        rebase(&mut out[before..], what, dividends / split, split);
     }
     match size {
         BarSize::Week1 => group(out, what, |d| d.iso_week().week() as i64 + d.iso_week().year() as i64 * 100),
@@ -353,7 +382,7 @@ fn group(days: Vec<Bar>, what: WhatToShow, key: impl Fn(NaiveDate) -> i64) -> Ve
                 acc.high = acc.high.max(bar.high);
                 acc.low = acc.low.min(bar.low);
                 acc.close = bar.close;
-                if what == WhatToShow::Trades {
+                if has_volume(what) {
                     let (v0, v1) = (acc.volume.unwrap_or(0), bar.volume.unwrap_or(0));
                     let notional = acc.wap.unwrap_or(0.0) * v0 as f64 + bar.wap.unwrap_or(0.0) * v1 as f64;
                     acc.volume = Some(v0 + v1);

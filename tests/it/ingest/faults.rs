@@ -119,6 +119,9 @@ async fn contents(lake: &Lake) -> Vec<String> {
                 Dataset::Surfaces => {
                     twslake::datasets::surfaces::from_batch(b).iter().map(|r| format!("{r:?}")).collect()
                 }
+                Dataset::CorporateActions => {
+                    twslake::datasets::corporate_actions::from_batch(b).iter().map(|r| format!("{r:?}")).collect()
+                }
             };
             out.extend(rows.into_iter().map(|r| format!("{p} {r}")));
         }

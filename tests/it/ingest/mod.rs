@@ -1,6 +1,7 @@
 //! Ingest against the simulated gateway over TCP, with the real `ibapi` client.
 
 mod concurrent;
+mod corporate;
 mod deadline;
 mod faults;
 mod setup;

@@ -355,8 +355,8 @@ async fn status_summarises_the_lake(f: Fixture) {
     let (code, out, err) = twslake(&["status", "--lake", &f.url, "--json"], &f.env());
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    // Six datasets for each of the two symbols.
-    assert_eq!(doc["datasets"].as_array().unwrap().len(), 12, "{out}");
+    // Seven datasets for each of the two symbols.
+    assert_eq!(doc["datasets"].as_array().unwrap().len(), 14, "{out}");
 
     let args = ["gaps", "BRK B", "--lake", &f.url, "--from", "2023-12-20", "--to", "2024-01-10", "--json"];
     let (code, out, err) = twslake(&args, &f.env());

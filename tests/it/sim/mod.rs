@@ -2,6 +2,7 @@
 
 mod cli;
 mod contracts;
+mod corporate;
 mod faults;
 mod fuzz;
 mod history;
