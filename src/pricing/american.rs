@@ -5,8 +5,9 @@ use implied_vol::{DefaultSpecialFn, PriceBlackScholes};
 
 /// Steps of the tree by default (the larger of the two extrapolated trees): odd, as
 /// Leisen–Reimer wants. Against QuantLib's reference (`tests/it/pricing.rs`, where vega ≥ 1)
-/// 101 steps give implied vols within 3e-6 (median) and 7e-5 (90th percentile), worst 1.2e-3;
-/// 201 steps halve the worst case at a quarter of the speed (figures in `BENCHMARKS.md`).
+/// 101 steps give implied vols within 3e-6 (median), 6e-5 (90th percentile) and 1.1e-4 (95th),
+/// worst 8e-4; 201 steps bring the worst to 1.6e-4 at a quarter of the speed (figures in
+/// `BENCHMARKS.md`).
 pub const DEFAULT_STEPS: usize = 101;
 
 /// The most steps a tree takes, whatever is asked (memory and time stay bounded).
@@ -81,7 +82,7 @@ impl American<'_> {
     }
 
     /// The dividends that matter: ex-date in `(0, t]`.
-    fn live_dividends(&self) -> impl Iterator<Item = &Dividend> + '_ {
+    fn live_dividends(&self) -> impl Iterator<Item = &Dividend> + Clone + '_ {
         self.dividends.iter().filter(move |d| d.t > 0.0 && d.t <= self.t)
     }
 
@@ -219,7 +220,17 @@ impl American<'_> {
     }
 
     /// The Leisen–Reimer tree (Peizer–Pratt inversion, method 2) on the escrowed spot: the
-    /// American and the European price from one backward pass.
+    /// American price from one backward pass, the European price on the same tree from the
+    /// expiry's payoffs directly (see [`european_on_tree`]).
+    ///
+    /// Two things happen at the levels where a dividend goes ex (at the level's time or within
+    /// the step after it), where exercising is worth a jump (the call's holder takes the
+    /// dividend): exercising *at* the ex-date (a call just before, a put just after) is one
+    /// more strategy open at the node, committed to now, so an ex-date between two levels is
+    /// not moved onto the earlier one; and the node whose cell the exercise boundary crosses
+    /// is smoothed ([`ex_level`]), so the price moves continuously with the inputs instead of
+    /// in the sawtooth a boundary between nodes makes — which is what let the worst cases of
+    /// the reference (in-the-money calls, an ex-date close ahead) escape the extrapolation.
     pub(super) fn tree(&self, vol: f64, steps: usize) -> TreePrices {
         let n = steps.clamp(3, MAX_STEPS) | 1;
         let s0 = self.risky_spot();
@@ -236,37 +247,103 @@ impl American<'_> {
         let (pu, pd) = (disc * p, disc * (1.0 - p));
 
         // Node j of level i has escrowed spot a[j] · d^(i−n) with a[j] = s0 u^j d^(n−j).
-        let mut buf = vec![0.0; 3 * (n + 1)];
-        let (a, rest) = buf.split_at_mut(n + 1);
-        let (am, eu) = rest.split_at_mut(n + 1);
-        let ratio = u / d;
-        let mut s = s0 * d.powi(n as i32);
-        let sign = if self.is_call { 1.0 } else { -1.0 };
-        for j in 0..=n {
-            a[j] = s;
-            let payoff = (sign * (s - k)).max(0.0);
-            am[j] = payoff;
-            eu[j] = payoff;
-            s *= ratio;
-        }
-        // The present value of the dividends still to come at each level's time.
-        let dividends: Vec<Dividend> = self.live_dividends().copied().collect();
-        let inv_d = 1.0 / d;
-        let mut scale = 1.0;
-        for i in (0..n).rev() {
-            scale *= inv_d;
-            let at = i as f64 * dt;
-            // A dividend going ex at this step's time is still in the spot: exercise now is
-            // exercise just before the ex-date.
-            let pv: f64 =
-                dividends.iter().filter(|v| v.t > at - 1e-12).map(|v| v.amount * (-b * (v.t - at)).exp()).sum();
-            // Exercise value sign·(a[j]·scale + pv − k) = sign·a[j]·scale + shift.
-            let (mul, shift) = (sign * scale, sign * (pv - k));
-            step(&mut am[..=i + 1], &a[..=i], pu, pd, mul, shift);
-            step_european(&mut eu[..=i + 1], pu, pd);
-        }
-        TreePrices { american: am[0], european: eu[0] }
+        // The buffers are the thread's own, reused (no allocation per tree).
+        BUFFERS.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.resize(4 * (n + 1), 0.0);
+            // Each live dividend's ex-date and amount·e^{−b t}, after the nodes.
+            for v in self.live_dividends() {
+                buf.extend([v.t, v.amount * (-b * v.t).exp()]);
+            }
+            let (nodes, weighted) = buf.split_at_mut(4 * (n + 1));
+            let weighted: &[f64] = weighted;
+            let (a, rest) = nodes.split_at_mut(n + 1);
+            let (am, scratch) = rest.split_at_mut(n + 1);
+            let ratio = u / d;
+            let mut s = s0 * d.powi(n as i32);
+            let sign = if self.is_call { 1.0 } else { -1.0 };
+            for j in 0..=n {
+                a[j] = s;
+                am[j] = (sign * (s - k)).max(0.0);
+                s *= ratio;
+            }
+            let european = european_on_tree(am, p) * (-r * t).exp();
+            // The dividends still to come, by ex-date.
+            let dividends = self.live_dividends();
+            let inv_d = 1.0 / d;
+            let mut scale = 1.0;
+            // PV at time `at` of a dividend at `v.t` is amount·e^{−b v.t}·e^{b at}: the first
+            // factor once per dividend, the second by one product per level.
+            let inv_growth = 1.0 / growth;
+            let mut carry = growth.powi(n as i32);
+            for i in (0..n).rev() {
+                scale *= inv_d;
+                carry *= inv_growth;
+                let at = i as f64 * dt;
+                // A dividend going ex at this step's time is still in the spot: exercise now
+                // is exercise just before the ex-date.
+                let pv = carry * weighted.chunks_exact(2).filter(|v| v[0] > at - 1e-12).map(|v| v[1]).sum::<f64>();
+                // Exercise value sign·(a[j]·scale + pv − k) = sign·a[j]·scale + shift.
+                let (mul, shift) = (sign * scale, sign * (pv - k));
+                // An ex-date strictly inside this step: exercising at it (a call just before,
+                // a put just after) is a strategy open at this node too, committed to now.
+                let inside = dividends.clone().find(|v| v.t > at + 1e-12 && v.t < at + dt - 1e-12);
+                let second = inside.map(|ex| {
+                    let tau = ex.t - at;
+                    let pv_at: f64 = dividends
+                        .clone()
+                        .filter(|v| if self.is_call { v.t >= ex.t } else { v.t > ex.t })
+                        .map(|v| v.amount * (-b * (v.t - ex.t)).exp())
+                        .sum();
+                    (sign * scale * ((b - r) * tau).exp(), sign * (-r * tau).exp() * (pv_at - k))
+                });
+                let on_ex_date = dividends.clone().any(|v| (v.t - at).abs() <= 1e-12);
+                if second.is_some() || on_ex_date {
+                    let (cont, exer) = scratch.split_at_mut(n + 1);
+                    let second = second.unwrap_or((mul, shift));
+                    ex_level(&mut am[..=i + 1], &a[..=i], (pu, pd), (mul, shift), second, cont, exer);
+                } else {
+                    step(&mut am[..=i + 1], &a[..=i], pu, pd, mul, shift);
+                }
+            }
+            TreePrices { american: am[0], european }
+        })
     }
+}
+
+thread_local! {
+    /// The tree's working memory, one per thread, reused across trees.
+    static BUFFERS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The European value on the tree, undiscounted, in O(n) instead of a backward pass: the
+/// payoffs at expiry weighted by the binomial probabilities `C(n, j) pʲ (1 − p)ⁿ⁻ʲ`. The
+/// weights are taken relative to the mode's (so none overflows; those far out underflow to 0,
+/// where they are below any price's precision) and normalised by their sum.
+fn european_on_tree(payoff: &[f64], p: f64) -> f64 {
+    let n = payoff.len() - 1;
+    let odds = p / (1.0 - p);
+    let mode = ((n as f64 + 1.0) * p).floor().clamp(0.0, n as f64) as usize;
+    let (mut total, mut value) = (1.0, payoff[mode]);
+    let mut w = 1.0;
+    for j in mode..n {
+        w *= odds * (n - j) as f64 / (j + 1) as f64;
+        if w < 1e-300 {
+            break;
+        }
+        total += w;
+        value += w * payoff[j + 1];
+    }
+    w = 1.0;
+    for j in (1..=mode).rev() {
+        w *= j as f64 / ((n - j + 1) as f64 * odds);
+        if w < 1e-300 {
+            break;
+        }
+        total += w;
+        value += w * payoff[j - 1];
+    }
+    value / total
 }
 
 /// Peizer–Pratt inversion (method 2) of the normal distribution for a tree of `n` steps.
@@ -294,10 +371,50 @@ fn step(v: &mut [f64], a: &[f64], pu: f64, pd: f64, mul: f64, shift: f64) {
     }
 }
 
-/// One backward step of the European values: `v[j] ← pu·v[j+1] + pd·v[j]`.
-#[inline(always)]
-fn step_european(v: &mut [f64], pu: f64, pd: f64) {
-    for j in 0..v.len() - 1 {
-        v[j] = pu * v[j + 1] + pd * v[j];
+/// The backward step at a level where exercise is a jump (a dividend goes ex at or within the
+/// step): [`step`], then each node whose cell the exercise boundary crosses gets the cell's
+/// Jensen gap added: the cell's average of `max(0, exercise − continuation)`, that difference
+/// linear between nodes, less the same max of its average (zero where the cell is all one
+/// side). The price then moves smoothly (continuously, and without the sawtooth) as the
+/// boundary moves between nodes. The exercise value is the larger of `first` and `second`
+/// (each `mul·a[j] + shift`).
+fn ex_level(
+    v: &mut [f64],
+    a: &[f64],
+    (pu, pd): (f64, f64),
+    first: (f64, f64),
+    second: (f64, f64),
+    cont: &mut [f64],
+    gain: &mut [f64],
+) {
+    let n = a.len();
+    for j in 0..n {
+        cont[j] = pu * v[j + 1] + pd * v[j];
+        gain[j] = (first.0 * a[j] + first.1).max(second.0 * a[j] + second.1) - cont[j];
+        v[j] = cont[j] + gain[j].max(0.0);
+    }
+    // The average over a unit interval of max(0, ·) of the line from y0 to y1.
+    let positive = |y0: f64, y1: f64| -> f64 {
+        if y0 >= 0.0 && y1 >= 0.0 {
+            0.5 * (y0 + y1)
+        } else if y0 <= 0.0 && y1 <= 0.0 {
+            0.0
+        } else {
+            let p = y0.max(y1);
+            p * p / (2.0 * (y0.abs() + y1.abs()))
+        }
+    };
+    for m in 0..n {
+        let f = gain[m];
+        let left = 0.5 * (gain[m.saturating_sub(1)] + f);
+        let right = 0.5 * (f + gain[(m + 1).min(n - 1)]);
+        let all_above = left >= 0.0 && f >= 0.0 && right >= 0.0;
+        let all_below = left <= 0.0 && f <= 0.0 && right <= 0.0;
+        if all_above || all_below {
+            continue;
+        }
+        let average = 0.25 * (left + 2.0 * f + right);
+        let gap = 0.5 * (positive(left, f) + positive(f, right)) - average.max(0.0);
+        v[m] += gap;
     }
 }

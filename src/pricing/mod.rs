@@ -15,8 +15,11 @@
 //! The price is a **Leisen–Reimer binomial tree with the European price as control variate**:
 //! the same tree prices the American and the European option, and the American price is
 //! Black's European price plus the tree's early-exercise premium (American − European on the
-//! tree), so most of the lattice's discretisation error cancels. Chosen over the alternatives
-//! the issue names because:
+//! tree), so most of the lattice's discretisation error cancels. At the levels of the ex-dates,
+//! where exercise is worth a jump, the tree also offers exercise at the ex-date itself and
+//! smooths the node the exercise boundary crosses (see `American::tree`), so the premium is
+//! continuous in the inputs and its error smooth enough to extrapolate. Chosen over the
+//! alternatives the issue names because:
 //! - Bjerksund–Stensland 2002 is fast but its error (up to a few 1e-3 of the price, more for
 //!   puts) is far above the 1e-4 vol the research side needs, and it has no discrete dividends
 //!   without an ad-hoc adjustment;
@@ -24,9 +27,9 @@
 //!   continuous yield, not a cash dividend schedule;
 //! - Leisen–Reimer converges as 1/N² for Europeans and is smooth in its inputs, so with the
 //!   control variate (and two trees extrapolated, see `premium`) [`DEFAULT_STEPS`] reach 1e-4
-//!   vol against QuantLib's fine grids in 90 % of the reference cases, 1.2e-3 in the worst, at
-//!   about 25 k implied vols/s on one core — short of the issue's 0.2 M/s (`BENCHMARKS.md`).
-//!
+//!   vol against QuantLib's fine grids in 93 % of the reference cases, 8e-4 in the worst, at
+//!   about 36 k implied vols/s on one core — short of the issue's 0.2 M/s (`BENCHMARKS.md`).
+
 //! # Implied vol
 //! [`American::implied_vol`] de-Americanises: start from the European implied vol of the
 //! price, take the tree's early-exercise premium at that vol off the price, invert the rest

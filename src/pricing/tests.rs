@@ -175,3 +175,84 @@ fn absurd_step_counts_are_bounded_not_fatal() {
     assert!(o.price_with_steps(0.3, 0).is_finite());
     assert!(!o.price(1e6).is_infinite());
 }
+
+#[test]
+fn the_european_on_the_tree_is_the_backward_pass() {
+    // The tree's European price comes from the expiry's payoffs in one sum; a plain backward
+    // pass over the same tree must give the same number.
+    for is_call in [true, false] {
+        for strike in [80.0, 100.0, 125.0] {
+            let o = option(strike, 0.6, is_call, &QUARTERLY);
+            let (vol, n) = (0.35, 75);
+            let s0 = o.risky_spot();
+            let (t, r, b) = (o.t, o.rate, o.rate - o.yield_rate);
+            let dt = t / n as f64;
+            let sd = vol * t.sqrt();
+            let d1 = ((s0 / strike).ln() + (b + 0.5 * vol * vol) * t) / sd;
+            let pp = |z: f64| {
+                let x = z / (n as f64 + 1.0 / 3.0 + 0.1 / (n as f64 + 1.0));
+                let root = (0.25 - 0.25 * (-x * x * (n as f64 + 1.0 / 6.0)).exp()).sqrt();
+                if z >= 0.0 {
+                    0.5 + root
+                } else {
+                    0.5 - root
+                }
+            };
+            let p = pp(d1 - sd);
+            let u = (b * dt).exp() * pp(d1) / p;
+            let d = ((b * dt).exp() - p * u) / (1.0 - p);
+            let mut v: Vec<f64> = (0..=n)
+                .map(|j| {
+                    let s = s0 * u.powi(j as i32) * d.powi((n - j) as i32);
+                    if is_call {
+                        (s - strike).max(0.0)
+                    } else {
+                        (strike - s).max(0.0)
+                    }
+                })
+                .collect();
+            for i in (0..n).rev() {
+                for j in 0..=i {
+                    v[j] = (-r * dt).exp() * (p * v[j + 1] + (1.0 - p) * v[j]);
+                }
+            }
+            let tree = o.tree(vol, n);
+            assert!((tree.european - v[0]).abs() < 1e-11 * v[0].max(1.0), "{o:?}: {} vs {}", tree.european, v[0]);
+        }
+    }
+}
+
+#[test]
+fn the_price_is_continuous_in_the_vol_across_an_ex_date() {
+    // A call with an ex-date inside a step of the tree, just before expiry: as the vol moves,
+    // the exercise boundary at the ex-date crosses nodes, where the smoothing of that level
+    // takes over from one node to the next. It must hand over continuously (a smoothing of the
+    // cell with the boundary alone, without the neighbours' halves, made a 15-step tree's
+    // premium jump by 0.03 here).
+    let divs = [Dividend { t: 30.0 / 365.0, amount: 0.55 }];
+    let o = American {
+        spot: 100.0,
+        strike: 102.06,
+        t: 33.0 / 365.0,
+        rate: 0.04,
+        yield_rate: 0.0,
+        dividends: &divs,
+        is_call: true,
+    };
+    for n in [15, 25, 101] {
+        let premium = |vol: f64| {
+            let p = o.tree(vol, n);
+            p.american - p.european
+        };
+        let mut worst: f64 = 0.0;
+        let mut last = premium(0.15);
+        for i in 1..=2000 {
+            let next = premium(0.15 + 1e-4 * i as f64);
+            worst = worst.max((next - last).abs());
+            last = next;
+        }
+        // The premium's slope in the vol is below 1 here (a vol step of 1e-4 moves it by
+        // well under 1e-3); a jump would show as a step far above that.
+        assert!(worst < 2e-4, "{n} steps: largest move {worst:.2e} for a vol step of 1e-4");
+    }
+}

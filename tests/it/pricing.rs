@@ -8,12 +8,15 @@ use twslake::pricing::{American, Dividend};
 /// little about the vol to compare.
 const VEGA_MIN: f64 = 1.0;
 /// The bar is 1e-4 everywhere; measured at `DEFAULT_STEPS` (`BENCHMARKS.md`): median
-/// 3e-6, 90th percentile 7e-5, worst 1.2e-3 (in-the-money calls with a dividend close ahead,
-/// where the tree's exercise dates miss the ex-date and QuantLib's grid is least accurate).
-/// These bounds hold the measured figures, not the bar.
-const MEDIAN_MAX: f64 = 1e-5;
-const P90_MAX: f64 = 1e-4;
-const WORST_MAX: f64 = 1.5e-3;
+/// 2.9e-6, 90th percentile 6.2e-5, 95th 1.1e-4, worst 8.0e-4, 110 of the 118 cases within 1e-4
+/// (the rest in-the-money calls with a dividend ahead). These bounds hold the measured
+/// figures, not the bar.
+const MEDIAN_MAX: f64 = 5e-6;
+const P90_MAX: f64 = 8e-5;
+const P95_MAX: f64 = 1.5e-4;
+const WORST_MAX: f64 = 1e-3;
+/// Cases within the 1e-4: at least this many.
+const WITHIN_BAR_MIN: usize = 108;
 
 #[test]
 fn american_implied_vols_agree_with_quantlib() {
@@ -48,9 +51,15 @@ fn american_implied_vols_agree_with_quantlib() {
     errors.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n = errors.len();
     assert!(n >= 90, "only {n} cases with vega >= {VEGA_MIN}");
-    let (median, p90, worst) = (errors[n / 2].0, errors[n * 9 / 10].0, &errors[n - 1]);
-    eprintln!("{n} cases: median {median:.2e}, 90th percentile {p90:.2e}, worst {:.2e} ({})", worst.0, worst.1);
+    let (median, p90, p95, worst) = (errors[n / 2].0, errors[n * 9 / 10].0, errors[n * 95 / 100].0, &errors[n - 1]);
+    let within = errors.iter().filter(|e| e.0 < 1e-4).count();
+    eprintln!(
+        "{n} cases: median {median:.2e}, 90th percentile {p90:.2e}, 95th {p95:.2e}, {within} within 1e-4, worst {:.2e} ({})",
+        worst.0, worst.1
+    );
     assert!(median < MEDIAN_MAX, "median vol error {median:.2e}");
     assert!(p90 < P90_MAX, "90th percentile vol error {p90:.2e}");
+    assert!(p95 < P95_MAX, "95th percentile vol error {p95:.2e}");
+    assert!(within >= WITHIN_BAR_MIN, "only {within} of {n} within 1e-4");
     assert!(worst.0 < WORST_MAX, "worst vol error {:.2e}: {}", worst.0, worst.1);
 }
