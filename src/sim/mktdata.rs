@@ -7,7 +7,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use super::conn::{Conn, OpenReq, Shared};
-use super::market::{cents, options, rng, Instrument, Market, OptionId};
+use super::market::{american, cents, options, rng, Instrument, Market, OptionId};
 use super::proto::{self, in_id};
 use super::record::{Outcome, RequestRecord};
 use super::resolve::resolve;
@@ -250,12 +250,12 @@ fn option_frames(market: &Market, o: OptionId, id: i32, t: Ticks, now: DateTime<
     let Some(spot) = market.spot_at(o.underlying, now) else {
         return;
     };
-    let Some(q) = options::quote(market.key(), spec, &o, now, spot) else {
+    let Some(q) = options::tick_quote(market.key(), spec, &o, now, spot) else {
         return;
     };
     // Internal basis to today's (see `market::corporate`): prices and the strike ÷ f, contracts × f.
     let f = market.served_factor(o.underlying);
-    let (q, strike) = (q.rebased(f), o.strike / f);
+    let q = q.rebased(f);
     let (bid, ask) = options::bid_ask(q.price);
     let volume = (traded_so_far(market, &o, now) as f64 * f).round() as u64;
     out.push(price(id, t.bid, bid, Some(10)));
@@ -264,7 +264,8 @@ fn option_frames(market: &Market, o: OptionId, id: i32, t: Ticks, now: DateTime<
         out.push(price(id, t.last, options::trade_price(q.price), Some(1)));
     }
     out.push(size(id, t.volume, volume));
-    let iv_of = |p: f64| options::implied_vol(o.right, q.forward, strike, q.t, q.rate, p);
+    // Bid, ask and last inverted by the contract's exercise style (American with the dividends).
+    let iv_of = |p: f64| american::implied_vol(spec, &o, now, &q, f, p);
     out.push(computation(id, t.comp[0], iv_of(bid).map(|iv| (iv, bid)), &q));
     out.push(computation(id, t.comp[1], iv_of(ask).map(|iv| (iv, ask)), &q));
     let last = (volume > 0).then(|| options::trade_price(q.price));

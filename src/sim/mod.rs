@@ -52,9 +52,17 @@
 //! - `keepUpToDate`: after the bars and the end message, the latest bar at the market clock is
 //!   sent again every second until the request is cancelled.
 //! - Option computation ticks: the model tick and the bid/ask/last ticks carry their own implied
-//!   volatility and price, and the greeks of the surface's volatility at the strike with IB's
-//!   conventions: spot delta e^(−qT)N(d1), gamma on the spot, vega per volatility point, theta
-//!   per calendar day with the spot fixed (see `market::options::SpotGreeks`).
+//!   volatility (inverted by the contract's exercise style) and price, and the greeks of the
+//!   surface's volatility at the strike with IB's conventions (delta and gamma on the spot, vega
+//!   per volatility point, theta per calendar day with the spot fixed): the American pricer's
+//!   for American-style classes (every listed one today), Black's on the cash-dividend forward
+//!   for European ones (see `market::american`, `market::options::SpotGreeks`).
+//! - Corporate actions (`market::corporate`): quarterly cash dividends (SPY, QQQ, AAPL, MSFT;
+//!   none for BRK B) and AAPL's 4:1 split with ex-date 2026-06-15. Bars, ticks, strikes and the
+//!   truth are served adjusted for the splits whose ex-date is at or before the clock's date
+//!   (prices ÷ ratio, volumes and option contracts × ratio, option con_ids, multiplier and
+//!   trading class unchanged, as the OCC adjusts a whole-number split); `ADJUSTED_LAST` (daily
+//!   or longer stock bars, no end date: 321 otherwise) is also back-adjusted for dividends.
 //! - Not simulated: extended hours, real-time bars, tick-by-tick, orders. For sub-minute option bars the VWAP does not
 //!   aggregate exactly to the minute (prices, volumes and counts do).
 

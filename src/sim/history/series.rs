@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use crate::calendar::{self, EXCHANGE_TZ};
 use crate::domain::{BarSize, WhatToShow};
-use crate::sim::market::{cents, options, DayDetail, Instrument, Market, OptionId};
+use crate::sim::market::{american, cents, options, DayDetail, Instrument, Market, OptionId};
 
 /// When a bar starts: a date for daily and longer bars, an instant for intraday ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +105,13 @@ fn minute_fine(market: &Market, inst: Instrument, date: NaiveDate) -> Option<(Fi
         Instrument::Option(o) => {
             let d = market.detail(o.underlying, date)?;
             let spec = market.spec(o.underlying);
+            // European per minute plus the early-exercise premium priced every 30 minutes
+            // (`market::american`): the cost of American prices stays a fraction of a tree per minute.
+            let premium = american::PremiumPath::build(market.key(), spec, &o, d.session.open, &d.p);
             let mut p = Vec::with_capacity(d.p.len());
             for (m, s) in d.p.iter().enumerate() {
                 let t = d.session.open + Duration::minutes(m as i64);
-                p.push(options::quote(market.key(), spec, &o, t, *s)?.price);
+                p.push(options::european_quote(market.key(), spec, &o, t, *s)?.price + premium.at(m as f64, *s));
             }
             option_fine(market, o, &d, p).map(|f| (f, (*d).clone()))
         }
@@ -130,6 +133,12 @@ fn option_fine(market: &Market, o: OptionId, d: &DayDetail, p: Vec<f64>) -> Opti
 /// The second path of minutes `[m0, m1)` of a session.
 fn second_fine(market: &Market, inst: Instrument, d: &DayDetail, m0: usize, m1: usize) -> Option<Fine> {
     let mut f = Fine { step: 1, origin: Some(d.session.open + Duration::minutes(m0 as i64)), ..Fine::default() };
+    let premium = match inst {
+        Instrument::Option(o) => {
+            american::PremiumPath::build(market.key(), market.spec(o.underlying), &o, d.session.open, &d.p)
+        }
+        Instrument::Stock(_) => american::PremiumPath::default(),
+    };
     for m in m0..m1 {
         let s = d.seconds(m);
         let base = d.session.open + Duration::minutes(m as i64);
@@ -139,7 +148,9 @@ fn second_fine(market: &Market, inst: Instrument, d: &DayDetail, m0: usize, m1: 
                 let spec = market.spec(o.underlying);
                 let mut v = Vec::with_capacity(61);
                 for (k, x) in s.q.iter().enumerate() {
-                    v.push(options::quote(market.key(), spec, &o, base + Duration::seconds(k as i64), *x)?.price);
+                    let t = base + Duration::seconds(k as i64);
+                    let premium = premium.at(m as f64 + k as f64 / 60.0, *x);
+                    v.push(options::european_quote(market.key(), spec, &o, t, *x)?.price + premium);
                 }
                 v
             }

@@ -16,6 +16,7 @@
 //!   that minute's high/low exactly and splitting its volume exactly.
 //! - **Options**: see [`options`]: prices from a known SSVI/raw-SVI surface per expiry.
 
+pub mod american;
 pub mod corporate;
 pub mod equity;
 pub mod options;

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::equity::regime;
 use super::rng::{hash_str, mix, Key};
-use super::{cents, corporate, Market, SymbolSpec};
+use super::{american, cents, corporate, Market, SymbolSpec};
 use crate::calendar;
 
 pub use crate::domain::Right;
@@ -253,9 +253,21 @@ pub struct Quote {
     pub pv_dividend: f64,
 }
 
-/// Prices option `o` at instant `t` with the underlying at `spot` (internal basis). `None` once
-/// expired.
+/// Prices option `o` at instant `t` with the underlying at `spot` (internal basis) by its
+/// exercise style (see [`super::american`]): the surface's vol, the American price for an
+/// American class; the greeks stay Black's (ticks take [`tick_quote`]'s). `None` once expired.
 pub fn quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
+    let q = european_quote(key, spec, o, t, spot)?;
+    Some(Quote { price: american::price(spec, o, t, &q), ..q })
+}
+
+/// [`quote`] with the greeks of the exercise style, as option-computation ticks carry them.
+pub fn tick_quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
+    Some(american::with_greeks(spec, o, t, european_quote(key, spec, o, t, spot)?))
+}
+
+/// The European (Black-76) quote of option `o` at `t`, whatever its style.
+pub fn european_quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
     let tau = years_to(o.expiry, t);
     if tau <= 0.0 {
         return None;

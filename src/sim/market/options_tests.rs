@@ -35,7 +35,7 @@ fn tick_greeks_are_ibs_spot_greeks() {
         for strike in [420.0, 480.0, 500.0, 520.0, 600.0] {
             for right in [Right::Call, Right::Put] {
                 let o = OptionId { underlying: 0, expiry, strike, right };
-                let Some(g) = quote(Key::new(1), &spec, &o, at, 500.0) else { continue };
+                let Some(g) = european_quote(Key::new(1), &spec, &o, at, 500.0) else { continue };
                 let (t, r, v) = (g.t, g.rate, g.iv);
                 // Escrowed dividends: Black–Scholes on the spot less the dividends' present
                 // value; `h` moves the valuation instant back in time (dividends further off).

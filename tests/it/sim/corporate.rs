@@ -210,3 +210,92 @@ fn the_truth_lists_the_schedule() {
     let brk = twslake::sim::truth::truth(&market, "BRK B", at("2026-03-02T15:00:00Z")).expect("truth");
     assert!(brk.dividends.is_empty() && brk.splits.is_empty());
 }
+
+async fn chain_strikes(c: &ibapi::Client) -> Vec<f64> {
+    use futures::StreamExt;
+    let mut sub =
+        c.option_chain("AAPL", ibapi::contracts::SecurityType::Stock, 265598).subscribe().await.expect("chain");
+    while let Some(item) = sub.next().await {
+        if let ibapi::subscriptions::SubscriptionItem::Data(chain) = item.expect("chain item") {
+            if chain.exchange == "SMART" {
+                return chain.strikes;
+            }
+        }
+    }
+    panic!("no SMART chain")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_options_are_adjusted_as_the_occ_does() {
+    use ibapi::contracts::{OptionRight, SecurityType};
+    let (sim, clock) = sim_at("2026-06-10T21:00:00Z").await;
+    let c = client(&sim, 1).await;
+    let spot = sim.market().day_bar(AAPL, d("2026-06-05")).expect("bar").close;
+    let july = Contract {
+        symbol: "AAPL".into(),
+        security_type: SecurityType::Option,
+        last_trade_date_or_contract_month: "20260717".into(),
+        right: Some(OptionRight::Put),
+        exchange: "SMART".into(),
+        currency: "USD".into(),
+        ..Default::default()
+    };
+    let puts = c.contract_details(&july).await.expect("July puts");
+    let before = puts
+        .iter()
+        .min_by(|a, b| (a.contract.strike - spot).abs().total_cmp(&(b.contract.strike - spot).abs()))
+        .expect("a put")
+        .contract
+        .clone();
+    let strikes_before = chain_strikes(&c).await;
+    assert!(strikes_before.contains(&before.strike));
+    async fn bars(c: &ibapi::Client, contract: Contract) -> ibapi::market_data::historical::HistoricalData {
+        c.historical_data(&contract, BarSize::Day)
+            .what_to_show(WhatToShow::MidPoint)
+            .duration(Duration::days(5))
+            .ending(odt("2026-06-05T20:00:00Z"))
+            .fetch()
+            .await
+            .expect("option bars")
+    }
+    let by_id = Contract { contract_id: before.contract_id, ..Default::default() };
+    let history_before = bars(&c, by_id.clone()).await;
+
+    // After the ex-date: the same contract (same con_id), strike ÷ 4, multiplier and trading
+    // class unchanged; its history is served on the new basis like the stock's.
+    clock.set(at("2026-06-23T21:00:00Z"));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let after = c.contract_details(&by_id).await.expect("by con_id")[0].contract.clone();
+    assert_eq!(after.contract_id, before.contract_id);
+    assert_eq!(after.strike, before.strike / 4.0);
+    assert_eq!((after.multiplier.as_str(), after.trading_class.as_str()), ("100", before.trading_class.as_str()));
+    assert_eq!(after.trading_class, "AAPL");
+    let by_terms = Contract { strike: after.strike, ..july.clone() };
+    let found = c.contract_details(&by_terms).await.expect("by the new terms");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].contract.contract_id, before.contract_id);
+    let old_terms = Contract { strike: before.strike, ..july.clone() };
+    assert_eq!(notice_code(c.contract_details(&old_terms).await), 200, "the old strike is gone");
+    let strikes_after = chain_strikes(&c).await;
+    assert!(strikes_after.contains(&after.strike) && !strikes_after.contains(&before.strike));
+    let history_after = bars(&c, by_id).await;
+    assert_eq!(history_before.bars.len(), history_after.bars.len());
+    assert!(!history_before.bars.is_empty());
+    for (b, a) in history_before.bars.iter().zip(&history_after.bars) {
+        assert_eq!(b.date, a.date);
+        assert!((b.close - 4.0 * a.close).abs() <= 0.0201, "{} against 4 × {}", b.close, a.close);
+    }
+
+    // A weekly first listed after the split (2026-08-14, listed 2026-06-22: eight weeks before,
+    // Juneteenth moving it to the Monday) centres on the new price, in the new price's spacing.
+    let listed_on = twslake::sim::market::options::listing_date(d("2026-08-14"));
+    assert_eq!(listed_on, d("2026-06-22"));
+    let new_spot = sim.market().day_bar(AAPL, listed_on).expect("bar").close / 4.0;
+    let august = Contract { last_trade_date_or_contract_month: "20260814".into(), ..july };
+    let listed: Vec<f64> =
+        c.contract_details(&august).await.expect("August weekly").iter().map(|x| x.contract.strike).collect();
+    assert!(listed.len() > 10, "{listed:?}");
+    assert!(listed.iter().all(|k| k.fract() == 0.0), "whole-dollar strikes around {new_spot}: {listed:?}");
+    let (lo, hi) = (listed.iter().cloned().fold(f64::MAX, f64::min), listed.iter().cloned().fold(f64::MIN, f64::max));
+    assert!(lo < new_spot && hi > new_spot && hi < 2.0 * new_spot, "{lo}..{hi} around {new_spot}");
+}

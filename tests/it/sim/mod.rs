@@ -1,5 +1,6 @@
 //! The simulated gateway driven by the real `ibapi` client over TCP.
 
+mod american;
 mod cli;
 mod contracts;
 mod corporate;
