@@ -5,6 +5,7 @@ mod history;
 pub mod market;
 mod pit_props;
 mod sim_fits;
+mod styles;
 
 use chrono::{DateTime, Duration, Utc};
 use market::{Market, DIV, RATE};
