@@ -50,6 +50,18 @@ impl Styles {
         self.by_con_id.is_empty()
     }
 
+    /// Adds the `exercise_style` column (`american`/`european`) to a frame with `con_id`.
+    pub fn with_column(&self, lf: LazyFrame) -> LazyFrame {
+        let styles = self.clone();
+        let style_of = move |c: Column| -> PolarsResult<Column> {
+            let ids = c.cast(&DataType::Int64)?;
+            let out: StringChunked = ids.i64()?.iter().map(|id| id.map(|id| styles.of(id).as_str())).collect();
+            Ok(out.with_name(STYLE_COLUMN.into()).into_column())
+        };
+        let field = |_: &Schema, f: &Field| Ok(Field::new(f.name().clone(), DataType::String));
+        lf.with_column(col("con_id").map(style_of, field).alias(STYLE_COLUMN))
+    }
+
     /// The styles of `symbol`'s options stored in `lake` (see the module docs).
     pub async fn read(lake: &Lake, symbol: &Symbol) -> Result<Self> {
         let mut styles = Styles::of_symbol(symbol.as_str());

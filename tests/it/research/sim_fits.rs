@@ -15,6 +15,9 @@ use twslake::sim::market::Market;
 use twslake::sim::truth::{truth, Truth};
 use twslake::sim::ManualClock;
 
+/// The exercise style the simulator prices these symbols' options with.
+const SIM_STYLE: &str = "european";
+
 /// The quotes a 1-minute MIDPOINT bar would hold at `at`: strikes within `band` of the spot,
 /// expiries within `days`, mids of the rounded bid and ask.
 fn quotes(t: &Truth, band: f64, days: i64) -> DataFrame {
@@ -36,7 +39,9 @@ fn quotes(t: &Truth, band: f64, days: i64) -> DataFrame {
             }
         }
     }
-    let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => tt).unwrap();
+    let style = vec![SIM_STYLE; e.len()];
+    let df =
+        df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => tt, "exercise_style" => style).unwrap();
     df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap()
 }
 
