@@ -10,6 +10,8 @@ pub const NO_SECURITY_DEFINITION: i32 = 200;
 pub const CLIENT_ID_IN_USE: i32 = 326;
 /// Market data is not subscribed.
 pub const NOT_SUBSCRIBED: i32 = 354;
+/// A request failed validation (its text names the cause).
+pub const REQUEST_INVALID: i32 = 321;
 /// No historical data query found for the ticker id (a cancel that came too late).
 pub const NO_HISTORICAL_QUERY: i32 = 366;
 /// Connectivity between IB and the gateway lost.
@@ -32,6 +34,14 @@ pub const PACING_VIOLATION_TEXT: &str =
     "Historical Market Data Service error message:Historical data request pacing violation";
 /// The start of the text of a final answer with no data (code 162), followed by the contract.
 pub const NO_DATA_TEXT: &str = "Historical Market Data Service error message:HMDS query returned no data";
+/// The text of code 321 for an `ADJUSTED_LAST` request with an end date (IB serves it ending
+/// now only).
+pub const ADJUSTED_LAST_END_TEXT: &str =
+    "Error validating request.-'bW' : cause - End date not supported with adjusted last";
+/// The text of code 321 for an `ADJUSTED_LAST` request for bars under a day, or for a
+/// non-stock (the simulator's wording).
+pub const ADJUSTED_LAST_BARS_TEXT: &str =
+    "Error validating request.-'bW' : cause - Adjusted last is served for stocks in daily or longer bars";
 /// The text of code 200.
 pub const NO_SECURITY_TEXT: &str = "No security definition has been found for the request";
 /// The text of code 354.

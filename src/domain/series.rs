@@ -142,14 +142,18 @@ pub enum WhatToShow {
     Ask,
     /// Time-averaged bid (open, low) and ask (high, close); paced as two requests by IB.
     BidAsk,
+    /// Trades back-adjusted for splits and dividends as of the request (total return); daily or
+    /// coarser bars only, and IB refuses it with an end date.
+    AdjustedLast,
 }
 
-const WHAT_TO_SHOW: [(WhatToShow, &str); 5] = [
+const WHAT_TO_SHOW: [(WhatToShow, &str); 6] = [
     (WhatToShow::Trades, "TRADES"),
     (WhatToShow::Midpoint, "MIDPOINT"),
     (WhatToShow::Bid, "BID"),
     (WhatToShow::Ask, "ASK"),
     (WhatToShow::BidAsk, "BID_ASK"),
+    (WhatToShow::AdjustedLast, "ADJUSTED_LAST"),
 ];
 
 impl WhatToShow {
@@ -168,11 +172,9 @@ impl fmt::Display for WhatToShow {
 impl FromStr for WhatToShow {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        WHAT_TO_SHOW
-            .iter()
-            .find(|r| r.1.eq_ignore_ascii_case(s.trim()))
-            .map(|r| r.0)
-            .ok_or_else(|| Error::bad_input("what-to-show", s, "use TRADES, MIDPOINT, BID, ASK or BID_ASK"))
+        WHAT_TO_SHOW.iter().find(|r| r.1.eq_ignore_ascii_case(s.trim())).map(|r| r.0).ok_or_else(|| {
+            Error::bad_input("what-to-show", s, "use TRADES, MIDPOINT, BID, ASK, BID_ASK or ADJUSTED_LAST")
+        })
     }
 }
 

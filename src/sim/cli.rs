@@ -146,6 +146,12 @@ fn print_truth(t: &TruthArgs) -> anyhow::Result<()> {
         "{} at {}: spot {:.2}, rate {:.4}, dividend yield {:.4}",
         truth.symbol, truth.at, truth.spot, truth.rate, truth.dividend_yield
     );
+    for s in &truth.splits {
+        println!("split {} {}:1", s.ex_date, s.ratio);
+    }
+    for d in &truth.dividends {
+        println!("dividend ex {} {:.4} (T={:.4})", d.ex_date, d.amount, d.t);
+    }
     for e in &truth.expiries {
         println!(
             "{}  T={:.4}  F={:.2}  ATM vol {:.4}  strikes {}",

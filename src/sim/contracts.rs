@@ -149,7 +149,7 @@ pub fn option_chain(conn: &mut Conn, payload: &[u8]) -> Result<(), prost::Decode
             trading_class: Some(spec.option_root.clone()),
             multiplier: Some("100".into()),
             expirations: chain.expiries.iter().map(|e| e.date.format("%Y%m%d").to_string()).collect(),
-            strikes: chain.all_strikes(),
+            strikes: chain.all_strikes().iter().map(|k| k / market.served_factor(i)).collect(),
         };
         conn.send(in_id::SEC_DEF_OPT_PARAMETER, &msg);
         rows += 1;

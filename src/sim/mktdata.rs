@@ -7,7 +7,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use super::conn::{Conn, OpenReq, Shared};
-use super::market::{cents, options, rng, Instrument, Market, OptionId};
+use super::market::{american, cents, options, rng, Instrument, Market, OptionId};
 use super::proto::{self, in_id};
 use super::record::{Outcome, RequestRecord};
 use super::resolve::resolve;
@@ -216,6 +216,16 @@ fn quote_frames(market: &Market, inst: Instrument, id: i32, t: Ticks, now: DateT
             let (Some(spot), Some(day)) = (market.spot_at(i, now), day_so_far(market, i, now)) else {
                 return out;
             };
+            // Internal basis to today's (see `market::corporate`).
+            let f = market.served_factor(i);
+            let spot = cents(spot / f);
+            let day = DaySoFar {
+                open: cents(day.open / f),
+                high: cents(day.high / f),
+                low: cents(day.low / f),
+                volume: (day.volume as f64 * f).round() as u64,
+                prev_close: cents(day.prev_close / f),
+            };
             let key = now.timestamp() as u64;
             let sz = |salt: u64| 1 + (rng::mix(key ^ salt ^ i as u64) % 40);
             out.push(price(id, t.bid, cents(spot - 0.01), Some(sz(1) * 100)));
@@ -240,18 +250,22 @@ fn option_frames(market: &Market, o: OptionId, id: i32, t: Ticks, now: DateTime<
     let Some(spot) = market.spot_at(o.underlying, now) else {
         return;
     };
-    let Some(q) = options::quote(market.key(), spec, &o, now, spot) else {
+    let Some(q) = options::tick_quote(market.key(), spec, &o, now, spot) else {
         return;
     };
+    // Internal basis to today's (see `market::corporate`): prices and the strike ÷ f, contracts × f.
+    let f = market.served_factor(o.underlying);
+    let q = q.rebased(f);
     let (bid, ask) = options::bid_ask(q.price);
-    let volume = traded_so_far(market, &o, now);
+    let volume = (traded_so_far(market, &o, now) as f64 * f).round() as u64;
     out.push(price(id, t.bid, bid, Some(10)));
     out.push(price(id, t.ask, ask, Some(10)));
     if volume > 0 {
         out.push(price(id, t.last, options::trade_price(q.price), Some(1)));
     }
     out.push(size(id, t.volume, volume));
-    let iv_of = |p: f64| options::implied_vol(o.right, q.forward, o.strike, q.t, q.rate, p);
+    // Bid, ask and last inverted by the contract's exercise style (American with the dividends).
+    let iv_of = |p: f64| american::implied_vol(spec, &o, now, &q, f, p);
     out.push(computation(id, t.comp[0], iv_of(bid).map(|iv| (iv, bid)), &q));
     out.push(computation(id, t.comp[1], iv_of(ask).map(|iv| (iv, ask)), &q));
     let last = (volume > 0).then(|| options::trade_price(q.price));

@@ -55,13 +55,15 @@ fn options_matching(market: &Market, i: usize, today: NaiveDate, c: &proto::Cont
         },
         None => None,
     };
+    // Strikes are asked as served: in the basis of the clock (see `market::corporate`).
+    let f = market.served_factor(i);
     let mut out = Vec::new();
     for e in chain.expiries.iter().filter(|e| expiry_alive(market, e.date)) {
         let tag = e.date.format("%Y%m%d").to_string();
         if !(expiry.is_empty() || tag == expiry || (expiry.len() == 6 && tag.starts_with(&expiry))) {
             continue;
         }
-        for k in e.strikes.iter().filter(|k| strike == 0.0 || (**k - strike).abs() < 1e-6) {
+        for k in e.strikes.iter().filter(|k| strike == 0.0 || (**k / f - strike).abs() < 1e-6) {
             for r in [Right::Call, Right::Put].into_iter().filter(|r| right.is_none_or(|x| x == *r)) {
                 out.push(OptionId { underlying: i, expiry: e.date, strike: *k, right: r });
             }
@@ -94,17 +96,18 @@ pub fn contract_of(market: &Market, inst: Instrument) -> proto::Contract {
         Instrument::Option(o) => {
             let s = market.spec(o.underlying);
             let expiry = o.expiry.format("%Y%m%d").to_string();
+            let strike = o.strike / market.served_factor(o.underlying);
             proto::Contract {
                 con_id: Some(options::con_id(s, o.expiry, o.strike, o.right)),
                 symbol: Some(s.symbol.clone()),
                 sec_type: Some(SecType::Option.ib().into()),
                 last_trade_date_or_contract_month: Some(expiry.clone()),
-                strike: Some(o.strike),
+                strike: Some(strike),
                 right: Some(o.right.letter().into()),
                 multiplier: Some(100.0),
                 exchange: Some("SMART".into()),
                 currency: Some("USD".into()),
-                local_symbol: Some(options::occ_symbol(s, o.expiry, o.strike, o.right)),
+                local_symbol: Some(options::occ_symbol(s, o.expiry, strike, o.right)),
                 trading_class: Some(s.option_root.clone()),
                 last_trade_date: Some(expiry),
                 ..Default::default()

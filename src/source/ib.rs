@@ -204,6 +204,7 @@ fn what(w: WhatToShow) -> hist::WhatToShow {
         WhatToShow::Bid => hist::WhatToShow::Bid,
         WhatToShow::Ask => hist::WhatToShow::Ask,
         WhatToShow::BidAsk => hist::WhatToShow::BidAsk,
+        WhatToShow::AdjustedLast => hist::WhatToShow::AdjustedLast,
     }
 }
 

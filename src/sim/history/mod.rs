@@ -16,7 +16,8 @@ use super::resolve::{contract_of, resolve};
 use super::wire;
 use crate::calendar;
 use crate::domain::codes::{
-    HISTORICAL_DATA_ERROR, NO_DATA_TEXT, NO_SECURITY_DEFINITION, NO_SECURITY_TEXT, PACING_VIOLATION_TEXT,
+    ADJUSTED_LAST_BARS_TEXT, ADJUSTED_LAST_END_TEXT, HISTORICAL_DATA_ERROR, NO_DATA_TEXT, NO_SECURITY_DEFINITION,
+    NO_SECURITY_TEXT, PACING_VIOLATION_TEXT, REQUEST_INVALID,
 };
 use crate::domain::{BarSize, WhatToShow};
 
@@ -27,7 +28,7 @@ const SMALL_BAR_HISTORY_DAYS: i64 = 183;
 type Refusal = (i32, String);
 
 fn invalid(what: &str) -> Refusal {
-    (321, format!("Error validating request.-'bW' : cause - {what}"))
+    (REQUEST_INVALID, format!("Error validating request.-'bW' : cause - {what}"))
 }
 
 fn no_data(market: &Market, inst: Instrument, what: WhatToShow) -> Refusal {
@@ -56,6 +57,16 @@ fn parse(conn: &Conn, req: &proto::HistoricalDataRequest) -> Result<Parsed, Refu
         .ok_or_else(|| invalid("Historical data duration format is invalid."))?;
     let what = spec::parse_what(req.what_to_show.as_deref().unwrap_or(""))
         .ok_or_else(|| invalid("Historical data request for unsupported what to show."))?;
+    if what == WhatToShow::AdjustedLast {
+        // IB serves ADJUSTED_LAST ending now only (the `ibapi` crate refuses an end on its
+        // side too), in daily or longer bars, for stocks.
+        if !req.end_date_time.as_deref().unwrap_or("").trim().is_empty() {
+            return Err((REQUEST_INVALID, ADJUSTED_LAST_END_TEXT.into()));
+        }
+        if size.is_intraday() || !matches!(inst, Instrument::Stock(_)) {
+            return Err((REQUEST_INVALID, ADJUSTED_LAST_BARS_TEXT.into()));
+        }
+    }
     let end = spec::parse_end(req.end_date_time.as_deref().unwrap_or(""), market.now())
         .ok_or_else(|| invalid("End date/time format is invalid."))?;
     if spec::span(size) < spec::finest_bar_for(duration) {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use crate::calendar::{self, EXCHANGE_TZ};
 use crate::domain::{BarSize, WhatToShow};
-use crate::sim::market::{cents, options, DayDetail, Instrument, Market, OptionId};
+use crate::sim::market::{american, cents, options, DayDetail, Instrument, Market, OptionId};
 
 /// When a bar starts: a date for daily and longer bars, an instant for intraday ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,7 @@ fn map_price(stock: bool, what: WhatToShow, side: Side, x: f64) -> f64 {
     } else {
         let (bid, ask) = options::bid_ask(x);
         match (what, side) {
-            (WhatToShow::Trades, _) => options::trade_price(x),
+            (WhatToShow::Trades | WhatToShow::AdjustedLast, _) => options::trade_price(x),
             (WhatToShow::Midpoint, _) => (bid + ask) / 2.0,
             (WhatToShow::Bid, _) | (WhatToShow::BidAsk, Side::Bid) => bid,
             (WhatToShow::Ask, _) | (WhatToShow::BidAsk, Side::Ask) => ask,
@@ -105,10 +105,13 @@ fn minute_fine(market: &Market, inst: Instrument, date: NaiveDate) -> Option<(Fi
         Instrument::Option(o) => {
             let d = market.detail(o.underlying, date)?;
             let spec = market.spec(o.underlying);
+            // European per minute plus the early-exercise premium priced every 30 minutes
+            // (`market::american`): the cost of American prices stays a fraction of a tree per minute.
+            let premium = american::PremiumPath::build(market.key(), spec, &o, d.session.open, &d.p);
             let mut p = Vec::with_capacity(d.p.len());
             for (m, s) in d.p.iter().enumerate() {
                 let t = d.session.open + Duration::minutes(m as i64);
-                p.push(options::quote(market.key(), spec, &o, t, *s)?.price);
+                p.push(options::european_quote(market.key(), spec, &o, t, *s)?.price + premium.at(m as f64, *s));
             }
             option_fine(market, o, &d, p).map(|f| (f, (*d).clone()))
         }
@@ -130,6 +133,12 @@ fn option_fine(market: &Market, o: OptionId, d: &DayDetail, p: Vec<f64>) -> Opti
 /// The second path of minutes `[m0, m1)` of a session.
 fn second_fine(market: &Market, inst: Instrument, d: &DayDetail, m0: usize, m1: usize) -> Option<Fine> {
     let mut f = Fine { step: 1, origin: Some(d.session.open + Duration::minutes(m0 as i64)), ..Fine::default() };
+    let premium = match inst {
+        Instrument::Option(o) => {
+            american::PremiumPath::build(market.key(), market.spec(o.underlying), &o, d.session.open, &d.p)
+        }
+        Instrument::Stock(_) => american::PremiumPath::default(),
+    };
     for m in m0..m1 {
         let s = d.seconds(m);
         let base = d.session.open + Duration::minutes(m as i64);
@@ -139,7 +148,9 @@ fn second_fine(market: &Market, inst: Instrument, d: &DayDetail, m0: usize, m1: 
                 let spec = market.spec(o.underlying);
                 let mut v = Vec::with_capacity(61);
                 for (k, x) in s.q.iter().enumerate() {
-                    v.push(options::quote(market.key(), spec, &o, base + Duration::seconds(k as i64), *x)?.price);
+                    let t = base + Duration::seconds(k as i64);
+                    let premium = premium.at(m as f64 + k as f64 / 60.0, *x);
+                    v.push(options::european_quote(market.key(), spec, &o, t, *x)?.price + premium);
                 }
                 v
             }
@@ -190,7 +201,7 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: WhatToShow, time: 
         wap: None,
         count: None,
     };
-    if what == WhatToShow::Trades {
+    if has_volume(what) {
         let volume: u64 = f.vol[a..b].iter().sum();
         let notional: f64 = (a..b).map(|m| f.vol[m] as f64 * f.wap[m]).sum();
         bar.volume = Some(volume);
@@ -198,6 +209,27 @@ fn aggregate(f: &Fine, a: usize, b: usize, stock: bool, what: WhatToShow, time: 
         bar.wap = Some(if volume > 0 { notional / volume as f64 } else { bar.close });
     }
     bar
+}
+
+/// Whether bars of `what` carry volume, WAP and count (the trades series).
+fn has_volume(what: WhatToShow) -> bool {
+    matches!(what, WhatToShow::Trades | WhatToShow::AdjustedLast)
+}
+
+/// Brings bars made in the internal basis to the basis served: prices × `price`, volumes ×
+/// `volume` (see [`crate::sim::market::corporate`]). Split-adjusted prices are rounded to cents
+/// as IB shows them; dividend-adjusted (`ADJUSTED_LAST`) ones to 1/10,000.
+fn rebase(bars: &mut [Bar], what: WhatToShow, price: f64, volume: f64) {
+    if price == 1.0 && volume == 1.0 {
+        return;
+    }
+    let unit = if what == WhatToShow::AdjustedLast { 10_000.0 } else { 100.0 };
+    let p = |x: f64| ((x * price * unit).round() / unit).max(if x > 0.0 { 1.0 / unit } else { 0.0 });
+    for b in bars {
+        (b.open, b.high, b.low, b.close) = (p(b.open), p(b.high), p(b.low), p(b.close));
+        b.wap = b.wap.map(|w| w * price);
+        b.volume = b.volume.map(|v| (v as f64 * volume).round() as u64);
+    }
 }
 
 /// Steps of the path completed by `now` (the partial step is not served).
@@ -230,8 +262,14 @@ pub fn bars(
     if first > last {
         return Vec::new();
     }
+    let underlying = match inst {
+        Instrument::Stock(i) => i,
+        Instrument::Option(o) => o.underlying,
+    };
+    let split = market.served_factor(underlying);
     let mut out = Vec::new();
     for date in calendar::trading_days(first, last) {
+        let before = out.len();
         if let Instrument::Option(o) = inst {
             if date > o.expiry || !listed_on(o, date) {
                 continue;
@@ -256,6 +294,8 @@ pub fn bars(
                 }
             }
         }
+        let dividends = if what == WhatToShow::AdjustedLast { market.dividend_factor(underlying, date) } else { 1.0 };
+        rebase(&mut out[before..], what, dividends / split, split);
     }
     match size {
         BarSize::Week1 => group(out, what, |d| d.iso_week().week() as i64 + d.iso_week().year() as i64 * 100),
@@ -353,7 +393,7 @@ fn group(days: Vec<Bar>, what: WhatToShow, key: impl Fn(NaiveDate) -> i64) -> Ve
                 acc.high = acc.high.max(bar.high);
                 acc.low = acc.low.min(bar.low);
                 acc.close = bar.close;
-                if what == WhatToShow::Trades {
+                if has_volume(what) {
                     let (v0, v1) = (acc.volume.unwrap_or(0), bar.volume.unwrap_or(0));
                     let notional = acc.wap.unwrap_or(0.0) * v0 as f64 + bar.wap.unwrap_or(0.0) * v1 as f64;
                     acc.volume = Some(v0 + v1);

@@ -16,6 +16,8 @@
 //!   that minute's high/low exactly and splitting its volume exactly.
 //! - **Options**: see [`options`]: prices from a known SSVI/raw-SVI surface per expiry.
 
+pub mod american;
+pub mod corporate;
 pub mod equity;
 pub mod options;
 pub mod rng;
@@ -185,6 +187,33 @@ impl Market {
         }
         cache.insert(today, Arc::new(index));
         found
+    }
+
+    /// The date whose basis the simulator serves prices in: the clock's calendar date in New
+    /// York (a split is in effect from the midnight before its ex-date, as IB adjusts).
+    pub fn basis_date(&self) -> NaiveDate {
+        self.now().with_timezone(&crate::calendar::EXCHANGE_TZ).date_naive()
+    }
+
+    /// What internal prices of symbol `i` are divided by (and volumes multiplied by) when
+    /// served: the split factor of [`Self::basis_date`].
+    pub fn served_factor(&self, i: usize) -> f64 {
+        self.spec(i).split_factor(self.basis_date())
+    }
+
+    /// The dividend back-adjustment of `ADJUSTED_LAST` for a bar of `date` as of the clock: the
+    /// product, over the dividends with ex-date in (`date`, clock's date], of
+    /// `1 − dividend / close of the session before the ex-date` (both in one basis).
+    pub fn dividend_factor(&self, i: usize, date: NaiveDate) -> f64 {
+        let spec = self.spec(i).clone();
+        corporate::dividends_between(&spec, date, self.basis_date())
+            .iter()
+            .filter_map(|d| {
+                let prev = self.day_bar(i, crate::calendar::prev_trading_day(d.ex_date))?.close;
+                Some(1.0 - corporate::internal_amount(&spec, d) / prev)
+            })
+            .filter(|f| *f > 0.0)
+            .product()
     }
 
     /// The root key (for sub-models).

@@ -9,16 +9,16 @@
 //!   regime-driven short end to a long-run level; φ(θ) = η / (θ^½ (1+θ)^½), ρ per symbol.
 //!   Written per expiry as raw SVI (a, b, ρ, m, σ). These parameters satisfy Gatheral–Jacquier's
 //!   no-butterfly conditions (θφ(1+|ρ|) ≤ 4, θφ²(1+|ρ|) ≤ 4).
-//! - **Prices**: Black–Scholes on the forward F = S e^{(r−q)T}, T in ACT/365 years to the
-//!   expiry's 16:00 close; rates r from a smooth deterministic curve; dividends as a continuous
-//!   yield q.
+//! - **Prices**: Black-76 on the forward F = (S − PV(D)) e^{rT}, T in ACT/365 years to the
+//!   expiry's 16:00 close; rates r from a smooth deterministic curve; D the cash dividends of the
+//!   symbol's schedule going ex before the expiry (escrowed model, see [`super::corporate`]).
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::equity::regime;
 use super::rng::{hash_str, mix, Key};
-use super::{cents, Market, SymbolSpec};
+use super::{american, cents, corporate, Market, SymbolSpec};
 use crate::calendar;
 
 pub use crate::domain::Right;
@@ -30,7 +30,9 @@ pub struct OptionId {
     pub underlying: usize,
     /// Expiry date (last trading day).
     pub expiry: NaiveDate,
-    /// Strike.
+    /// Strike in the internal (never split) basis; served ÷ the clock's split factor, as the OCC
+    /// adjusts listed options for a whole-number split (strike ÷ ratio, contracts × ratio,
+    /// multiplier and trading class unchanged, the same contract id).
     pub strike: f64,
     /// Put or call.
     pub right: Right,
@@ -129,24 +131,29 @@ fn calendar_on_or_after(d: NaiveDate) -> NaiveDate {
     }
 }
 
+/// Strikes in the internal basis: a grid around the listing day's close in *that day's* basis
+/// (so a listing after a split centres on the new price), taken back to the internal basis.
 fn listed_strikes(market: &Market, i: usize, listed: NaiveDate, expiry: NaiveDate) -> Option<Vec<f64>> {
-    let s0 = market.day_bar(i, listed)?.close;
+    let basis = market.spec(i).split_factor(listed);
+    let s0 = market.day_bar(i, listed)?.close / basis;
     let t = (expiry - listed).num_days() as f64 / 365.0;
     let width = s0 * (0.15 + 0.35 * t.sqrt()).min(0.6);
     let step = strike_step(s0);
     let lo = ((s0 - width) / step).ceil().max(1.0) as i64;
     let hi = ((s0 + width) / step).floor() as i64;
-    Some((lo..=hi).map(|n| (n as f64 * step * 1000.0).round() / 1000.0).collect())
+    Some((lo..=hi).map(|n| (n as f64 * step * 1000.0).round() / 1000.0 * basis).collect())
 }
 
-/// The stable con_id of an option: a hash of what identifies it, in a range no stock uses.
+/// The stable con_id of an option: a hash of what identifies it (the strike in the internal
+/// basis, so a split keeps it), in a range no stock uses.
 pub fn con_id(spec: &SymbolSpec, expiry: NaiveDate, strike: f64, right: Right) -> i32 {
     let label =
         format!("{}|{}|{}|{}", spec.symbol, expiry.format("%Y%m%d"), (strike * 1000.0).round() as i64, right.letter());
     0x4000_0000 | (mix(hash_str(&label)) & 0x3FFF_FFFF) as i32
 }
 
-/// The OCC symbol, e.g. `SPY   261218C00450000`.
+/// The OCC symbol, e.g. `SPY   261218C00450000`, of a strike as served (after a whole-number
+/// split the OCC restates the strike, keeping the root).
 pub fn occ_symbol(spec: &SymbolSpec, expiry: NaiveDate, strike: f64, right: Right) -> String {
     format!(
         "{:<6}{}{}{:08}",
@@ -246,19 +253,31 @@ pub struct Quote {
     pub pv_dividend: f64,
 }
 
-/// Prices option `o` at instant `t` with the underlying at `spot`. `None` once expired.
+/// Prices option `o` at instant `t` with the underlying at `spot` (internal basis) by its
+/// exercise style (see [`super::american`]): the surface's vol, the American price for an
+/// American class; the greeks stay Black's (ticks take [`tick_quote`]'s). `None` once expired.
 pub fn quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
+    let q = european_quote(key, spec, o, t, spot)?;
+    Some(Quote { price: american::price(spec, o, t, &q), ..q })
+}
+
+/// [`quote`] with the greeks of the exercise style, as option-computation ticks carry them.
+pub fn tick_quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
+    Some(american::with_greeks(spec, o, t, european_quote(key, spec, o, t, spot)?))
+}
+
+/// The European (Black-76) quote of option `o` at `t`, whatever its style.
+pub fn european_quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: f64) -> Option<Quote> {
     let tau = years_to(o.expiry, t);
     if tau <= 0.0 {
         return None;
     }
     let date = calendar::trading_date(t);
     let r = rate(date);
-    let q = spec.dividend_yield;
-    let forward = spot * ((r - q) * tau).exp();
+    let (forward, pv) = corporate::forward(spot, r, tau, &corporate::dividends_to(spec, t, o.expiry));
     let iv = (svi(key, spec, date, tau).w((o.strike / forward).ln()) / tau).sqrt();
     let g = black(o.right, forward, o.strike, tau, r, iv);
-    let s = spot_greeks(spot, forward, r, q, &g);
+    let s = spot_greeks(spot, r, &g);
     Some(Quote {
         spot,
         forward,
@@ -270,20 +289,38 @@ pub fn quote(key: Key, spec: &SymbolSpec, o: &OptionId, t: DateTime<Utc>, spot: 
         gamma: s.gamma,
         vega: s.vega,
         theta: s.theta,
-        pv_dividend: spot * (1.0 - (-q * tau).exp()),
+        pv_dividend: pv,
     })
 }
 
-/// The greeks as IB's option-computation ticks state them, on the spot with the dividend yield
-/// q (Black–Scholes–Merton, F = S e^{(r−q)T}):
-/// - delta e^{−qT} N(d1) for a call, −e^{−qT} N(−d1) for a put;
-/// - gamma e^{−qT} n(d1) / (S σ √T);
-/// - vega per volatility point: 0.01 × S e^{−qT} n(d1) √T;
-/// - theta per calendar day with the spot held fixed: the BSM theta
-///   (−S e^{−qT} n(d1) σ / (2√T) ∓ r K e^{−rT} N(±d2) ± q S e^{−qT} N(±d1)) divided by 365.
+impl Quote {
+    /// The quote in a basis `factor` times smaller (prices ÷ factor: a split's adjustment);
+    /// delta and the volatility are unchanged, gamma scales the other way.
+    pub fn rebased(self, factor: f64) -> Quote {
+        Quote {
+            spot: self.spot / factor,
+            forward: self.forward / factor,
+            price: self.price / factor,
+            gamma: self.gamma * factor,
+            vega: self.vega / factor,
+            theta: self.theta / factor,
+            pv_dividend: self.pv_dividend / factor,
+            ..self
+        }
+    }
+}
+
+/// The greeks as IB's option-computation ticks state them, on the spot: the Black-76 result on
+/// the forward F = (S − PV(dividends)) e^{rT} (escrowed dividends, the dividends' present value
+/// fixed in dollars), taken to the spot:
+/// - delta ∂V/∂S = e^{rT} ∂V/∂F (dF/dS = e^{rT});
+/// - gamma e^{2rT} ∂²V/∂F²;
+/// - vega per volatility point: 0.01 × ∂V/∂σ;
+/// - theta per calendar day with the spot held fixed: as time passes with S fixed,
+///   F = S e^{rτ} − Σ D e^{r(T − tᵢ)} moves by −r S e^{rτ} per year (the dividends' terms do
+///   not move), so θ_S = θ_F − r S e^{rT} ∂V/∂F, ÷ 365.
 ///
-/// Derived from the Black-76 sensitivities on the forward: dF/dS = F/S, and holding S fixed
-/// while time passes moves F by −(r−q)F per year, so θ_S = θ_F − (r−q) F ∂V/∂F.
+/// With no dividend these are Black–Scholes' on the spot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpotGreeks {
     /// ∂V/∂S.
@@ -296,15 +333,15 @@ pub struct SpotGreeks {
     pub theta: f64,
 }
 
-/// [`SpotGreeks`] of an option on `spot` whose Black-76 result on the forward `f` (rate `r`,
-/// dividend yield `q`) is `g`.
-pub fn spot_greeks(spot: f64, f: f64, r: f64, q: f64, g: &Black) -> SpotGreeks {
-    let ratio = f / spot;
+/// [`SpotGreeks`] of an option on `spot` whose Black-76 result on the forward `f` (rate `r`) is
+/// `g`, the forward being (S − PV) e^{rT}.
+pub fn spot_greeks(spot: f64, r: f64, g: &Black) -> SpotGreeks {
+    let growth = if g.t > 0.0 { (r * g.t).exp() } else { 1.0 };
     SpotGreeks {
-        delta: g.delta_fwd * ratio,
-        gamma: g.gamma_fwd * ratio * ratio,
+        delta: g.delta_fwd * growth,
+        gamma: g.gamma_fwd * growth * growth,
         vega: g.vega / 100.0,
-        theta: (g.theta - (r - q) * f * g.delta_fwd) / 365.0,
+        theta: (g.theta - r * spot * growth * g.delta_fwd) / 365.0,
     }
 }
 
@@ -321,6 +358,8 @@ pub struct Black {
     pub vega: f64,
     /// dPrice/dt (calendar time passing), per year.
     pub theta: f64,
+    /// Years to expiry.
+    pub t: f64,
 }
 
 /// Black-76 on forward `f`, strike `k`, `t` years, rate `r`, volatility `v`.
@@ -336,7 +375,7 @@ pub fn black(right: Right, f: f64, k: f64, t: f64, r: f64, v: f64) -> Black {
     };
     let vega = df * f * pdf * t.sqrt();
     let theta = -df * f * pdf * v / (2.0 * t.sqrt()) + r * price;
-    Black { price, delta_fwd, gamma_fwd: df * pdf / (f * sd), vega, theta: theta.min(f64::MAX) }
+    Black { price, delta_fwd, gamma_fwd: df * pdf / (f * sd), vega, theta: theta.min(f64::MAX), t }
 }
 
 /// The implied volatility that reprices `price`, by bisection on Black-76 (robust, monotone).
@@ -403,74 +442,5 @@ pub fn day_volume(key: Key, spec: &SymbolSpec, o: &OptionId, date: NaiveDate, sp
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn implied_vol_inverts_black() {
-        for (right, k) in [(Right::Call, 90.0), (Right::Put, 110.0), (Right::Call, 130.0)] {
-            let p = black(right, 100.0, k, 0.4, 0.03, 0.27).price;
-            let iv = implied_vol(right, 100.0, k, 0.4, 0.03, p).unwrap_or(0.0);
-            assert!((iv - 0.27).abs() < 1e-6, "{iv}");
-        }
-        assert!((ncdf(1.959964) - 0.975).abs() < 1e-6);
-    }
-
-    /// Black–Scholes–Merton on the spot, written independently of `black`.
-    fn bsm(right: Right, s: f64, k: f64, t: f64, r: f64, q: f64, v: f64) -> f64 {
-        let d1 = ((s / k).ln() + (r - q + v * v / 2.0) * t) / (v * t.sqrt());
-        let d2 = d1 - v * t.sqrt();
-        match right {
-            Right::Call => s * (-q * t).exp() * ncdf(d1) - k * (-r * t).exp() * ncdf(d2),
-            Right::Put => k * (-r * t).exp() * ncdf(-d2) - s * (-q * t).exp() * ncdf(-d1),
-        }
-    }
-
-    #[test]
-    fn tick_greeks_are_ibs_spot_greeks() {
-        let spec = SymbolSpec { dividend_yield: 0.018, ..SymbolSpec::for_symbol("SPY") };
-        let at = chrono::DateTime::parse_from_rfc3339("2026-03-02T15:00:00Z").map(|t| t.to_utc()).unwrap_or_default();
-        let mut checked = 0;
-        for expiry in ["2026-03-06", "2026-03-20", "2026-09-18", "2027-01-15"] {
-            let expiry: NaiveDate = expiry.parse().unwrap_or_default();
-            for strike in [420.0, 480.0, 500.0, 520.0, 600.0] {
-                for right in [Right::Call, Right::Put] {
-                    let o = OptionId { underlying: 0, expiry, strike, right };
-                    let Some(g) = quote(Key::new(1), &spec, &o, at, 500.0) else { continue };
-                    let (t, r, q, v) = (g.t, g.rate, spec.dividend_yield, g.iv);
-                    let p = |s: f64, t: f64, v: f64| bsm(right, s, strike, t, r, q, v);
-                    assert!((g.price - p(500.0, t, v)).abs() < 1e-9, "price {} {}", g.price, p(500.0, t, v));
-                    let h = 0.01;
-                    let delta = (p(500.0 + h, t, v) - p(500.0 - h, t, v)) / (2.0 * h);
-                    let gamma = (p(500.0 + h, t, v) - 2.0 * p(500.0, t, v) + p(500.0 - h, t, v)) / (h * h);
-                    let dv = 1e-5;
-                    let vega = (p(500.0, t, v + dv) - p(500.0, t, v - dv)) / (2.0 * dv) * 0.01;
-                    let dt = 1e-6;
-                    let theta = -(p(500.0, t + dt, v) - p(500.0, t - dt, v)) / (2.0 * dt) / 365.0;
-                    let label = format!("{right:?} {strike} {expiry}");
-                    assert!((g.delta - delta).abs() < 1e-6, "delta {label}: {} vs {delta}", g.delta);
-                    assert!((g.gamma - gamma).abs() < 1e-6, "gamma {label}: {} vs {gamma}", g.gamma);
-                    assert!((g.vega - vega).abs() < 1e-6, "vega {label}: {} vs {vega}", g.vega);
-                    assert!((g.theta - theta).abs() < 1e-6, "theta {label}: {} vs {theta}", g.theta);
-                    checked += 1;
-                }
-            }
-        }
-        assert_eq!(checked, 40, "every contract priced");
-    }
-
-    #[test]
-    fn ssvi_slices_are_butterfly_free() {
-        let spec = SymbolSpec::for_symbol("SPY");
-        let d = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default();
-        for t in [0.01, 0.1, 0.5, 1.0, 2.0] {
-            let s = svi(Key::new(1), &spec, d, t);
-            // SSVI: θ = w(0) is the ATM total variance, and b = θφ/2.
-            let theta = s.w(0.0);
-            let v = atm_vol(Key::new(1), &spec, d, t);
-            assert!((theta - v * v * t).abs() < 1e-12);
-            let phi = 2.0 * s.b / theta;
-            assert!(theta * phi * (1.0 + s.rho.abs()) <= 4.0 && theta * phi * phi * (1.0 + s.rho.abs()) <= 4.0);
-        }
-    }
-}
+#[path = "options_tests.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 
+use super::corporate::{self, CashDividend, Split};
 use super::rng::{hash_str, Key};
 
 /// One underlying and the parameters of its price model.
@@ -25,8 +26,14 @@ pub struct SymbolSpec {
     pub ref_price: f64,
     /// Trend growth per year (log).
     pub growth: f64,
-    /// Continuous dividend yield.
+    /// The yield the dividend schedule is sized from (a year's payments ≈ yield × price). Prices
+    /// use the cash schedule [`Self::dividends`], not this; it stays as the schedule's summary (a
+    /// continuous yield a client may fall back on).
     pub dividend_yield: f64,
+    /// Cash dividends, by ex-date (see [`corporate`]).
+    pub dividends: Vec<CashDividend>,
+    /// Splits, by ex-date (see [`corporate`]).
+    pub splits: Vec<Split>,
     /// Average daily volume in shares.
     pub adv: f64,
     /// Average trade size in shares (sets bar counts).
@@ -74,6 +81,8 @@ impl SymbolSpec {
             ref_price: price,
             growth,
             dividend_yield: q,
+            dividends: Vec::new(),
+            splits: Vec::new(),
             adv,
             trade_size: if etf { 180.0 } else { 90.0 },
             skew: if etf { -0.7 } else { -0.4 },
@@ -82,8 +91,34 @@ impl SymbolSpec {
         }
     }
 
-    /// A known default symbol, or a generated one for any other name.
+    /// A known default symbol, or a generated one for any other name, with its corporate
+    /// actions: quarterly dividends for every payer (BRK B pays none), and AAPL's 4:1 split with
+    /// ex-date 2026-06-15 (inside the default history of every default setup).
     pub fn for_symbol(symbol: &str) -> Self {
+        let mut spec = Self::model(symbol);
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap_or_default();
+        let cal = |first_month, day| corporate::Calendar { first_month, day };
+        let cal = match symbol {
+            "SPY" => cal(3, 20),
+            "QQQ" => cal(3, 22),
+            "AAPL" => {
+                spec.splits = vec![Split { ex_date: day(6, 15), ratio: 4.0 }];
+                cal(2, 10)
+            }
+            "MSFT" => cal(2, 19),
+            _ => cal(3, 12),
+        };
+        spec.dividends = corporate::quarterly(&spec, cal, super::first_date(), super::last_date());
+        spec
+    }
+
+    /// The cumulative ratio of the splits whose ex-date is ≤ `date`: internal (never split)
+    /// prices ÷ this are the prices of `date`'s basis.
+    pub fn split_factor(&self, date: NaiveDate) -> f64 {
+        self.splits.iter().filter(|s| s.ex_date <= date).map(|s| s.ratio).product()
+    }
+
+    fn model(symbol: &str) -> Self {
         match symbol {
             "SPY" => Self::known(
                 "SPY",
@@ -147,6 +182,8 @@ impl SymbolSpec {
             ref_price: 20.0 + 280.0 * k.with(2).uniform(),
             growth: 0.03 + 0.08 * k.with(3).uniform(),
             dividend_yield: 0.02 * k.with(4).uniform(),
+            dividends: Vec::new(),
+            splits: Vec::new(),
             adv: 2e6 + 1e7 * k.with(5).uniform(),
             trade_size: 100.0,
             skew: -0.4,

@@ -1,7 +1,9 @@
 //! The simulated gateway driven by the real `ibapi` client over TCP.
 
+mod american;
 mod cli;
 mod contracts;
+mod corporate;
 mod faults;
 mod fuzz;
 mod history;

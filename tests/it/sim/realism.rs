@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{at, client, AFTER_CLOSE, MIDDAY};
+use twslake::pricing::{American, Dividend};
 use twslake::sim::proto::{self, in_id, out_id};
 use twslake::sim::{wire, Outcome};
 
@@ -150,26 +151,6 @@ async fn head_timestamps_follow_format_date() {
     assert_eq!(Some(text.and_utc().timestamp()), answers[1].parse().ok(), "{answers:?}");
 }
 
-fn ncdf(x: f64) -> f64 {
-    use implied_vol::SpecialFn;
-    implied_vol::DefaultSpecialFn::norm_cdf(x)
-}
-
-/// IB's greeks, written out on the spot: (delta, gamma, vega per vol point, theta per day).
-fn bsm_greeks(call: bool, s: f64, k: f64, t: f64, r: f64, q: f64, v: f64) -> [f64; 4] {
-    let d1 = ((s / k).ln() + (r - q + v * v / 2.0) * t) / (v * t.sqrt());
-    let d2 = d1 - v * t.sqrt();
-    let n1 = (-d1 * d1 / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
-    let (dq, dr) = ((-q * t).exp(), (-r * t).exp());
-    let decay = -s * dq * n1 * v / (2.0 * t.sqrt());
-    let (delta, theta) = if call {
-        (dq * ncdf(d1), decay - r * k * dr * ncdf(d2) + q * s * dq * ncdf(d1))
-    } else {
-        (-dq * ncdf(-d1), decay + r * k * dr * ncdf(-d2) - q * s * dq * ncdf(-d1))
-    };
-    [delta, dq * n1 / (s * v * t.sqrt()), 0.01 * s * dq * n1 * t.sqrt(), theta / 365.0]
-}
-
 async fn model_tick(c: &ibapi::Client, contract: &Contract) -> ibapi::contracts::OptionComputation {
     let mut sub = c.market_data(contract).snapshot().subscribe().await.expect("snapshot");
     loop {
@@ -188,7 +169,7 @@ async fn option_computation_greeks_are_ibs_on_the_truths_inputs() {
     let sim = super::start(MIDDAY).await;
     let c = client(&sim, 1).await;
     let truth = twslake::sim::truth::truth(sim.market(), "SPY", at(MIDDAY)).expect("truth");
-    assert!(truth.dividend_yield > 0.0 && truth.rate > 0.0, "q and r both matter to the check");
+    assert!(!truth.dividends.is_empty() && truth.rate > 0.0, "dividends and r both matter to the check");
     let mut checked = 0;
     for expiry in ["20261127", "20261218", "20270617"] {
         let slice = truth.expiries.iter().find(|e| e.expiry == expiry);
@@ -210,7 +191,29 @@ async fn option_computation_greeks_are_ibs_on_the_truths_inputs() {
                 };
                 let got = model_tick(&c, &contract).await;
                 let call = right == OptionRight::Call;
-                let want = bsm_greeks(call, truth.spot, k.strike, slice.t, truth.rate, truth.dividend_yield, k.iv);
+                // SPY's options are American: the greeks are the American pricer's on the
+                // truth's inputs (escrowed cash dividends), in IB's conventions.
+                let expiry_date = chrono::NaiveDate::parse_from_str(expiry, "%Y%m%d").expect("expiry");
+                let dividends: Vec<Dividend> = truth
+                    .dividends
+                    .iter()
+                    .filter(|d| d.ex_date <= expiry_date)
+                    .map(|d| Dividend { t: d.t, amount: d.amount })
+                    .collect();
+                let pv: f64 = dividends.iter().map(|d| d.amount * (-truth.rate * d.t).exp()).sum();
+                assert!((pv - slice.pv_dividend).abs() < 1e-9, "{expiry}: PV {pv} against {}", slice.pv_dividend);
+                let pricer = American {
+                    spot: truth.spot,
+                    strike: k.strike,
+                    t: slice.t,
+                    rate: truth.rate,
+                    yield_rate: 0.0,
+                    dividends: &dividends,
+                    is_call: call,
+                };
+                let g = pricer.greeks(k.iv);
+                let want = [g.delta, g.gamma, g.vega, g.theta];
+                assert!((got.option_price.expect("price") - g.price).abs() < 1e-9, "{expiry} {} {right:?}", k.strike);
                 let got = [got.delta, got.gamma, got.vega, got.theta].map(|g| g.expect("greek computed"));
                 for (name, (g, w)) in ["delta", "gamma", "vega", "theta"].iter().zip(got.iter().zip(want)) {
                     assert!((g - w).abs() < 1e-6, "{name} {expiry} {} {right:?}: {g} vs {w}", k.strike);
