@@ -81,3 +81,25 @@ async fn contracts_written_before_the_style_column_read_with_the_style_of_their_
     let after = Styles::read(&lake, &symbol).await.unwrap();
     assert_eq!((after.of(4), after.of(2), after.len()), (e, e, 4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_stores_the_style_of_every_option_it_describes() {
+    use crate::ingest::{ingest, sim_at, small_config, AFTER_CLOSE};
+    let sim = sim_at(AFTER_CLOSE).await;
+    let f = crate::support::Fixture::local();
+    let lake = f.lake();
+    let spy = Symbol::new("SPY").unwrap();
+    let report = ingest(&sim, &lake, small_config()).await.setup(std::slice::from_ref(&spy)).await;
+    assert!(report.complete(), "{report:#?}");
+    let df =
+        collect(Scans::new(&lake).scan(Dataset::Contracts, &ScanFilter::symbol(&spy)).await.unwrap()).await.unwrap();
+    let (sec, style) =
+        (df.column("sec_type").unwrap().str().unwrap(), df.column("exercise_style").unwrap().str().unwrap());
+    let options: Vec<Option<&str>> =
+        sec.iter().zip(style.iter()).filter(|(s, _)| *s == Some("OPT")).map(|(_, y)| y).collect();
+    assert!(!options.is_empty());
+    // Stored as written by the job (not derived on read): SPY's class is American.
+    assert!(options.iter().all(|y| *y == Some("american")), "{options:?}");
+    // The stock has none.
+    assert!(sec.iter().zip(style.iter()).filter(|(s, _)| *s == Some("STK")).all(|(_, y)| y.is_none()));
+}
