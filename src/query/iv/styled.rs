@@ -118,7 +118,7 @@ impl<'a> Terms<'a> {
     }
 }
 
-/// Rounds of premium correction at most; about ten reach the tolerance.
+/// Rounds of premium correction at most; about eight reach the tolerance.
 const PARITY_ROUNDS: usize = 20;
 
 /// Carry and discount of one expiry from put–call parity, for options of `style`.
@@ -143,7 +143,8 @@ const PARITY_ROUNDS: usize = 20;
 /// 4. the carry refitted with `D` fixed: least squares of `(C' − P')/D + K = c·S`.
 ///
 /// The premiums move little with the carry, so the rounds converge fast (each leaves about a
-/// tenth of the error); it stops when the carry moves by less than 1e-10 (relative), after
+/// tenth of the error; every third is extrapolated by Aitken's Δ²); it stops when the carry
+/// moves by less than 1e-10 (relative), after
 /// [`PARITY_ROUNDS`] rounds at most. A fallback to `rates` (too few pairs) is returned as it
 /// is; so is the plain line when a round leaves fewer than 3 pairs or a carry further than 50 %
 /// from 1. `t` is the expiry's time to expiry and `dividends` the known schedule from the same
@@ -180,7 +181,10 @@ pub fn parity_carry_by_style(
     };
     let Some(mut carry) = fit(&near_pairs) else { return plain };
     let mut otm_premium = vec![0.0; near_pairs.len()];
-    for _ in 0..PARITY_ROUNDS {
+    // Every third carry is extrapolated (Aitken's Δ²: the rounds shrink the error by a steady
+    // factor, so three of them pin where they go), within ten steps of the last.
+    let mut last = [carry; 2];
+    for round in 0..PARITY_ROUNDS {
         let mut corrected = Vec::with_capacity(near_pairs.len());
         for (p, prem) in near_pairs.iter().zip(otm_premium.iter_mut()) {
             let terms = Terms { spot: p.spot, forward: carry * p.spot, discount, t, dividends };
@@ -194,9 +198,17 @@ pub fn parity_carry_by_style(
             *prem = if call_otm { e_call } else { e_put };
             corrected.push(ParityPair { call: p.call - e_call, put: p.put - e_put, ..*p });
         }
-        let Some(next) = fit(&corrected) else { return plain };
+        let Some(mut next) = fit(&corrected) else { return plain };
         let done = (next / carry - 1.0).abs() < 1e-10;
-        carry = next;
+        if !done && round % 3 == 2 {
+            let (x0, x1, x2) = (last[0], last[1], next);
+            let d = x2 - 2.0 * x1 + x0;
+            let x = x2 - (x2 - x1).powi(2) / d;
+            if d != 0.0 && x.is_finite() && (x - x2).abs() <= 10.0 * (x2 - x1).abs() {
+                next = x;
+            }
+        }
+        (last, carry) = ([last[1], next], next);
         if done {
             break;
         }
