@@ -61,8 +61,10 @@ fn bench_iv(c: &mut Criterion) {
     g.finish();
 }
 
-/// 20 expiries (2 weeks to 2 years) × 50 strikes (60–150), calls and puts, from the SSVI truth.
-fn surface_panel() -> (chrono::DateTime<chrono::Utc>, DataFrame) {
+/// 20 expiries (2 weeks to 2 years) × 50 strikes (60–150), calls and puts, from the SSVI truth:
+/// European prices (an index class), or American ones (`american`: the American pricer at the
+/// true vols, the forward's carry as a continuous yield).
+fn surface_panel(american: bool) -> (chrono::DateTime<chrono::Utc>, DataFrame) {
     let at: chrono::DateTime<chrono::Utc> = "2024-11-22T16:00:00Z".parse().unwrap();
     let (mut e, mut k, mut r, mut p, mut t) = (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..20 {
@@ -75,26 +77,39 @@ fn surface_panel() -> (chrono::DateTime<chrono::Utc>, DataFrame) {
                 k.push(strike);
                 r.push(if call { "C" } else { "P" });
                 t.push(tt);
-                p.push(market::true_price(100.0, strike, tt, call));
+                p.push(if american {
+                    let (f, d) = (100.0 * ((market::RATE - market::DIV) * tt).exp(), (-market::RATE * tt).exp());
+                    let terms =
+                        twslake::query::iv::Terms { spot: 100.0, forward: f, discount: d, t: tt, dividends: &[] };
+                    terms.american(strike, call).unwrap().price(market::true_vol(100.0, strike, tt))
+                } else {
+                    market::true_price(100.0, strike, tt, call)
+                });
             }
         }
     }
-    let df = df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t).unwrap();
+    let style = vec![if american { "american" } else { "european" }; e.len()];
+    let df =
+        df!("expiry" => e, "strike" => k, "right" => r, "close" => p, "t" => t, "exercise_style" => style).unwrap();
     let df = df.lazy().with_column(col("expiry").cast(DataType::Date)).collect().unwrap();
     (at, df)
 }
 
 fn bench_surface(c: &mut Criterion) {
-    let (at, panel) = surface_panel();
-    let opts = SurfaceOptions::default();
-    let s = fit_surface("SPY", at, 100.0, &panel, None, &opts).unwrap();
-    assert_eq!(s.expiries.len(), 20, "{:?}", s.skipped);
-    assert!(s.arbitrage_free());
     let mut g = c.benchmark_group("surface");
     g.sample_size(30);
-    g.bench_function("fit_20_expiries_x_50_strikes", |b| {
-        b.iter(|| fit_surface("SPY", at, 100.0, &panel, None, &opts).unwrap())
-    });
+    for american in [false, true] {
+        let (at, panel) = surface_panel(american);
+        let opts = SurfaceOptions {
+            rates: twslake::query::iv::Rates { rate: market::RATE, dividend_yield: market::DIV },
+            ..Default::default()
+        };
+        let s = fit_surface("SPY", at, 100.0, &panel, None, &opts).unwrap();
+        assert_eq!(s.expiries.len(), 20, "{:?}", s.skipped);
+        assert!(s.arbitrage_free());
+        let name = if american { "fit_20_expiries_x_50_strikes_american" } else { "fit_20_expiries_x_50_strikes" };
+        g.bench_function(name, |b| b.iter(|| fit_surface("SPY", at, 100.0, &panel, None, &opts).unwrap()));
+    }
     g.finish();
 }
 

@@ -1,7 +1,7 @@
 //! Column helpers shared by the dataset modules: builders, readers and row checks.
 
 use crate::calendar::{date_of_days, days_of};
-use crate::domain::{Right, SecType};
+use crate::domain::{ExerciseStyle, Right, SecType};
 use arrow::array::{
     Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
@@ -126,10 +126,12 @@ pub(crate) fn check_codes(batch: &RecordBatch, name: &str, allowed: &[&str]) -> 
     }
 }
 
-/// Security types and option rights twslake stores.
+/// Security types, option rights and exercise styles twslake stores.
 pub(crate) fn check_contract_codes(batch: &RecordBatch) -> Result<(), String> {
     check_codes(batch, "sec_type", &[SecType::Stock.ib(), SecType::Option.ib()])?;
-    check_codes(batch, "right", &[Right::Call.letter(), Right::Put.letter()])
+    check_codes(batch, "right", &[Right::Call.letter(), Right::Put.letter()])?;
+    let styles = [ExerciseStyle::American.as_str(), ExerciseStyle::European.as_str()];
+    check_codes(batch, "exercise_style", &styles)
 }
 
 fn floats<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Float64Array> {

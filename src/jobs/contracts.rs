@@ -83,7 +83,9 @@ impl<S: MarketData> Ingest<S> {
             }
         };
         let now = self.now();
-        let found: Vec<Contract> = found.iter().map(|c| Contract { fetched_at: now, ..c.clone() }).collect();
+        // The exercise style from the trading class (index classes European, the rest American).
+        let found: Vec<Contract> =
+            found.iter().map(|c| Contract { fetched_at: now, exercise_style: c.style(), ..c.clone() }).collect();
         let outcome = if found.is_empty() { Outcome::Empty } else { Outcome::Ok { rows: found.len() as u64 } };
         let batch = contracts::to_batch(&found);
         self.lake.record_entry(answered.entry(req, outcome), Some(&batch)).await?;

@@ -135,7 +135,9 @@ pub async fn write_example(lake: &Lake) -> Result<()> {
                 expiry: Some(c.expiry),
                 strike: Some(c.strike),
                 right: Some(c.right),
+                trading_class: Some(sym.replace(' ', "")),
                 fetched_at: at,
+                exercise_style: Some(crate::domain::ExerciseStyle::of_class(sym)),
                 ..Default::default()
             });
         }

@@ -9,6 +9,7 @@ pub mod report;
 pub mod series;
 pub mod sql;
 pub mod status;
+pub mod styles;
 pub mod surface;
 
 use crate::datasets::Dataset;
@@ -173,7 +174,16 @@ impl<'a> Scans<'a> {
             schema: Some(hive_schema(dataset)),
             try_parse_dates: true,
         };
-        let mut args = ScanArgsParquet { hive_options, ..Default::default() };
+        // Files written before a nullable column was appended to the dataset's schema (the
+        // contracts' `exercise_style`) lack it: it reads as null there.
+        let file_schema =
+            Arc::new(polars_schema(dataset).iter().skip(1).map(|(n, t)| (n.clone(), t.clone())).collect());
+        let mut args = ScanArgsParquet {
+            hive_options,
+            allow_missing_columns: true,
+            schema: Some(file_schema),
+            ..Default::default()
+        };
         if let Location::S3 { .. } = self.lake.location() {
             let opts = polars::io::cloud::CloudOptions::from_untyped_config(
                 Some(CloudScheme::S3),

@@ -162,8 +162,8 @@ impl<'a> PointInTime<'a> {
     /// underlying's spot as of the bar's end (backward as-of join on 1-minute equity bars of
     /// `spot_series`), with `t`, the ACT/365 years from the bar's end to expiry.
     ///
-    /// Columns: the option-bar columns, `end`, `spot`, `spot_end`, `expiry_at`, `t`; sorted by
-    /// `end`. Rows with no spot at or before their end have a null `spot`.
+    /// Columns: the option-bar columns, `end`, `spot`, `spot_end`, `exercise_style` (the
+    /// contract's, [`super::styles::Styles`]), `expiry_at`, `t`; sorted by `end`. Rows with no spot at or before their end have a null `spot`.
     pub async fn option_panel(&self, q: &AsOf, spot_series: Series) -> Result<LazyFrame> {
         // Filters above commute with the sort (slices would not, and the as-of join stops them).
         let opts = self.bars_as_of(Dataset::OptionBars, q).await?;
@@ -177,7 +177,8 @@ impl<'a> PointInTime<'a> {
         let asof = AsOfOptions { strategy: AsofStrategy::Backward, allow_eq: true, ..Default::default() };
         let args = JoinArgs::new(JoinType::AsOf(Box::new(asof)));
         let joined = opts.join(spot, [col("end")], [col("end")], args);
-        with_time_to_expiry(joined)
+        let styles = super::styles::Styles::read(self.lake, &q.symbol).await?;
+        with_time_to_expiry(styles.with_column(joined))
     }
 }
 

@@ -166,6 +166,7 @@ fn from_details(d: ibapi::contracts::ContractDetails, fetched_at: DateTime<Utc>)
         trading_hours: opt(d.trading_hours.join(";")),
         liquid_hours: opt(d.liquid_hours.join(";")),
         fetched_at,
+        exercise_style: None, // decided by the ingest job from the trading class
     }
 }
 

@@ -7,18 +7,26 @@
 //! with discount factor `D` and forward `F` has undiscounted price `P / D`, which is what is
 //! inverted. Forwards and discounts per expiry come from put–call parity ([`parity_forward`]).
 //!
-//! Caveat: US equity options are American. Black's formula ignores early exercise, whose value
-//! is small for out-of-the-money options and largest for deep in-the-money puts and calls on
-//! dividend payers; that is why the surface ([`super::surface`]) is built from out-of-the-money
-//! options only. Implied vols of in-the-money American options from this module are biased up.
+//! **By exercise style**: US equity and ETF options are American, index options European
+//! ([`crate::domain::ExerciseStyle`]). A frame with an `exercise_style` column (`american` or
+//! `european`; the option panel has one, from the contracts dataset) has its American rows
+//! inverted with the American pricer (early exercise, the forward's carry as a continuous
+//! yield: [`Terms`]) and their greeks taken from it; rows where the column is null, and frames
+//! without it, are European: Let's Be Rational, as before. [`implied_vols_by_style`] is the
+//! slice form. Forwards of American options from parity take the early-exercise premium out
+//! ([`parity_carry_by_style`]).
 
+use crate::domain::ExerciseStyle;
 use crate::error::{Error, Result};
+use crate::query::styles::STYLE_COLUMN;
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility, PriceBlackScholes, SpecialFn};
 use polars::prelude::*;
 use std::borrow::Cow;
 
 mod parity;
+mod styled;
 pub use parity::{parity_carry, parity_forward, Carry, ForwardDiscount, ForwardSource, ParityPair, Rates};
+pub use styled::{dividends_from, parity_carry_by_style, CashDividend, Terms};
 
 /// The implied Black volatility of one option, `None` when the price is outside the no-arbitrage
 /// bounds (below intrinsic, above the forward for a call or the strike for a put) or an input is
@@ -75,6 +83,45 @@ pub fn implied_vols(
 #[inline(always)]
 fn iv_or_nan(price: f64, discount: f64, forward: f64, strike: f64, t: f64, is_call: bool) -> f64 {
     implied_vol(price / discount, forward, strike, t, is_call).unwrap_or(f64::NAN)
+}
+
+/// American implied vols where `styles[i]` is American (spot, forward and discount give the
+/// pricer's rate and yield, [`Terms`]), Let's Be Rational elsewhere; NaN where there is none.
+/// The slices have one length.
+#[allow(clippy::too_many_arguments)]
+pub fn implied_vols_by_style(
+    prices: &[f64],
+    discounts: &[f64],
+    forwards: &[f64],
+    spots: &[f64],
+    strikes: &[f64],
+    ts: &[f64],
+    calls: &[bool],
+    styles: &[ExerciseStyle],
+) -> Vec<f64> {
+    let n = prices.len();
+    let lengths = [discounts.len(), forwards.len(), spots.len(), strikes.len(), ts.len(), calls.len(), styles.len()];
+    assert!(lengths.iter().all(|l| *l == n), "implied_vols_by_style: columns of different lengths");
+    (0..n)
+        .map(|i| match styles[i] {
+            ExerciseStyle::European => iv_or_nan(prices[i], discounts[i], forwards[i], strikes[i], ts[i], calls[i]),
+            ExerciseStyle::American => {
+                let terms =
+                    Terms { spot: spots[i], forward: forwards[i], discount: discounts[i], t: ts[i], dividends: &[] };
+                terms.implied_vol(ExerciseStyle::American, prices[i], strikes[i], calls[i]).unwrap_or(f64::NAN)
+            }
+        })
+        .collect()
+}
+
+/// The exercise style of every row: from the `exercise_style` column where present and not
+/// null, European otherwise. `None` when no row is American (the fast path).
+fn style_col(df: &DataFrame) -> Result<Option<Vec<ExerciseStyle>>> {
+    let Ok(c) = df.column(STYLE_COLUMN) else { return Ok(None) };
+    let c = c.cast(&DataType::String)?;
+    let styles: Vec<ExerciseStyle> =
+        c.str()?.iter().map(|v| v.and_then(ExerciseStyle::parse).unwrap_or(ExerciseStyle::European)).collect();
+    Ok(styles.contains(&ExerciseStyle::American).then_some(styles))
 }
 
 /// The columns [`with_implied_vol`] and [`with_greeks`] read.
@@ -150,7 +197,9 @@ fn call_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
     Ok(right_col(df, name)?.iter().map(is_call).collect())
 }
 
-/// Adds the implied-vol column (`cols.iv`, NaN where the price has no implied vol).
+/// Adds the implied-vol column (`cols.iv`, NaN where the price has no implied vol). Rows marked
+/// American in an `exercise_style` column are inverted with the American pricer, which also
+/// reads `cols.spot` (module docs).
 ///
 /// One pass over the columns as they are stored: the numeric columns are borrowed (one
 /// null-free chunk), the right is read from the string column as it goes, and the result vector
@@ -158,6 +207,14 @@ fn call_col(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
 /// plain slices (BENCHMARKS.md).
 pub fn with_implied_vol(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
     let n = df.height();
+    if let Some(styles) = style_col(&df)? {
+        let (p, d, f) = (f64_col(&df, &cols.price)?, f64_col(&df, &cols.discount)?, f64_col(&df, &cols.forward)?);
+        let (k, t, s) = (f64_col(&df, &cols.strike)?, f64_col(&df, &cols.t)?, f64_col(&df, &cols.spot)?);
+        let calls = call_col(&df, &cols.right)?;
+        let iv = implied_vols_by_style(&p[..n], &d[..n], &f[..n], &s[..n], &k[..n], &t[..n], &calls, &styles);
+        df.with_column(Float64Chunked::from_vec(cols.iv.as_str().into(), iv).into_column())?;
+        return Ok(df);
+    }
     let iv = {
         let (p, d, f) = (f64_col(&df, &cols.price)?, f64_col(&df, &cols.discount)?, f64_col(&df, &cols.forward)?);
         let (k, t, right) = (f64_col(&df, &cols.strike)?, f64_col(&df, &cols.t)?, right_col(&df, &cols.right)?);
@@ -230,8 +287,27 @@ pub fn greeks(o: OptionPoint) -> Greeks {
     Greeks { delta, gamma, vega, theta }
 }
 
-/// Adds `delta`, `gamma`, `vega`, `theta` from the implied-vol column (`cols.iv`).
+/// The greeks of an American option on `o`'s terms (continuous-yield carry, [`Terms`]), in the
+/// units of [`Greeks`]: vega per unit of vol, theta per year (the pricer's theta is over one
+/// calendar day: times 365).
+pub fn american_greeks(o: OptionPoint) -> Greeks {
+    let nan = Greeks { delta: f64::NAN, gamma: f64::NAN, vega: f64::NAN, theta: f64::NAN };
+    let terms = Terms { spot: o.spot, forward: o.forward, discount: o.discount, t: o.t, dividends: &[] };
+    match terms.american(o.strike, o.is_call) {
+        Some(a) if o.vol > 0.0 && o.vol.is_finite() => {
+            let g = a.greeks(o.vol);
+            Greeks { delta: g.delta, gamma: g.gamma, vega: g.vega * 100.0, theta: g.theta * 365.0 }
+        }
+        _ => nan,
+    }
+}
+
+/// Adds `delta`, `gamma`, `vega`, `theta` from the implied-vol column (`cols.iv`), in this
+/// module's units ([`Greeks`]) for every row; rows marked American in an `exercise_style`
+/// column take them from the American pricer (bumped tree prices, rescaled from IB's per-point
+/// vega and per-day theta).
 pub fn with_greeks(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
+    let styles = style_col(&df)?;
     let (spot, fwd, disc) = (f64_col(&df, &cols.spot)?, f64_col(&df, &cols.forward)?, f64_col(&df, &cols.discount)?);
     let (k, t, vol, calls) =
         (f64_col(&df, &cols.strike)?, f64_col(&df, &cols.t)?, f64_col(&df, &cols.iv)?, call_col(&df, &cols.right)?);
@@ -246,7 +322,10 @@ pub fn with_greeks(mut df: DataFrame, cols: &IvColumns) -> Result<DataFrame> {
                 vol: vol[i],
                 is_call: calls[i],
             };
-            greeks(p)
+            match styles.as_ref().map(|s| s[i]) {
+                Some(ExerciseStyle::American) => american_greeks(p),
+                _ => greeks(p),
+            }
         })
         .collect();
     type Get = fn(&Greeks) -> f64;
@@ -306,6 +385,38 @@ mod tests {
             assert!((g.vega - v).abs() < 1e-5, "vega {} {v}", g.vega);
             assert!((g.theta - th).abs() < 1e-4, "theta {} {th}", g.theta);
         }
+    }
+
+    #[test]
+    fn american_rows_are_inverted_as_american_and_european_ones_as_before() {
+        let (s, r, q, t) = (100.0, 0.05f64, 0.01, 0.5f64);
+        let (f, d) = (s * ((r - q) * t).exp(), (-r * t).exp());
+        let terms = Terms { spot: s, forward: f, discount: d, t, dividends: &[] };
+        let american = |k: f64, vol: f64, call| terms.american(k, call).unwrap().price(vol);
+        let prices =
+            [american(110.0, 0.3, false), american(90.0, 0.25, false), d * black_price(f, 95.0, t, 0.2, false)];
+        let df = df!(
+            "close" => prices, "discount" => [d; 3], "forward" => [f; 3], "strike" => [110.0, 90.0, 95.0],
+            "t" => [t; 3], "right" => ["P", "P", "P"], "spot" => [s; 3],
+            "exercise_style" => [Some("american"), Some("american"), None]
+        )
+        .unwrap();
+        let cols = IvColumns::default();
+        let out = with_greeks(with_implied_vol(df, &cols).unwrap(), &cols).unwrap();
+        let get = |n: &str| out.column(n).unwrap().f64().unwrap().into_no_null_iter().collect::<Vec<f64>>();
+        let iv = get("iv");
+        assert!((iv[0] - 0.3).abs() < 1e-6 && (iv[1] - 0.25).abs() < 1e-6, "{iv:?}");
+        // The null style is European: Let's Be Rational's answer, unchanged.
+        assert_eq!(iv[2], implied_vol(prices[2] / d, f, 95.0, t, false).unwrap());
+        // The same frame without the column reads every row as European: the in-the-money
+        // American put's premium shows up as vol.
+        let plain = with_implied_vol(out.drop("exercise_style").unwrap(), &cols).unwrap();
+        assert!(plain.column("iv").unwrap().f64().unwrap().get(0).unwrap() > 0.3 + 1e-3);
+        // American greeks: the pricer's, per unit of vol and per year.
+        let g = terms.american(110.0, false).unwrap().greeks(0.3);
+        let (delta, vega, theta) = (get("delta"), get("vega"), get("theta"));
+        assert!((delta[0] - g.delta).abs() < 1e-6 && (vega[0] - 100.0 * g.vega).abs() < 1e-4, "{delta:?} {vega:?}");
+        assert!((theta[0] - 365.0 * g.theta).abs() < 1e-3 && delta[0] < -0.5, "{theta:?}");
     }
 
     #[test]

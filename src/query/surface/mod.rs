@@ -20,8 +20,10 @@
 //!   to expiry; [`ExpirySlice::oldest_quote`] tells how old its quotes are.
 //!
 //! Per expiry: implied vols of the out-of-the-money side (puts below the forward, calls at and
-//! above: US equity options are American, and out-of-the-money options carry the least
-//! early-exercise premium) walking away from the money up to the price floor (the first quote no
+//! above: the most liquid, and for American options the ones with the least early-exercise
+//! premium), each inverted by its contract's exercise style ([`super::styles`]: American with the
+//! American pricer and a parity forward with the premium taken out, European with Let's Be
+//! Rational; `build`'s module docs), walking away from the money up to the price floor (the first quote no
 //! dearer than the next one out: a zero bid or the tick), a fit ([`svi::fit`]) weighing each quote
 //! by what its price can tell (a mid rounded to the cent moves a cheap wing's vol by points: the
 //! rounding is seen through the quote's vega), and the checks ([`arbitrage`]: butterfly on the
@@ -83,6 +85,10 @@ pub struct SurfaceOptions {
     pub grid_points: usize,
     /// How far beyond the quoted log-moneyness the butterfly check looks.
     pub grid_margin: f64,
+    /// The underlying's cash dividends, for American options: empty (the default) prices them
+    /// with the carry put–call parity implies as a continuous yield, since the lake holds no
+    /// dividend data ([`super::iv::Terms`] says how either is used).
+    pub dividends: Vec<super::iv::CashDividend>,
 }
 
 impl Default for SurfaceOptions {
@@ -96,6 +102,7 @@ impl Default for SurfaceOptions {
             min_price: 1e-4,
             grid_points: 201,
             grid_margin: 0.1,
+            dividends: Vec::new(),
         }
     }
 }
@@ -393,6 +400,7 @@ impl<'a> Surfaces<'a> {
                 .collect(),
         };
         let mut panels = Vec::with_capacity(candidates.len());
+        let styles = super::styles::Styles::read(self.lake, symbol).await?;
         for series in candidates {
             let quotes_from = opts.quotes_from(series, first);
             let from = calendar::trading_date(quotes_from);
@@ -401,7 +409,7 @@ impl<'a> Surfaces<'a> {
             let bars = PointInTime::new(self.lake).bars_as_of(Dataset::OptionBars, &q).await?;
             let options = collect(bars.filter(col("end").gt_eq(super::pit::ts_lit(quotes_from))).select(cols)).await?;
             let spot = self.spot_points(symbol, series, from, last).await?;
-            panels.push(QuotePanel::new(series, &options, spot, opts.staleness(series))?);
+            panels.push(QuotePanel::new(series, &options, spot, opts.staleness(series), &styles)?);
         }
         let filter = ScanFilter {
             symbols: Some(vec![symbol.clone()]),

@@ -6,6 +6,7 @@
 use super::build::Quote;
 use crate::domain::Series;
 use crate::error::Result;
+use crate::query::styles::Styles;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use polars::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -51,8 +52,14 @@ impl QuotePanel {
     /// bar's end) and spot points (bar end in µs, close; any order). Each option bar is valued
     /// with the spot of the last spot bar that ended at or before its own end, and left out
     /// (counted in [`QuotePanel::without_spot`]) when there is none or it ended more than
-    /// `max_spot_lag` before.
-    pub fn new(series: Series, options: &DataFrame, mut spot: Vec<(i64, f64)>, max_spot_lag: Duration) -> Result<Self> {
+    /// `max_spot_lag` before. Each option's exercise style is its contract's in `styles`.
+    pub fn new(
+        series: Series,
+        options: &DataFrame,
+        mut spot: Vec<(i64, f64)>,
+        max_spot_lag: Duration,
+        styles: &Styles,
+    ) -> Result<Self> {
         spot.sort_by_key(|p| p.0);
         let (con, expiry, strike, mid, end) = (
             micros(options, "con_id")?,
@@ -82,7 +89,8 @@ impl QuotePanel {
                 .or_insert_with(|| crate::calendar::expiry_instant(super::build::date_of(expiry)).timestamp_micros());
             let t = (expires - end) as f64 / 1e6 / crate::calendar::YEAR_SECONDS;
             let is_call = r.eq_ignore_ascii_case("C");
-            rows.push(Row { con_id, quote: Quote { expiry, strike, is_call, mid, t, spot, end } });
+            let style = styles.of(con_id);
+            rows.push(Row { con_id, quote: Quote { expiry, strike, is_call, mid, t, spot, end, style } });
         }
         rows.sort_by_key(|r| (r.quote.end, r.con_id));
         Ok(QuotePanel { series, rows, spot, without_spot })

@@ -34,6 +34,7 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
     let truth = twslake::sim::truth::truth(sim.market(), "SPY", at).expect("truth");
     let opts = SurfaceOptions {
         rates: twslake::query::iv::Rates { rate: truth.rate, dividend_yield: truth.dividend_yield },
+        dividends: dividends_of(&truth),
         ..Default::default()
     };
     let surface = Surfaces::new(&lake).surface(&spy, at, &opts).await.unwrap();
@@ -79,6 +80,11 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
         checked += 1;
     }
     assert!(checked >= 8, "expiries checked: {checked}");
+}
+
+/// The simulator's cash dividends, for the American options' pricer (the lake holds none).
+fn dividends_of(truth: &twslake::sim::truth::Truth) -> Vec<twslake::query::iv::CashDividend> {
+    truth.dividends.iter().map(|d| twslake::query::iv::CashDividend { ex_date: d.ex_date, amount: d.amount }).collect()
 }
 
 /// The RMSE (vol units) of a slice's fitted vols against the truth's at the slice's quoted
@@ -148,7 +154,7 @@ async fn surfaces_inside_the_backfill_and_overnight_match_the_truth() {
             dividend_yield: t.dividend_yield,
         };
         let truth = twslake::sim::truth::truth(sim.market(), "SPY", at).expect("truth");
-        let opts = SurfaceOptions { rates: rates(&truth), ..Default::default() };
+        let opts = SurfaceOptions { rates: rates(&truth), dividends: dividends_of(&truth), ..Default::default() };
         let surface = Surfaces::new(&lake).surface(&spy, at, &opts).await.unwrap();
         // No chain snapshot was taken by then: the bars themselves list the contracts.
         assert_eq!(surface.listing, twslake::query::surface::Listing::Bars, "at {at}");
@@ -163,6 +169,7 @@ async fn surfaces_inside_the_backfill_and_overnight_match_the_truth() {
     let truth = twslake::sim::truth::truth(sim.market(), "SPY", close).expect("truth");
     let opts = SurfaceOptions {
         rates: twslake::query::iv::Rates { rate: truth.rate, dividend_yield: truth.dividend_yield },
+        dividends: dividends_of(&truth),
         ..Default::default()
     };
     let surface = Surfaces::new(&lake).surface(&spy, at, &opts).await.unwrap();

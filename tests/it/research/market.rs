@@ -11,10 +11,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use twslake::calendar;
 use twslake::calendar::time_to_expiry;
 use twslake::datasets::chains::ChainRow;
+use twslake::datasets::contracts::Contract;
 use twslake::datasets::equity_bars::Bar;
 use twslake::datasets::option_bars::{OptionBar, OptionContract};
-use twslake::datasets::{chains, equity_bars, option_bars, Dataset};
-use twslake::domain::{BarSize, Series, Symbol, WhatToShow};
+use twslake::datasets::{chains, contracts, equity_bars, option_bars, Dataset};
+use twslake::domain::{BarSize, ExerciseStyle, Right, SecType, Series, Symbol, WhatToShow};
 use twslake::query::iv::black_price;
 use twslake::query::surface::svi::SviParams;
 use twslake::Lake;
@@ -245,9 +246,41 @@ pub fn chain_rows(m: &Market, cut: Option<DateTime<Utc>>) -> Vec<ChainRow> {
     rows
 }
 
+/// The contract rows of the market's options: European-style (the market prices them with
+/// Black's formula), whatever the symbol's own class would say, so that research inverts them
+/// as they were priced.
+pub fn contract_rows(m: &Market) -> Vec<Contract> {
+    let mut all = m.expiries.clone();
+    all.push(m.late_expiry);
+    let mut rows = Vec::new();
+    for expiry in all {
+        for &strike in &m.strikes {
+            for is_call in [true, false] {
+                rows.push(Contract {
+                    con_id: con_id(expiry, strike, is_call),
+                    sec_type: SecType::Option,
+                    exchange: "SMART".into(),
+                    currency: "USD".into(),
+                    trading_class: Some(m.symbol.as_str().into()),
+                    multiplier: Some(100.0),
+                    expiry: Some(expiry),
+                    strike: Some(strike),
+                    right: Some(if is_call { Right::Call } else { Right::Put }),
+                    fetched_at: m.open(),
+                    exercise_style: Some(ExerciseStyle::European),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    rows
+}
+
 /// Writes the market into `lake`, keeping only what is stamped at or before `cut` if given.
 /// Rows are recorded as answers (manifest entries, request ids in the footers), one per session.
 pub async fn write(lake: &Lake, m: &Market, cut: Option<DateTime<Utc>>) {
+    let c = contracts::to_batch(&contract_rows(m));
+    lake.write(Dataset::Contracts, &m.symbol, &c, Some("contracts")).await.unwrap();
     let chain = chain_rows(m, cut);
     if !chain.is_empty() {
         lake.write(Dataset::Chains, &m.symbol, &chains::to_batch(&chain), Some("chains")).await.unwrap();

@@ -1,10 +1,12 @@
 //! Research queries on a lake priced from a known volatility surface: implied vols, forwards,
 //! the fitted surface against the truth, point-in-time answers, and the two commands.
 
+mod american;
 mod history;
 pub mod market;
 mod pit_props;
 mod sim_fits;
+mod styles;
 
 use chrono::{DateTime, Duration, Utc};
 use market::{Market, DIV, RATE};
