@@ -26,6 +26,9 @@ from conftest import twslake_bin
 
 NOW = "2026-11-24T17:00:00Z"  # a Tuesday, 12:00 in New York: mid-session
 SEED = "7"
+# SPY's options are American (its class, like every equity and ETF class); XSP's class is an index
+# class, European by its exchange's rules, so its greeks are Black-Scholes's.
+SYMBOLS = ["SPY", "XSP"]
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -33,7 +36,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 def sim_port():
     # Pacing shrunk a millionfold: the tests ask the same window in both date formats at once.
     proc = subprocess.Popen(
-        [str(twslake_bin()), "sim", "--listen", "127.0.0.1:0", "--seed", SEED, "--now", NOW, "--pacing-scale", "1000000"],
+        [str(twslake_bin()), "sim", "--listen", "127.0.0.1:0", "--seed", SEED, "--now", NOW, "--pacing-scale", "1000000",
+         "--symbols", ",".join(SYMBOLS)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -133,47 +137,83 @@ def norm_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def ib_greeks(call: bool, s: float, k: float, t: float, r: float, q: float, v: float):
-    """Black-Scholes-Merton greeks as IB states them: spot delta, gamma, vega per vol point, theta per day."""
-    d1 = (math.log(s / k) + (r - q + v * v / 2) * t) / (v * math.sqrt(t))
-    d2 = d1 - v * math.sqrt(t)
+def ib_greeks(call: bool, s: float, pv: float, k: float, t: float, r: float, v: float):
+    """Black-Scholes greeks as IB states them (spot delta, gamma, vega per vol point, theta per
+    calendar day with the spot held) for a European option on a spot paying cash dividends whose
+    present value is `pv` (the escrowed model: forward F = (S - pv) e^{rT})."""
+    f = (s - pv) * math.exp(r * t)
+    sd = v * math.sqrt(t)
+    d1 = (math.log(f / k) + sd * sd / 2) / sd
+    d2 = d1 - sd
     pdf = math.exp(-d1 * d1 / 2) / math.sqrt(2 * math.pi)
-    dq, dr = math.exp(-q * t), math.exp(-r * t)
-    decay = -s * dq * pdf * v / (2 * math.sqrt(t))
+    df = math.exp(-r * t)
     if call:
-        delta, theta = dq * norm_cdf(d1), decay - r * k * dr * norm_cdf(d2) + q * s * dq * norm_cdf(d1)
+        price, delta = df * (f * norm_cdf(d1) - k * norm_cdf(d2)), norm_cdf(d1)
     else:
-        delta, theta = -dq * norm_cdf(-d1), decay + r * k * dr * norm_cdf(-d2) - q * s * dq * norm_cdf(-d1)
-    return delta, dq * pdf / (s * v * math.sqrt(t)), 0.01 * s * dq * pdf * math.sqrt(t), theta / 365.0
+        price, delta = df * (k * norm_cdf(-d2) - f * norm_cdf(-d1)), -norm_cdf(-d1)
+    # As a calendar day passes with S held, T shortens and every dividend comes nearer
+    # (d pv/dt = r pv), so dF/dt = -r S e^{rT}; the price moves by df N(d1) dF for a call, so
+    # theta = (d price/dt at fixed F) - r S delta.
+    theta = r * price - df * f * pdf * v / (2 * math.sqrt(t)) - r * s * delta
+    gamma = pdf / ((s - pv) * sd)
+    vega = 0.01 * (s - pv) * pdf * math.sqrt(t)
+    return price, delta, gamma, vega, theta / 365.0
 
 
-def test_option_computation_greeks_match_black_scholes_on_the_truth(app):
+def truth_of(symbol: str) -> dict:
     out = subprocess.run(
-        [str(twslake_bin()), "sim", "truth", "SPY", "--at", NOW, "--seed", SEED, "--json"],
+        [str(twslake_bin()), "sim", "truth", symbol, "--at", NOW, "--seed", SEED, "--json", "--symbols", ",".join(SYMBOLS)],
         check=True, capture_output=True, text=True,
     )
-    truth = json.loads(out.stdout)
-    assert truth["rate"] > 0 and truth["dividend_yield"] > 0, "both r and q shape the greeks"
+    return json.loads(out.stdout)
+
+
+def ask_model_ticks(app, symbol: str, truth: dict, first_id: int):
     cases = []
-    for expiry in ["20261127", "20261218", "20270617"]:
-        sl = next(e for e in truth["expiries"] if e["expiry"] == expiry)
+    for sl in truth["expiries"][:3] + truth["expiries"][-1:]:
         strikes = sl["strikes"]
         for k in strikes[:: max(1, len(strikes) // 4)]:
             for right in ["C", "P"]:
-                cases.append((len(cases) + 10, sl, k, right))
+                cases.append((len(cases) + first_id, sl, k, right))
     for req_id, sl, k, right in cases:
         o = Contract()
-        o.symbol, o.secType, o.exchange, o.currency = "SPY", "OPT", "SMART", "USD"
+        o.symbol, o.secType, o.exchange, o.currency = symbol, "OPT", "SMART", "USD"
         o.lastTradeDateOrContractMonth, o.strike, o.right = sl["expiry"], k["strike"], right
         app.reqMktData(req_id, o, "", True, False, [])
     app.wait([c[0] for c in cases])
     assert len(cases) >= 24
+    return cases
+
+
+def test_european_option_greeks_match_black_scholes_on_the_truth(app):
+    truth = truth_of("XSP")
+    assert truth["rate"] > 0 and truth["dividends"], "both the rate and the dividends shape the greeks"
+    cases = ask_model_ticks(app, "XSP", truth, 10)
+    assert any(sl["pv_dividend"] > 0 for _, sl, _, _ in cases), "some expiry lies past an ex-date"
     for req_id, sl, k, right in cases:
         iv, delta, price, gamma, vega, theta, und = app.computations[req_id][13]  # the model tick
         assert abs(iv - k["iv"]) < 1e-9 and und == truth["spot"]
-        want = ib_greeks(right == "C", truth["spot"], k["strike"], sl["t"], truth["rate"], truth["dividend_yield"], k["iv"])
-        for name, got, w in zip(["delta", "gamma", "vega", "theta"], [delta, gamma, vega, theta], want):
+        want = ib_greeks(right == "C", truth["spot"], sl["pv_dividend"], k["strike"], sl["t"], truth["rate"], k["iv"])
+        assert abs(want[0] - k["call" if right == "C" else "put"]) < 1e-6, "the truth's price is Black's"
+        for name, got, w in zip(["price", "delta", "gamma", "vega", "theta"], [price, delta, gamma, vega, theta], want):
             assert abs(got - w) < 1e-6, (name, sl["expiry"], k["strike"], right, got, w)
+
+
+def test_american_option_ticks_carry_the_truths_vol_and_american_price(app):
+    truth = truth_of("SPY")
+    cases = ask_model_ticks(app, "SPY", truth, 500)
+    early = 0
+    for req_id, sl, k, right in cases:
+        iv, delta, price, gamma, vega, theta, und = app.computations[req_id][13]
+        assert abs(iv - k["iv"]) < 1e-9 and und == truth["spot"]
+        assert abs(price - k["call" if right == "C" else "put"]) < 1e-9, "the truth's American price"
+        european = ib_greeks(right == "C", truth["spot"], sl["pv_dividend"], k["strike"], sl["t"], truth["rate"], k["iv"])
+        assert price >= european[0] - 1e-6, "an American option is worth at least its European twin"
+        assert gamma > -1e-9 and vega > -1e-9 and (-1e-9 <= delta <= 1 + 1e-9 if right == "C" else -1 - 1e-9 <= delta <= 1e-9)
+        if right == "P" and price > european[0] + 0.01:
+            early += 1
+            assert delta <= european[1] + 1e-3, "early exercise steepens a put's delta"
+    assert early > 0, "some put carries an early-exercise premium"
 
 
 class Errors(EWrapper):
