@@ -337,6 +337,25 @@ pub(crate) fn fit_quotes(
     for q in quotes {
         by_expiry.entry(q.expiry).or_default().push(*q);
     }
+    // American quotes without a known dividend schedule: the one the forwards imply.
+    let implied;
+    let american = quotes.iter().filter(|q| q.style == ExerciseStyle::American).count();
+    let opts = if opts.dividends.is_empty() && 2 * american > quotes.len() {
+        let terms: Vec<(f64, f64, f64)> = by_expiry
+            .iter()
+            .filter_map(|(days, quotes)| {
+                let t = time_to_expiry(at, date_of(*days));
+                let style = ExerciseStyle::American;
+                let c = iv::parity_carry_by_style(&pairs(quotes), spot, t, opts.parity_pairs, &opts.rates, style, &[]);
+                (t >= opts.min_t && c.source == iv::ForwardSource::Parity).then_some((t, c.carry, c.discount))
+            })
+            .collect();
+        implied =
+            SurfaceOptions { dividends: super::dividends::implied(at, spot, opts.rates.rate, &terms), ..opts.clone() };
+        &implied
+    } else {
+        opts
+    };
     let mut surface = Surface::new(symbol, at, spot);
     for (days, quotes) in by_expiry {
         let expiry = date_of(days);

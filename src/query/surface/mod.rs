@@ -34,6 +34,7 @@
 
 pub mod arbitrage;
 mod build;
+mod dividends;
 pub mod grid;
 pub mod history;
 pub mod panel;
