@@ -18,6 +18,7 @@
 //! record what the answer means; bar requests are fetched and recorded in batches by
 //! [`Ingest::fetch_bars`].
 
+pub mod adjusted;
 pub mod ask;
 pub mod chains;
 pub mod config;

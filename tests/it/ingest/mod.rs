@@ -1,5 +1,6 @@
 //! Ingest against the simulated gateway over TCP, with the real `ibapi` client.
 
+mod adjusted;
 mod concurrent;
 mod corporate;
 mod deadline;
