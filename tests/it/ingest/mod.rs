@@ -4,6 +4,7 @@ mod adjusted;
 mod concurrent;
 mod corporate;
 mod deadline;
+mod expiry;
 mod faults;
 mod setup;
 mod spot;
