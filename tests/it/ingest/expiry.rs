@@ -10,17 +10,20 @@ use twslake::domain::Symbol;
 
 /// Friday 2026-06-05 after the close: SPY's weekly options of that day have expired at 20:00 UTC.
 const FRIDAY_EVENING: &str = "2026-06-05T21:30:00Z";
+/// Thursday 2026-06-18 after the close, before the Juneteenth holiday: the week's options expire
+/// on the Thursday; AAPL has split 4:1 on 2026-06-15, so its listed options carry adjusted terms.
+const THURSDAY_BEFORE_HOLIDAY: &str = "2026-06-18T21:30:00Z";
 
-fn run(lake: &Fixture, gateway: &str, cmd: &str) -> Output {
+fn run(lake: &Fixture, gateway: &str, cmd: &str, symbol: &str, as_of: &str) -> Output {
     let args = [
         cmd,
-        "SPY",
+        symbol,
         "--gateway",
         gateway,
         "--pacing-scale",
         "1000",
         "--as-of",
-        FRIDAY_EVENING,
+        as_of,
         "--config",
         "none.toml",
         "--equity",
@@ -54,12 +57,24 @@ fn run(lake: &Fixture, gateway: &str, cmd: &str) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_expiring_on_the_run_date_are_served_after_the_close() {
-    let sim = sim_at(FRIDAY_EVENING).await;
+    expiring_on_the_run_date("SPY", FRIDAY_EVENING).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_expiring_on_a_thursday_before_a_holiday_after_a_split_are_served_after_the_close() {
+    expiring_on_the_run_date("AAPL", THURSDAY_BEFORE_HOLIDAY).await;
+}
+
+/// `setup` then `update` of `symbol` at `as_of` (after the close of a day with an expiry):
+/// both complete, nothing refused for want of a definition, the expiring options' bars of the
+/// day stored.
+async fn expiring_on_the_run_date(symbol: &'static str, as_of: &'static str) {
+    let sim = sim_at(as_of).await;
     let lake = Fixture::local();
     let gw = sim.address();
     let (lake, outs) = tokio::task::spawn_blocking(move || {
-        let setup = run(&lake, &gw, "setup");
-        let update = run(&lake, &gw, "update");
+        let setup = run(&lake, &gw, "setup", symbol, as_of);
+        let update = run(&lake, &gw, "update", symbol, as_of);
         (lake, [setup, update])
     })
     .await
@@ -67,6 +82,7 @@ async fn options_expiring_on_the_run_date_are_served_after_the_close() {
     for (cmd, out) in ["setup", "update"].iter().zip(&outs) {
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{cmd}: {stdout}\n{stderr}");
+        assert!(stdout.contains("complete") && !stdout.contains("incomplete"), "{cmd}: {stdout}");
     }
     // No request was refused for want of a definition.
     let refused: Vec<_> = sim
@@ -76,14 +92,14 @@ async fn options_expiring_on_the_run_date_are_served_after_the_close() {
         .collect();
     assert!(refused.is_empty(), "{refused:#?}");
     // The contracts expiring today are stored with their bars of today.
-    let friday = chrono::NaiveDate::from_ymd_opt(2026, 6, 5).unwrap();
+    let today = twslake::calendar::trading_date(crate::support::t(as_of));
     let lake = lake.lake();
-    let spy = Symbol::new("SPY").unwrap();
+    let sym = Symbol::new(symbol).unwrap();
     let mut expiring = 0;
-    for p in lake.partitions(Dataset::OptionBars, Some(&spy)).await.unwrap() {
+    for p in lake.partitions(Dataset::OptionBars, Some(&sym)).await.unwrap() {
         if let Some(data) = lake.read_partition(&p).await.unwrap() {
             let rows = option_bars::from_batch(&data.batch);
-            expiring += rows.iter().filter(|r| r.contract.expiry == friday && r.bar.date == friday).count();
+            expiring += rows.iter().filter(|r| r.contract.expiry == today && r.bar.date == today).count();
         }
     }
     assert!(expiring > 0, "bars of the options expiring on the run's date");
