@@ -45,9 +45,18 @@ fn config() -> IngestConfig {
 
 /// The stored `ADJUSTED_LAST` bars of MSFT: (date, close, volume, ingested_at).
 async fn stored(lake: &Lake, days: &[NaiveDate]) -> Vec<(NaiveDate, f64, Option<f64>, DateTime<Utc>)> {
+    stored_of(lake, &msft(), days).await
+}
+
+/// The stored `ADJUSTED_LAST` bars of `symbol`.
+async fn stored_of(
+    lake: &Lake,
+    symbol: &Symbol,
+    days: &[NaiveDate],
+) -> Vec<(NaiveDate, f64, Option<f64>, DateTime<Utc>)> {
     let mut parts = std::collections::BTreeSet::new();
     for d in days {
-        parts.insert(Partition::for_date(Dataset::EquityBars, &msft(), Some(ADJ), *d).unwrap());
+        parts.insert(Partition::for_date(Dataset::EquityBars, symbol, Some(ADJ), *d).unwrap());
     }
     let mut out = Vec::new();
     for p in parts {
@@ -65,9 +74,14 @@ async fn stored(lake: &Lake, days: &[NaiveDate]) -> Vec<(NaiveDate, f64, Option<
 
 /// What the simulator answers now for MSFT's `ADJUSTED_LAST` over `days`.
 async fn fresh<S: MarketData>(ingest: &Ingest<S>, days: &[NaiveDate]) -> Vec<(NaiveDate, f64)> {
-    let stock = ingest.stock_contract(&msft()).await.unwrap().unwrap();
+    fresh_of(ingest, &msft(), days).await
+}
+
+/// What the simulator answers now for `symbol`'s `ADJUSTED_LAST` over `days`.
+async fn fresh_of<S: MarketData>(ingest: &Ingest<S>, symbol: &Symbol, days: &[NaiveDate]) -> Vec<(NaiveDate, f64)> {
+    let stock = ingest.stock_contract(symbol).await.unwrap().unwrap();
     let req = HistRequest {
-        instrument: Instrument { con_id: stock.con_id, symbol: msft(), sec_type: SecType::Stock },
+        instrument: Instrument { con_id: stock.con_id, symbol: symbol.clone(), sec_type: SecType::Stock },
         series: ADJ,
         duration: IbDuration::Days(days.len() as u32 + 5),
         end: ingest.now(),
@@ -167,6 +181,45 @@ async fn adjusted_last_is_one_answer_ending_now_and_replaced_whole_across_a_divi
     let again = ingest(&sim, &lake, config()).await.update(&[msft()]).await;
     assert!(again.complete(), "{again:#?}");
     assert_eq!(historical(&sim).len(), n, "no request when no session is due");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_split_found_on_trades_the_adjusted_series_is_fetched_again_ending_now() {
+    // AAPL splits 4:1 with ex-date Monday 2026-06-15; set up the Friday before, updated Wednesday.
+    let clock = Arc::new(ManualClock::new(at("2026-06-12T21:30:00Z")));
+    let sim = Sim::builder()
+        .listen("127.0.0.1:0")
+        .seed(7)
+        .symbols(["AAPL"])
+        .pacing_scale(SCALE)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let f = Fixture::local();
+    let lake = f.lake();
+    let aapl = Symbol::new("AAPL").unwrap();
+    let setup = ingest(&sim, &lake, config()).await.setup(std::slice::from_ref(&aapl)).await;
+    assert!(setup.complete(), "{setup:#?}");
+    clock.set(at("2026-06-17T21:30:00Z"));
+    let ing = ingest(&sim, &lake, config()).await;
+    let update = ing.update(std::slice::from_ref(&aapl)).await;
+    assert!(update.complete(), "{update:#?}");
+    assert_eq!(update.corporate_actions, 1, "{update:#?}");
+    let last = twslake::calendar::trading_date(at("2026-06-17T21:30:00Z"));
+    let days = twslake::calendar::trading_days(twslake::jobs::equity::sessions_back(last, SESSIONS), last);
+    let after = stored_of(&lake, &aapl, &days).await;
+    assert_eq!(after.len(), days.len());
+    // Every ADJUSTED_LAST request went without an end (none was planned with one by the healing).
+    let adj: Vec<_> = historical(&sim)
+        .into_iter()
+        .filter(|r| r.what_to_show.as_deref() == Some(WhatToShow::AdjustedLast.ib()))
+        .collect();
+    assert!(adj.iter().all(|r| r.end.as_deref().unwrap_or("").is_empty()), "{adj:?}");
+    assert!(adj.iter().all(|r| matches!(r.outcome, twslake::sim::Outcome::Ok { .. })), "{adj:?}");
+    assert_eq!(adj.len(), 2, "one at setup, one at the update: {adj:?}");
+    assert_eq!(closes(&after), fresh_of(&ing, &aapl, &days).await, "on the split-adjusted basis of today");
+    assert!(lake.validate().await.unwrap().ok());
 }
 
 #[test]
