@@ -187,6 +187,23 @@ pub fn check(cfg: &IngestConfig) -> Result<()> {
     for s in cfg.equity.iter().map(|e| e.series).chain(cfg.options.series.iter().copied()) {
         crate::source::plan::max_sessions(s.bar_size)?;
     }
+    // IB serves ADJUSTED_LAST for stocks in bars of a day or longer only (`super::adjusted`).
+    for s in cfg.equity.iter().map(|e| e.series).filter(|s| s.what_to_show == WhatToShow::AdjustedLast) {
+        if s.bar_size.is_intraday() {
+            return Err(Error::bad_input(
+                "--equity (or `equity` in twslake.toml)",
+                format!("{}/{}", s.bar_size, s.what_to_show),
+                "ADJUSTED_LAST is served in bars of 1 day, 1 week or 1 month only (IB refuses intraday ones); use e.g. \"1 day/ADJUSTED_LAST\", or TRADES for intraday bars",
+            ));
+        }
+    }
+    if let Some(s) = cfg.options.series.iter().find(|s| s.what_to_show == WhatToShow::AdjustedLast) {
+        return Err(Error::bad_input(
+            "--option-series (or `option_series` in twslake.toml)",
+            format!("{}/{}", s.bar_size, s.what_to_show),
+            "ADJUSTED_LAST is served for stocks only; use TRADES, MIDPOINT, BID, ASK or BID_ASK for options",
+        ));
+    }
     Ok(())
 }
 
@@ -257,6 +274,21 @@ pub fn with_spot_for_options(mut cfg: IngestConfig) -> (IngestConfig, Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adjusted_last_is_daily_or_coarser_and_for_stocks_only() {
+        let with = |equity: &str, option: &str| {
+            let mut cfg = IngestConfig { equity: vec![parse_series(equity, 5).unwrap()], ..Default::default() };
+            cfg.options.series = vec![parse_series(option, 1).unwrap().series];
+            check(&cfg)
+        };
+        assert!(with("1 day/ADJUSTED_LAST", "5 mins/MIDPOINT").is_ok());
+        assert!(with("1 week/ADJUSTED_LAST", "5 mins/MIDPOINT").is_ok());
+        let e = with("1 hour/ADJUSTED_LAST", "5 mins/MIDPOINT").unwrap_err().to_string();
+        assert!(e.contains("--equity") && e.contains("1 day/ADJUSTED_LAST"), "{e}");
+        let e = with("1 day/TRADES", "1 day/ADJUSTED_LAST").unwrap_err().to_string();
+        assert!(e.contains("--option-series") && e.contains("stocks only"), "{e}");
+    }
 
     #[test]
     fn series_and_files_parse() {

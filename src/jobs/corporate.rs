@@ -39,7 +39,8 @@
 //! by the rule above.
 //!
 //! `ADJUSTED_LAST` is not compared: IB serves it only ending now and refuses a request with an
-//! end, which every backfill request has; the `other` verdict is what a dividend would give it.
+//! end, so it cannot be stretched back over held sessions; it is stored whole, one answer at a
+//! time, instead ([`super::adjusted`]). The `other` verdict is what a dividend would give it.
 use super::{missing_days, FetchStats, Ingest};
 use crate::calendar;
 use crate::datasets::corporate_actions::{self, CorporateAction, OTHER, SPLIT};

@@ -1,5 +1,6 @@
 //! `backfill_equity_bars`: only the missing windows of each configured series, bounded below by
-//! the head timestamp, in the fewest requests IB's duration table allows.
+//! the head timestamp, in the fewest requests IB's duration table allows; an `ADJUSTED_LAST`
+//! series in one request ending now, the whole series replaced ([`super::adjusted`]).
 
 use super::ask::HeadQuery;
 use super::{missing_days, BarJob, FetchStats, Ingest};
@@ -7,7 +8,7 @@ use crate::calendar;
 use crate::datasets::Dataset;
 use crate::domain::DateWindow;
 use crate::domain::SecType;
-use crate::domain::{Series, Symbol};
+use crate::domain::{Series, Symbol, WhatToShow};
 use crate::error::{Error, Result};
 use crate::lake::manifest::{Entry, Outcome, Request, SeriesKey};
 use crate::source::plan::plan;
@@ -40,6 +41,10 @@ impl<S: MarketData> Ingest<S> {
                 (Some(f), false) => f,
                 _ => sessions_back(last, es.sessions),
             };
+            if es.series.what_to_show == WhatToShow::AdjustedLast {
+                total.add(&self.refresh_adjusted_last(symbol, &inst, es.series, from, last).await?);
+                continue;
+            }
             let key = SeriesKey::bars(Dataset::EquityBars, None, es.series);
             let m = self.lake.manifest(symbol).await?;
             let mut missing = missing_days(&m, &key, from, last);

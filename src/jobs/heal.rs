@@ -111,7 +111,10 @@ impl<S: MarketData> Ingest<S> {
         let mut total = [FetchStats::default(), FetchStats::default()];
         for pass_options in [false, true] {
             let mut jobs = Vec::new();
-            for ((con_id, series), ws) in windows.iter().filter(|((c, _), _)| c.is_some() == pass_options) {
+            // ADJUSTED_LAST ends now only: fetched again whole by `backfill_equity_bars` (`adjusted`).
+            let planned = |s: &Series| s.what_to_show != crate::domain::WhatToShow::AdjustedLast;
+            for ((con_id, series), ws) in windows.iter().filter(|((c, s), _)| c.is_some() == pass_options && planned(s))
+            {
                 let dataset = if con_id.is_some() { Dataset::OptionBars } else { Dataset::EquityBars };
                 let covered = m.covered(&SeriesKey::bars(dataset, *con_id, *series));
                 let held = |d: &NaiveDate| covered.iter().any(|w| w.start <= *d && *d <= w.end);

@@ -6,6 +6,7 @@
 //! - [`corporate`]: every run compares a few stored daily sessions with the answer that extends
 //!   them; a corporate action is recorded, alerted and healed ([`heal`]);
 //! - [`equity`]: `backfill_equity_bars`, only the missing windows, bounded by the head timestamp;
+//!   `ADJUSTED_LAST` in one request ending now, the whole series replaced ([`adjusted`]);
 //! - [`options`]: `backfill_option_bars`, refused without its prerequisites ([`prereq`]), and
 //!   session by session without the spot of the session;
 //! - [`orchestrator`]: `setup` (cold start) and `update` (warm start with integrity checks).
@@ -18,6 +19,7 @@
 //! record what the answer means; bar requests are fetched and recorded in batches by
 //! [`Ingest::fetch_bars`].
 
+pub mod adjusted;
 pub mod ask;
 pub mod chains;
 pub mod config;

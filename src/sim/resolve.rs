@@ -116,7 +116,10 @@ pub fn contract_of(market: &Market, inst: Instrument) -> proto::Contract {
     }
 }
 
-/// Whether `expiry` is still trading at the market's present (an option expires at its close).
+/// Whether IB still knows options of `expiry` at the market's present: until the end of the
+/// expiry's day in New York. An option stops trading at its close, but IB keeps describing it
+/// (contract details) and serving its history for the rest of that day; from the next day on
+/// it is expired and unknown (error 200).
 pub fn expiry_alive(market: &Market, expiry: NaiveDate) -> bool {
-    options::expiry_instant(expiry).is_some_and(|t| t > market.now())
+    market.now().with_timezone(&calendar::EXCHANGE_TZ).date_naive() <= expiry
 }

@@ -228,7 +228,8 @@ fn odt(t: DateTime<Utc>) -> time::OffsetDateTime {
 }
 
 /// A bar from IB: daily and longer bars carry a date and start at that session's open; intraday
-/// bars carry an instant. IB sends −1 for volume, WAP and count of non-TRADES bars.
+/// bars carry an instant. IB sends −1 for volume, WAP and count of quote bars (MIDPOINT, BID,
+/// ASK, BID_ASK); TRADES and ADJUSTED_LAST bars (trades, back-adjusted prices) carry them.
 fn raw_bar(b: &hist::Bar, series: Series) -> RawBar {
     let (ts, date) = match b.date {
         hist::BarTimestamp::Date(d) => {
@@ -243,7 +244,7 @@ fn raw_bar(b: &hist::Bar, series: Series) -> RawBar {
             (ts, calendar::trading_date(ts))
         }
     };
-    let trades = series.what_to_show == WhatToShow::Trades;
+    let trades = matches!(series.what_to_show, WhatToShow::Trades | WhatToShow::AdjustedLast);
     RawBar {
         ts,
         date,
@@ -421,17 +422,18 @@ impl MarketData for IbSource {
         let mut c = ib_contract(&req.instrument.symbol, req.instrument.sec_type);
         c.contract_id = req.instrument.con_id as i32;
         let hours = if req.use_rth { TradingHours::Regular } else { TradingHours::Extended };
-        let data = self
-            .timed(
-                self.client
-                    .historical_data(&c, bar_size(req.series.bar_size))
-                    .what_to_show(what(req.series.what_to_show))
-                    .duration(duration(req.duration))
-                    .ending(odt(req.end))
-                    .trading_hours(hours)
-                    .fetch(),
-            )
-            .await?;
+        let mut asked = self
+            .client
+            .historical_data(&c, bar_size(req.series.bar_size))
+            .what_to_show(what(req.series.what_to_show))
+            .duration(duration(req.duration))
+            .trading_hours(hours);
+        // IB serves ADJUSTED_LAST ending now only: sent with an empty end (the crate refuses
+        // one), `req.end` being the moment asked (`source::plan::plan_to_now`).
+        if req.series.what_to_show != WhatToShow::AdjustedLast {
+            asked = asked.ending(odt(req.end));
+        }
+        let data = self.timed(asked.fetch()).await?;
         Ok(data.bars.iter().map(|b| raw_bar(b, req.series)).collect())
     }
 }

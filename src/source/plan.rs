@@ -7,7 +7,12 @@
 //! greedy cover — start at the earliest missing session, span as far as allowed, end on the last
 //! missing session inside — is the fewest requests for fixed-length intervals. A request may span
 //! sessions that are already covered (they are merged, not duplicated); it never reaches a
-//! session that is not over. Bars under a minute are not planned: IB serves them only six months
+//! session that is not over.
+//!
+//! `ADJUSTED_LAST` is the exception ([`plan_to_now`]): IB serves it only ending now (an empty
+//! endDateTime; the `ibapi` crate refuses an end for it), so its one request reaches from the
+//! first session wanted to the clock, and the sessions after the window (a session in progress)
+//! are dropped from the answer by the job. Bars under a minute are not planned: IB serves them only six months
 //! back and in pieces of a few hours, which the per-day manifest cannot account for.
 
 use super::IbDuration;
@@ -80,6 +85,26 @@ fn span_request(first: NaiveDate, last: NaiveDate) -> Planned {
     Planned { window, duration: IbDuration::Years(years), end }
 }
 
+/// The one request of an `ADJUSTED_LAST` series ending `now` (sent without an end date; module
+/// docs) whose answer holds every session of `window`: the smallest `N D` (N sessions counted
+/// back from the one in progress or last closed at `now`, up to 365) or else `N Y` reaching back
+/// to the open of `window.start`. `end` is `now`, the moment the answer is as of.
+pub fn plan_to_now(window: DateWindow, now: DateTime<Utc>) -> Result<Planned> {
+    let open = open_of(window.start);
+    if open >= now {
+        let why = format!("its first session has not opened at {now}; nothing to ask yet");
+        return Err(Error::bad_input("ADJUSTED_LAST window", window.start.to_string(), why));
+    }
+    let today = calendar::trading_date(now);
+    let sessions = calendar::trading_days(window.start, today).into_iter().filter(|d| open_of(*d) < now).count() as u32;
+    if sessions <= 365 {
+        return Ok(Planned { window, duration: IbDuration::Days(sessions.max(1)), end: now });
+    }
+    let years =
+        (1..=40u32).find(|y| now.checked_sub_months(Months::new(12 * y)).is_some_and(|t| t <= open)).unwrap_or(40);
+    Ok(Planned { window, duration: IbDuration::Years(years), end: now })
+}
+
 fn greedy(missing: &[NaiveDate], limit: u32) -> Vec<Planned> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -142,6 +167,25 @@ mod tests {
         let decade = [d("2015-01-02"), d("2024-12-31")];
         let p = plan(&decade, BarSize::Day1).unwrap();
         assert_eq!(p[0].duration, IbDuration::Years(10));
+    }
+
+    #[test]
+    fn adjusted_last_reaches_from_the_first_session_to_now() {
+        // Friday 2026-11-20 after the close: 2026-11-16..20 is five sessions.
+        let now: DateTime<Utc> = "2026-11-20T21:30:00Z".parse().unwrap();
+        let w = DateWindow { start: d("2026-11-16"), end: d("2026-11-20") };
+        let p = plan_to_now(w, now).unwrap();
+        assert_eq!((p.duration, p.end, p.window), (IbDuration::Days(5), now, w));
+        // During Monday's session the one in progress counts too (its bar is dropped by the job).
+        let monday: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+        assert_eq!(plan_to_now(w, monday).unwrap().duration, IbDuration::Days(6));
+        // Over 365 sessions: the fewest years reaching back to the first open.
+        let long = DateWindow { start: d("2024-11-20"), end: d("2026-11-20") };
+        assert_eq!(plan_to_now(long, now).unwrap().duration, IbDuration::Years(3));
+        let two = DateWindow { start: d("2024-11-21"), end: d("2026-11-20") };
+        assert_eq!(plan_to_now(two, now).unwrap().duration, IbDuration::Years(2));
+        // A window starting after now is refused, not sent.
+        assert!(plan_to_now(DateWindow { start: d("2026-11-23"), end: d("2026-11-23") }, now).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use crate::calendar::{self, EXCHANGE_TZ};
 use crate::domain::{BarSize, WhatToShow};
-use crate::sim::market::{american, cents, options, DayDetail, Instrument, Market, OptionId};
+use crate::sim::market::{american, cents, options, DayDetail, Instrument, Market, OptionId, Right};
 
 /// When a bar starts: a date for daily and longer bars, an instant for intraday ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,13 +108,28 @@ fn minute_fine(market: &Market, inst: Instrument, date: NaiveDate) -> Option<(Fi
             // European per minute plus the early-exercise premium priced every 30 minutes
             // (`market::american`): the cost of American prices stays a fraction of a tree per minute.
             let premium = american::PremiumPath::build(market.key(), spec, &o, d.session.open, &d.p);
+            let expires = options::expiry_instant(o.expiry);
             let mut p = Vec::with_capacity(d.p.len());
             for (m, s) in d.p.iter().enumerate() {
                 let t = d.session.open + Duration::minutes(m as i64);
-                p.push(options::european_quote(market.key(), spec, &o, t, *s)?.price + premium.at(m as f64, *s));
+                p.push(match options::european_quote(market.key(), spec, &o, t, *s) {
+                    Some(q) => q.price + premium.at(m as f64, *s),
+                    // The expiry's close: the option is worth its exercise value, so its last
+                    // session has bars like any other (IB serves them on the expiry day).
+                    None if expires.is_some_and(|e| t >= e) => intrinsic(&o, *s),
+                    None => return None,
+                });
             }
             option_fine(market, o, &d, p).map(|f| (f, (*d).clone()))
         }
+    }
+}
+
+/// An option's exercise value at spot `s` (both in the internal basis).
+fn intrinsic(o: &OptionId, s: f64) -> f64 {
+    match o.right {
+        Right::Call => (s - o.strike).max(0.0),
+        Right::Put => (o.strike - s).max(0.0),
     }
 }
 

@@ -1,8 +1,10 @@
 //! Ingest against the simulated gateway over TCP, with the real `ibapi` client.
 
+mod adjusted;
 mod concurrent;
 mod corporate;
 mod deadline;
+mod expiry;
 mod faults;
 mod setup;
 mod spot;
