@@ -28,7 +28,8 @@
 //! - Leisen–Reimer converges as 1/N² for Europeans and is smooth in its inputs, so with the
 //!   control variate (and two trees extrapolated, see `premium`) [`DEFAULT_STEPS`] reach 1e-4
 //!   vol against QuantLib's fine grids in 93 % of the reference cases, 8e-4 in the worst, at
-//!   about 36 k implied vols/s on one core — short of the 0.2 M/s (`BENCHMARKS.md`).
+//!   about 36 k implied vols/s on one core one by one, about 170 k/s in a batch over a chain
+//!   ([`implied_vols`]) — short of the 0.2 M/s (`BENCHMARKS.md`).
 
 //! # Implied vol
 //! [`American::implied_vol`] de-Americanises: start from the European implied vol of the
