@@ -266,7 +266,8 @@ fn slice_implied_vols(
     let fold = |f: fn(f64, f64) -> f64, init: f64, pick: fn(&(f64, f64)) -> f64| usable.iter().map(pick).fold(init, f);
     let (k_lo, k_hi) = (fold(f64::min, f64::INFINITY, |x| x.0), fold(f64::max, f64::NEG_INFINITY, |x| x.0));
     let sd = v_mean * t.sqrt();
-    let ks = (((k_hi - k_lo) / (K_SPACING_SD * sd)).ceil() as usize + 1)
+    let ks = (((k_hi - k_lo) / (K_SPACING_SD * sd)).ceil() as usize)
+        .saturating_add(1)
         .clamp(K_NODES_MIN, K_NODES_MAX)
         .min(usable.len() / OPTIONS_PER_K_NODE)
         .max(5);
