@@ -1,10 +1,10 @@
 //! The implied vol of an American price: de-Americanisation with secant steps.
 
-use super::american::{American, Dividend, DEFAULT_STEPS};
+use super::american::{American, DEFAULT_STEPS};
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
 
 /// Stop when one more step would move the vol by less than this.
-const VOL_TOLERANCE: f64 = 1e-11;
+pub(super) const VOL_TOLERANCE: f64 = 1e-11;
 /// Tree evaluations allowed before giving up (four to six are typical).
 const MAX_EVALUATIONS: usize = 30;
 
@@ -48,15 +48,16 @@ impl American<'_> {
         let coarse = solve(upper, 1e-7, |vol| european_iv(price - self.premium(vol, COARSE_STEPS)));
         let start = coarse.filter(|v| *v <= upper).unwrap_or(upper);
         solve(start, VOL_TOLERANCE, |vol| european_iv(price - self.premium(vol, steps)))
-            .or_else(|| self.bracketed(price, upper, steps))
+            .or_else(|| self.bracketed(price, (1e-4, upper.max(1e-3)), steps))
     }
 
     /// The fallback where the fixed point fails (prices a hair above the exercise value, where
     /// the premium at a trial vol can exceed the time value): regula falsi (Illinois) on the
-    /// American price itself, which rises with the vol, between a vol near 0 and `upper`.
-    fn bracketed(&self, price: f64, upper: f64, steps: usize) -> Option<f64> {
+    /// American price itself, which rises with the vol, between the vols `lo` and `hi` (`None`
+    /// unless they bracket the price).
+    pub(super) fn bracketed(&self, price: f64, (lo, hi): (f64, f64), steps: usize) -> Option<f64> {
         let f = |vol: f64| self.price_with_steps(vol, steps) - price;
-        let (mut lo, mut hi) = (1e-4, upper.max(1e-3));
+        let (mut lo, mut hi) = (lo, hi);
         let (mut f_lo, mut f_hi) = (f(lo), f(hi));
         if !(f_lo < 0.0 && f_hi >= 0.0) {
             return None;
@@ -92,7 +93,7 @@ const COARSE_STEPS: usize = 25;
 /// The fixed point of `g` (the European vol of the price less the premium at a vol: the
 /// American implied vol), from `x0`: secant steps on `h(σ) = g(σ) − σ`, falling back to plain
 /// fixed-point steps; `None` when `g` fails at the start or it does not converge.
-fn solve(x0: f64, tolerance: f64, g: impl Fn(f64) -> Option<f64>) -> Option<f64> {
+pub(super) fn solve(x0: f64, tolerance: f64, g: impl Fn(f64) -> Option<f64>) -> Option<f64> {
     let mut x0 = x0;
     let mut g0 = g(x0)?;
     let mut h0 = g0 - x0;
@@ -117,41 +118,4 @@ fn solve(x0: f64, tolerance: f64, g: impl Fn(f64) -> Option<f64>) -> Option<f64>
     }
     // Not converged to the tolerance: accept the last fixed-point value if it is close.
     (h0.abs() < 1e-8).then_some(g0)
-}
-
-/// American implied vols of many options at once, NaN where there is none (see
-/// [`American::implied_vol`]). Every slice has one length; `dividends[i]` is option `i`'s
-/// schedule (options of one underlying and expiry can share one slice). Single-threaded: a
-/// caller with many cores splits the rows.
-///
-/// # Panics
-/// If the slices differ in length.
-#[allow(clippy::too_many_arguments)]
-pub fn implied_vols(
-    prices: &[f64],
-    spots: &[f64],
-    strikes: &[f64],
-    ts: &[f64],
-    rates: &[f64],
-    yields: &[f64],
-    dividends: &[&[Dividend]],
-    calls: &[bool],
-) -> Vec<f64> {
-    let n = prices.len();
-    let lengths = [spots.len(), strikes.len(), ts.len(), rates.len(), yields.len(), dividends.len(), calls.len()];
-    assert!(lengths.iter().all(|l| *l == n), "implied_vols: columns of different lengths");
-    (0..n)
-        .map(|i| {
-            let option = American {
-                spot: spots[i],
-                strike: strikes[i],
-                t: ts[i],
-                rate: rates[i],
-                yield_rate: yields[i],
-                dividends: dividends[i],
-                is_call: calls[i],
-            };
-            option.implied_vol(prices[i]).unwrap_or(f64::NAN)
-        })
-        .collect()
 }
