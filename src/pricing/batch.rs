@@ -33,7 +33,7 @@
 //! tree both are as far from the truth, the table slightly nearer).
 
 use super::american::{American, Dividend, DEFAULT_STEPS};
-use super::implied::{solve, VOL_TOLERANCE};
+use super::implied::{illinois, solve, VOL_TOLERANCE};
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
 use std::collections::HashMap;
 
@@ -201,33 +201,13 @@ impl Table {
     /// table's vols bracket it.
     fn root(&self, option: &American, k: f64, price: f64) -> Option<f64> {
         let f = |vol: f64| option.european(vol) + self.premium(k, vol).0 - price;
-        let (mut lo, mut hi) = (self.v0, self.v0 + self.hv * (self.vols - 1) as f64);
-        let (mut f_lo, mut f_hi) = (f(lo), f(hi));
+        let (lo, hi) = (self.v0, self.v0 + self.hv * (self.vols - 1) as f64);
+        let (f_lo, f_hi) = (f(lo), f(hi));
         if !(f_lo < 0.0 && f_hi >= 0.0 && self.covers(k, lo)) {
             return None;
         }
-        let mut side = 0;
-        for _ in 0..100 {
-            let x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
-            let fx = f(x);
-            if fx == 0.0 || hi - lo < VOL_TOLERANCE {
-                return Some(x);
-            }
-            if fx < 0.0 {
-                (lo, f_lo) = (x, fx);
-                if side == -1 {
-                    f_hi *= 0.5;
-                }
-                side = -1;
-            } else {
-                (hi, f_hi) = (x, fx);
-                if side == 1 {
-                    f_lo *= 0.5;
-                }
-                side = 1;
-            }
-        }
-        Some(0.5 * (lo + hi))
+        let found = illinois(f, (lo, f_lo), (hi, f_hi), 100, |fx, width| fx == 0.0 || width < VOL_TOLERANCE);
+        Some(found.unwrap_or_else(|middle| middle))
     }
 
     /// Whether `(k, vol)` lies inside the table.

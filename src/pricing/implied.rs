@@ -57,33 +57,11 @@ impl American<'_> {
     /// unless they bracket the price).
     pub(super) fn bracketed(&self, price: f64, (lo, hi): (f64, f64), steps: usize) -> Option<f64> {
         let f = |vol: f64| self.price_with_steps(vol, steps) - price;
-        let (mut lo, mut hi) = (lo, hi);
-        let (mut f_lo, mut f_hi) = (f(lo), f(hi));
+        let (f_lo, f_hi) = (f(lo), f(hi));
         if !(f_lo < 0.0 && f_hi >= 0.0) {
             return None;
         }
-        let mut side = 0;
-        for _ in 0..200 {
-            let x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
-            let fx = f(x);
-            if fx.abs() <= 1e-13 * price || hi - lo < VOL_TOLERANCE {
-                return Some(x);
-            }
-            if fx < 0.0 {
-                (lo, f_lo) = (x, fx);
-                if side == -1 {
-                    f_hi *= 0.5;
-                }
-                side = -1;
-            } else {
-                (hi, f_hi) = (x, fx);
-                if side == 1 {
-                    f_lo *= 0.5;
-                }
-                side = 1;
-            }
-        }
-        None
+        illinois(f, (lo, f_lo), (hi, f_hi), 200, |fx, width| fx.abs() <= 1e-13 * price || width < VOL_TOLERANCE).ok()
     }
 }
 
@@ -118,4 +96,39 @@ pub(super) fn solve(x0: f64, tolerance: f64, g: impl Fn(f64) -> Option<f64>) -> 
     }
     // Not converged to the tolerance: accept the last fixed-point value if it is close.
     (h0.abs() < 1e-8).then_some(g0)
+}
+
+/// Regula falsi with the Illinois modification on `f`, rising through zero between `lo` (where
+/// it is `f_lo` < 0) and `hi` (`f_hi` ≥ 0): `Ok(x)` once `done(f(x), width of the bracket)`,
+/// `Err(middle of the bracket)` after `max_iter` steps. The one bracketing solver of the module
+/// (the per-option fallback and the batch's tables both use it).
+pub(super) fn illinois(
+    f: impl Fn(f64) -> f64,
+    (mut lo, mut f_lo): (f64, f64),
+    (mut hi, mut f_hi): (f64, f64),
+    max_iter: usize,
+    done: impl Fn(f64, f64) -> bool,
+) -> std::result::Result<f64, f64> {
+    let mut side = 0;
+    for _ in 0..max_iter {
+        let x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+        let fx = f(x);
+        if done(fx, hi - lo) {
+            return Ok(x);
+        }
+        if fx < 0.0 {
+            (lo, f_lo) = (x, fx);
+            if side == -1 {
+                f_hi *= 0.5;
+            }
+            side = -1;
+        } else {
+            (hi, f_hi) = (x, fx);
+            if side == 1 {
+                f_lo *= 0.5;
+            }
+            side = 1;
+        }
+    }
+    Err(0.5 * (lo + hi))
 }
