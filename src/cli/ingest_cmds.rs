@@ -241,14 +241,7 @@ async fn run(a: RunArgs, update: bool) -> anyhow::Result<i32> {
         note(format!("flags {} hold for this run only (`--save-scope` records them)", given.join(", ")));
     }
     // Symbols with the same settings run together.
-    let mut groups: Vec<(IngestConfig, Vec<Symbol>)> = Vec::new();
-    for (s, scope) in scopes {
-        let c = scope.config(&cfg);
-        match groups.iter_mut().find(|(g, _)| *g == c) {
-            Some((_, members)) => members.push(s),
-            None => groups.push((c, vec![s])),
-        }
-    }
+    let groups = crate::jobs::scope::groups(scopes.into_iter().map(|(s, scope)| (s, scope.config(&cfg))));
     let mut ingest = ingest_on(lake.clone(), &a.gateway, &a.ingest, &file, cfg, 17).await?;
     let silenced = ingest.source.silenced();
     tokio::pin!(silenced);

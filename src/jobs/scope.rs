@@ -310,6 +310,19 @@ pub fn of_record(r: &ScopeRecord) -> Result<Scope> {
     })
 }
 
+/// Symbols with equal settings together, in the order they first appear: one ingest pass per
+/// group (`setup`/`update` and `run`'s end-of-day update share this).
+pub fn groups(configs: impl IntoIterator<Item = (Symbol, IngestConfig)>) -> Vec<(IngestConfig, Vec<Symbol>)> {
+    let mut groups: Vec<(IngestConfig, Vec<Symbol>)> = Vec::new();
+    for (symbol, c) in configs {
+        match groups.iter_mut().find(|(g, _)| *g == c) {
+            Some((_, members)) => members.push(symbol),
+            None => groups.push((c, vec![symbol])),
+        }
+    }
+    groups
+}
+
 /// The stored scope of every symbol that has one: what `update`, `live` and `run` act on.
 pub async fn load(lake: &Lake) -> Result<Scopes> {
     let mut out = Scopes::new();

@@ -107,14 +107,9 @@ pub(super) async fn chain(r: &Runner, slot_at: DateTime<Utc>) -> Result<String> 
 /// stored scope use the run's settings. Symbols with the same settings share one pass.
 pub(super) async fn update(r: &Runner) -> Result<String> {
     let scopes = crate::jobs::scope::load(&r.lake).await?;
-    let mut groups: Vec<(IngestConfig, Vec<Symbol>)> = Vec::new();
-    for s in &r.settings.symbols {
-        let c = scopes.get(s).map_or_else(|| r.settings.cfg.clone(), |scope| scope.config(&r.settings.cfg));
-        match groups.iter_mut().find(|(g, _)| *g == c) {
-            Some((_, members)) => members.push(s.clone()),
-            None => groups.push((c, vec![s.clone()])),
-        }
-    }
+    let groups = crate::jobs::scope::groups(r.settings.symbols.iter().map(|s| {
+        (s.clone(), scopes.get(s).map_or_else(|| r.settings.cfg.clone(), |scope| scope.config(&r.settings.cfg)))
+    }));
     let mut ingest = connect(r, r.settings.cfg.clone(), r.settings.gateway.client_id + 1).await?;
     let mut report = crate::jobs::orchestrator::RunReport::default();
     for (c, members) in groups {
