@@ -1,13 +1,14 @@
 //! The Leisen–Reimer tree with control variate in the escrowed dividend model (see the module
 //! docs of [`crate::pricing`] for the why).
 
+use super::kink::{self, Fit, Kink, Market, OnLevel, MERGE_LEVELS};
 use implied_vol::{DefaultSpecialFn, PriceBlackScholes};
 
 /// Steps of the tree by default (the larger of the two extrapolated trees): odd, as
 /// Leisen–Reimer wants. Against QuantLib's reference (`tests/it/pricing.rs`, where vega ≥ 1)
-/// 101 steps give implied vols within 3e-6 (median), 6e-5 (90th percentile) and 1.1e-4 (95th),
-/// worst 8e-4; 201 steps bring the worst to 1.6e-4 at a quarter of the speed (figures in
-/// `BENCHMARKS.md`).
+/// 101 steps give implied vols within 2.3e-6 (median), 3.1e-5 (90th percentile) and 5.2e-5
+/// (95th), worst 1.5e-4 (116 of 118 within 1e-4); 301 steps bring every case within 1e-4
+/// (worst 7.3e-5) at a ninth of the speed (figures in `BENCHMARKS.md`).
 pub const DEFAULT_STEPS: usize = 101;
 
 /// The most steps a tree takes, whatever is asked (memory and time stay bounded).
@@ -150,12 +151,17 @@ impl American<'_> {
     /// The early-exercise premium at `vol`, never negative; the caller has checked the inputs.
     /// The premium of one tree (American − European) errs by about `c/N` (the exercise
     /// boundary lies between nodes), so two trees of `N/2` and `N` steps are extrapolated to
-    /// `N → ∞` (Richardson): at 1.5 times the cost of the larger tree, the error of a tree
+    /// `N → ∞` (Richardson): at 1.25 times the cost of the larger tree, the error of a tree
     /// many times larger.
     pub(super) fn premium(&self, vol: f64, steps: usize) -> f64 {
         let steps = steps.clamp(7, MAX_STEPS);
-        let fine = self.aligned_steps(steps);
-        let coarse = self.aligned_steps(steps / 2);
+        // Calls: the kinks at the ex-dates make the premium smooth in the steps; puts still
+        // move with where an ex-date falls in its step, so their trees put it just after one.
+        let (fine, coarse) = if self.is_call {
+            (steps | 1, (steps / 2) | 1)
+        } else {
+            (self.aligned_steps(steps), self.aligned_steps(steps / 2))
+        };
         let premium = |n: usize| {
             let p = self.tree(vol, n);
             p.american - p.european
@@ -166,20 +172,31 @@ impl American<'_> {
     }
 
     /// An odd number of steps from `target` up to a quarter more that puts every ex-date as
-    /// close as possible after a step of the tree (a call is exercised on that step for the
-    /// dividend; the farther the ex-date lies after it, the more the tree's exercise falls
-    /// short). The choice depends on the expiry and the ex-dates only, so the price stays
-    /// continuous in the spot and the vol.
+    /// close as possible after a step of the tree (the farther an ex-date lies after it, the
+    /// more the tree's exercise at that step misses). The choice depends on the expiry and the
+    /// ex-dates only, so the price stays continuous in the spot and the vol.
     fn aligned_steps(&self, target: usize) -> usize {
         let first = target | 1;
-        if self.live_dividends().next().is_none() {
+        // Each ex-date as a fraction of the expiry (the first few: they matter most).
+        let mut fractions = [0.0; MAX_EVENTS];
+        let mut count = 0;
+        for d in self.live_dividends().take(MAX_EVENTS) {
+            fractions[count] = d.t / self.t;
+            count += 1;
+        }
+        if count == 0 {
             return first;
         }
-        let shortfall = |n: usize| -> f64 {
-            let per_step = n as f64 / self.t;
-            self.live_dividends().map(|d| (d.t * per_step).fract()).fold(0.0, f64::max)
-        };
-        (first..=first + first / 4).step_by(2).min_by(|a, b| shortfall(*a).total_cmp(&shortfall(*b))).unwrap_or(first)
+        let fractions = &fractions[..count];
+        let shortfall = |n: usize| fractions.iter().map(|f| (f * n as f64).fract()).fold(0.0, f64::max);
+        let mut best = (f64::INFINITY, first);
+        for n in (first..=first + first / 4).step_by(2) {
+            let miss = shortfall(n);
+            if miss < best.0 {
+                best = (miss, n);
+            }
+        }
+        best.1
     }
 
     /// The greeks at `vol` by central differences of [`Self::price`]: spot bumped by 0.5 %,
@@ -223,14 +240,14 @@ impl American<'_> {
     /// American price from one backward pass, the European price on the same tree from the
     /// expiry's payoffs directly (see [`european_on_tree`]).
     ///
-    /// Two things happen at the levels where a dividend goes ex (at the level's time or within
-    /// the step after it), where exercising is worth a jump (the call's holder takes the
-    /// dividend): exercising *at* the ex-date (a call just before, a put just after) is one
-    /// more strategy open at the node, committed to now, so an ex-date between two levels is
-    /// not moved onto the earlier one; and the node whose cell the exercise boundary crosses
-    /// is smoothed ([`ex_level`]), so the price moves continuously with the inputs instead of
-    /// in the sawtooth a boundary between nodes makes — which is what let the worst cases of
-    /// the reference (in-the-money calls, an ex-date close ahead) escape the extrapolation.
+    /// At the levels where a dividend goes ex (at the level's time or within the step after
+    /// it), exercising is worth a jump (the call's holder takes the dividend): exercising *at*
+    /// the ex-date (a call just before, a put just after) is one more strategy open at the
+    /// node, decided at the ex-date; and the kink the decision makes in the value is taken off
+    /// the lattice and priced by Black's formula until it has diffused ([`super::kink`]), so
+    /// the premium moves smoothly with the steps and the inputs and the extrapolation in the
+    /// steps works (before, the worst cases of the reference — in-the-money calls, an ex-date
+    /// close ahead — were off by up to 8e-4 in vol at 101 steps).
     pub(super) fn tree(&self, vol: f64, steps: usize) -> TreePrices {
         let n = steps.clamp(3, MAX_STEPS) | 1;
         let s0 = self.risky_spot();
@@ -245,6 +262,7 @@ impl American<'_> {
         let d = (growth - p * u) / (1.0 - p);
         let disc = (-r * dt).exp();
         let (pu, pd) = (disc * p, disc * (1.0 - p));
+        let market = Market { vol, rate: r, carry: b };
 
         // Node j of level i has escrowed spot a[j] · d^(i−n) with a[j] = s0 u^j d^(n−j).
         // The buffers are the thread's own, reused (no allocation per tree).
@@ -259,6 +277,7 @@ impl American<'_> {
             let weighted: &[f64] = weighted;
             let (a, rest) = nodes.split_at_mut(n + 1);
             let (am, scratch) = rest.split_at_mut(n + 1);
+            let (cont, gain) = scratch.split_at_mut(n + 1);
             let ratio = u / d;
             let mut s = s0 * d.powi(n as i32);
             let sign = if self.is_call { 1.0 } else { -1.0 };
@@ -276,18 +295,49 @@ impl American<'_> {
             // factor once per dividend, the second by one product per level.
             let inv_growth = 1.0 / growth;
             let mut carry = growth.powi(n as i32);
+            // The kinks taken off the lattice and not yet put back.
+            let mut kinks = [Kink::default(); MAX_KINKS];
+            let mut live = 0;
+            let mut seen = [OnLevel::default(); MAX_KINKS];
+            // The levels an ex-date lies at or just after (±1 for rounding): only there do
+            // the dividends still to come change, and exercise at an ex-date arise.
+            let mut near = [0usize; 3 * MAX_EVENTS];
+            let mut events = 0;
+            let mut every_level = false;
+            for v in dividends.clone() {
+                if events == near.len() {
+                    every_level = true;
+                    break;
+                }
+                let level = ((v.t + 1e-12) / dt).floor() as usize;
+                near[events..events + 3].copy_from_slice(&[level + 1, level, level.saturating_sub(1)]);
+                events += 3;
+            }
+            let near = &mut near[..events];
+            near.sort_unstable_by(|x, y| y.cmp(x));
+            let mut next = 0;
+            let mut weights = f64::NAN;
             for i in (0..n).rev() {
                 scale *= inv_d;
                 carry *= inv_growth;
                 let at = i as f64 * dt;
+                while next < near.len() && near[next] > i {
+                    next += 1;
+                }
+                let event = every_level || (next < near.len() && near[next] == i);
                 // A dividend going ex at this step's time is still in the spot: exercise now
                 // is exercise just before the ex-date.
-                let pv = carry * weighted.chunks_exact(2).filter(|v| v[0] > at - 1e-12).map(|v| v[1]).sum::<f64>();
+                if event || weights.is_nan() {
+                    weights = weighted.chunks_exact(2).filter(|v| v[0] > at - 1e-12).map(|v| v[1]).sum::<f64>();
+                }
+                let pv = carry * weights;
                 // Exercise value sign·(a[j]·scale + pv − k) = sign·a[j]·scale + shift.
                 let (mul, shift) = (sign * scale, sign * (pv - k));
                 // An ex-date strictly inside this step: exercising at it (a call just before,
-                // a put just after) is a strategy open at this node too, committed to now.
-                let inside = dividends.clone().find(|v| v.t > at + 1e-12 && v.t < at + dt - 1e-12);
+                // a put just after) is a strategy open at this node too, its expected value
+                // seen from here; the decision itself is the kink's, at the ex-date.
+                let inside =
+                    if event { dividends.clone().find(|v| v.t > at + 1e-12 && v.t < at + dt - 1e-12) } else { None };
                 let second = inside.map(|ex| {
                     let tau = ex.t - at;
                     let pv_at: f64 = dividends
@@ -297,19 +347,63 @@ impl American<'_> {
                         .sum();
                     (sign * scale * ((b - r) * tau).exp(), sign * (-r * tau).exp() * (pv_at - k))
                 });
-                let on_ex_date = dividends.clone().any(|v| (v.t - at).abs() <= 1e-12);
+                let on_ex_date = event && dividends.clone().any(|v| (v.t - at).abs() <= 1e-12);
+                for q in 0..live {
+                    seen[q] = kinks[q].on_level(at, market);
+                }
+                let held = &seen[..live];
                 if second.is_some() || on_ex_date {
-                    let (cont, exer) = scratch.split_at_mut(n + 1);
                     let second = second.unwrap_or((mul, shift));
-                    ex_level(&mut am[..=i + 1], &a[..=i], (pu, pd), (mul, shift), second, cont, exer);
+                    let (cont, gain) = (&mut cont[..=i], &mut gain[..=i]);
+                    kink::ex_level(
+                        &mut am[..=i + 1],
+                        &a[..=i],
+                        (cont, &mut *gain),
+                        (pu, pd),
+                        scale,
+                        [(mul, shift), second],
+                        held,
+                    );
+                    let fitted = if self.is_call { kink::fit(gain, |j| a[j] * scale) } else { Fit::Many };
+                    match fitted {
+                        Fit::One(found) if live < MAX_KINKS => {
+                            kink::take_off(&mut am[..=i], &a[..=i], scale, &found);
+                            let tau = inside.map_or(0.0, |ex| ex.t - at);
+                            kinks[live] = found.kink(at + tau, tau, market, i.saturating_sub(MERGE_LEVELS));
+                            live += 1;
+                        }
+                        Fit::None | Fit::One(_) => {}
+                        Fit::Many => jensen(&mut am[..=i], gain),
+                    }
+                } else if live > 0 {
+                    kink::held_level(&mut am[..=i + 1], &a[..=i], (pu, pd), scale, (mul, shift), held);
                 } else {
                     step(&mut am[..=i + 1], &a[..=i], pu, pd, mul, shift);
                 }
+                // Kinks due back on the lattice at this level.
+                let mut kept = 0;
+                for q in 0..live {
+                    let kink = kinks[q];
+                    if kink.merge_at >= i {
+                        kink::put_back(&mut am[..=i], &a[..=i], scale, &kink.on_level(at, market));
+                    } else {
+                        kinks[kept] = kink;
+                        kept += 1;
+                    }
+                }
+                live = kept;
             }
             TreePrices { american: am[0], european }
         })
     }
 }
+
+/// Ex-dates whose levels a tree marks in advance; with more, it checks every level.
+const MAX_EVENTS: usize = 16;
+
+/// The most kinks off the lattice at once (each stays off for [`MERGE_LEVELS`] levels; a
+/// level that finds one more leaves it on the lattice).
+const MAX_KINKS: usize = 8;
 
 thread_local! {
     /// The tree's working memory, one per thread, reused across trees.
@@ -371,28 +465,13 @@ fn step(v: &mut [f64], a: &[f64], pu: f64, pd: f64, mul: f64, shift: f64) {
     }
 }
 
-/// The backward step at a level where exercise is a jump (a dividend goes ex at or within the
-/// step): [`step`], then each node whose cell the exercise boundary crosses gets the cell's
-/// Jensen gap added: the cell's average of `max(0, exercise − continuation)`, that difference
-/// linear between nodes, less the same max of its average (zero where the cell is all one
-/// side). The price then moves smoothly (continuously, and without the sawtooth) as the
-/// boundary moves between nodes. The exercise value is the larger of `first` and `second`
-/// (each `mul·a[j] + shift`).
-fn ex_level(
-    v: &mut [f64],
-    a: &[f64],
-    (pu, pd): (f64, f64),
-    first: (f64, f64),
-    second: (f64, f64),
-    cont: &mut [f64],
-    gain: &mut [f64],
-) {
-    let n = a.len();
-    for j in 0..n {
-        cont[j] = pu * v[j + 1] + pd * v[j];
-        gain[j] = (first.0 * a[j] + first.1).max(second.0 * a[j] + second.1) - cont[j];
-        v[j] = cont[j] + gain[j].max(0.0);
-    }
+/// Where a level's gains cross zero more than once (no single boundary for a kink): each node
+/// whose cell a crossing falls in gets the cell's Jensen gap added — the cell's average of
+/// `max(0, gain)`, the gain linear between nodes, less the same max of its average — so the
+/// price still moves continuously as the boundary moves between nodes.
+#[inline(never)]
+fn jensen(v: &mut [f64], gain: &[f64]) {
+    let n = v.len();
     // The average over a unit interval of max(0, ·) of the line from y0 to y1.
     let positive = |y0: f64, y1: f64| -> f64 {
         if y0 >= 0.0 && y1 >= 0.0 {
@@ -406,8 +485,13 @@ fn ex_level(
     };
     for m in 0..n {
         let f = gain[m];
-        let left = 0.5 * (gain[m.saturating_sub(1)] + f);
-        let right = 0.5 * (f + gain[(m + 1).min(n - 1)]);
+        let (before, after) = (gain[m.saturating_sub(1)], gain[(m + 1).min(n - 1)]);
+        // Three gains of one sign: so are the cell's edges (their averages); nothing to add.
+        if (before >= 0.0 && f >= 0.0 && after >= 0.0) || (before <= 0.0 && f <= 0.0 && after <= 0.0) {
+            continue;
+        }
+        let left = 0.5 * (before + f);
+        let right = 0.5 * (f + after);
         let all_above = left >= 0.0 && f >= 0.0 && right >= 0.0;
         let all_below = left <= 0.0 && f <= 0.0 && right <= 0.0;
         if all_above || all_below {

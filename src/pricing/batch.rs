@@ -5,8 +5,10 @@
 //! `P(k, σ)` (American − European, `k = ln(K/F)`) is one smooth function per slice and right.
 //! [`implied_vols`] tabulates it once per slice and right on a grid of log-moneyness × vol
 //! (each node one control-variate tree pricing, [`American::premium`]) and solves each
-//! option's fixed point `σ = IV_European(price − P(k, σ))` on the table (Let's Be Rational,
-//! no tree): a few µs per option once the grid is shared by enough options.
+//! option's `Black(σ) + P(k, σ) = price` on the table, no tree: Newton's method from the
+//! European vol of `price − P(k, σ_European)` (two or three steps), the fixed point
+//! `σ = IV_European(price − P(k, σ))` with Let's Be Rational where Newton leaves the table: a
+//! few µs per option once the grid is shared by enough options.
 //!
 //! The table is read by local bicubic (4 × 4 Lagrange) interpolation. Its vols span the
 //! slice's smile as its out-of-the-money options show it (their premium is small, so their
@@ -27,10 +29,10 @@
 //! Slices with fewer than [`MIN_OPTIONS`] options of a right, and calls that are never
 //! exercised early, get the per-option solver. Measured (`BENCHMARKS.md`, "American options"):
 //! on the 10,000-option benchmark chain about 5× the per-option solver's speed; against
-//! QuantLib's reference the same accuracy (110 of 118 within 1e-4, worst 7.6e-4); against the
-//! per-option solver, where the vega is at least 1 on a spot of 100, median 6e-7, 90th
-//! percentile 6e-5, worst 2e-3 (the tree's noise in the strike: against prices from a 801-step
-//! tree both are as far from the truth, the table slightly nearer).
+//! QuantLib's reference the same accuracy (116 of 118 within 1e-4, worst 1.5e-4); against the
+//! per-option solver, where the vega is at least 1 on a spot of 100, median 1e-6, 90th
+//! percentile 5e-5, worst 6e-4 (the tree's noise in the strike, which the table's
+//! interpolation smooths).
 
 use super::american::{American, Dividend, DEFAULT_STEPS};
 use super::implied::{illinois, solve, VOL_TOLERANCE};
@@ -40,6 +42,11 @@ use std::collections::HashMap;
 /// The half-width, relative, of the bracket around the table's answer where the table is in
 /// doubt.
 const BRACKET: f64 = 0.02;
+/// Newton steps on the table before the fixed point takes over.
+const MAX_NEWTON_STEPS: usize = 8;
+/// Prices below this fraction of the discounted forward are solved with Let's Be Rational only
+/// (Black's formula as a difference of two terms loses their digits).
+const MIN_NEWTON_PRICE: f64 = 1e-6;
 /// Options of one slice and right below which a table does not pay for itself.
 const MIN_OPTIONS: usize = 40;
 /// The largest distance between log-moneyness nodes, in standard deviations (`σ̄ √t`).
@@ -186,6 +193,13 @@ impl Table {
         total
     }
 
+    /// The premium at `(k, vol)`.
+    fn value(&self, k: f64, vol: f64) -> f64 {
+        let (sk, _) = Self::stencils(k, self.k0, self.hk, self.ks);
+        let (sv, _) = Self::stencils(vol, self.v0, self.hv, self.vols);
+        self.interpolate(k, vol, sk, sv)
+    }
+
     /// The premium at `(k, vol)` and the largest change a shifted stencil makes to it.
     fn premium(&self, k: f64, vol: f64) -> (f64, f64) {
         let (sk, alt_k) = Self::stencils(k, self.k0, self.hk, self.ks);
@@ -200,7 +214,7 @@ impl Table {
     /// plus the interpolated premium) is `price`, by regula falsi (Illinois); `None` unless the
     /// table's vols bracket it.
     fn root(&self, option: &American, k: f64, price: f64) -> Option<f64> {
-        let f = |vol: f64| option.european(vol) + self.premium(k, vol).0 - price;
+        let f = |vol: f64| option.european(vol) + self.value(k, vol) - price;
         let (lo, hi) = (self.v0, self.v0 + self.hv * (self.vols - 1) as f64);
         let (f_lo, f_hi) = (f(lo), f(hi));
         if !(f_lo < 0.0 && f_hi >= 0.0 && self.covers(k, lo)) {
@@ -208,6 +222,38 @@ impl Table {
         }
         let found = illinois(f, (lo, f_lo), (hi, f_hi), 100, |fx, width| fx == 0.0 || width < VOL_TOLERANCE);
         Some(found.unwrap_or_else(|middle| middle))
+    }
+
+    /// The vol at which Black's price plus the table's premium is `price`, by Newton's method
+    /// from `start` (Black's vega plus the premium's slope in the vol): two or three steps
+    /// where the fixed point on European vols takes four to six Let's Be Rational inversions.
+    /// `None` if a step leaves the table or it does not settle; prices too small for Black's
+    /// formula to carry their digits are left to Let's Be Rational.
+    fn newton(&self, k: f64, price: f64, start: f64, black: (f64, f64, f64, f64, bool)) -> Option<f64> {
+        let (forward, strike, t, discount, is_call) = black;
+        // (NaN prices stop here too.)
+        if price.partial_cmp(&(MIN_NEWTON_PRICE * forward * discount)) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
+        let dv = 0.25 * self.hv;
+        let mut vol = start;
+        for _ in 0..MAX_NEWTON_STEPS {
+            if !self.covers(k, vol - dv) || !self.covers(k, vol + dv) {
+                return None;
+            }
+            let (value, vega) = black_and_vega(forward, strike, t, discount, vol, is_call);
+            let slope = (self.value(k, vol + dv) - self.value(k, vol - dv)) / (2.0 * dv);
+            let excess = value + self.value(k, vol) - price;
+            let step = excess / (vega + slope);
+            if !(step.is_finite() && vega + slope > 0.0) {
+                return None;
+            }
+            vol -= step;
+            if step.abs() < VOL_TOLERANCE {
+                return Some(vol);
+            }
+        }
+        None
     }
 
     /// Whether `(k, vol)` lies inside the table.
@@ -268,16 +314,18 @@ fn slice_implied_vols(
         .map(|(&(strike, price), input)| {
             let (k, upper) = input?;
             let option = American { strike, ..*template };
-            let g = |vol: f64| european_iv(price - table.premium(k, vol).0, forward, strike, t, discount, is_call);
+            let g = |vol: f64| european_iv(price - table.value(k, vol), forward, strike, t, discount, is_call);
             // The fixed point on the table; where it fails (a price a hair above the exercise
             // value), the root of the table's American price.
-            let iv = solve(upper, VOL_TOLERANCE, g)
+            let iv = g(upper)
+                .and_then(|start| table.newton(k, price, start, (forward, strike, t, discount, is_call)))
+                .or_else(|| solve(upper, VOL_TOLERANCE, g))
                 .filter(|iv| *iv <= upper && table.covers(k, *iv))
                 .or_else(|| table.root(&option, k, price));
             let iv = iv?;
             // The American vega: the European one plus the premium's slope.
             let dv = 0.25 * table.hv;
-            let slope = (table.premium(k, iv + dv).0 - table.premium(k, iv - dv).0) / (2.0 * dv);
+            let slope = (table.value(k, iv + dv) - table.value(k, iv - dv)) / (2.0 * dv);
             let vega = european_vega(forward, strike, t, discount, iv) + slope;
             let (_, spread) = table.premium(k, iv);
             if vega > 0.0 && (vega < LOW_VEGA * template.spot || spread <= PREMIUM_TOLERANCE * vega) {
@@ -292,6 +340,17 @@ fn slice_implied_vols(
             option.bracketed(price, (lo, hi), DEFAULT_STEPS)
         })
         .collect()
+}
+
+/// Black's price and vega (per unit of vol), discounted.
+fn black_and_vega(forward: f64, strike: f64, t: f64, discount: f64, vol: f64, is_call: bool) -> (f64, f64) {
+    use implied_vol::SpecialFn;
+    let n = DefaultSpecialFn::norm_cdf;
+    let sd = vol * t.sqrt();
+    let d1 = (forward / strike).ln() / sd + 0.5 * sd;
+    let d2 = d1 - sd;
+    let value = if is_call { forward * n(d1) - strike * n(d2) } else { strike * n(-d2) - forward * n(-d1) };
+    (discount * value, european_vega(forward, strike, t, discount, vol))
 }
 
 /// The European vega (price per unit of vol, discounted).

@@ -7,6 +7,10 @@ use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
 pub(super) const VOL_TOLERANCE: f64 = 1e-11;
 /// Tree evaluations allowed before giving up (four to six are typical).
 const MAX_EVALUATIONS: usize = 30;
+/// Evaluations after which a fixed point still 1e-6 away is given up.
+const STALLED_AFTER: usize = 10;
+/// Steps back from a vol where the premium leaves no European price, before giving up.
+const MAX_MISSES: usize = 4;
 
 impl American<'_> {
     /// The vol at which [`Self::price`] equals `price` (a market price, discounted), `None`
@@ -45,10 +49,22 @@ impl American<'_> {
         // The premium is not negative, so the European vol of the whole price is an upper
         // bound. A coarse tree takes it most of the way, cheaply; the full tree finishes.
         let upper = european_iv(price)?;
-        let coarse = solve(upper, 1e-7, |vol| european_iv(price - self.premium(vol, COARSE_STEPS)));
-        let start = coarse.filter(|v| *v <= upper).unwrap_or(upper);
-        solve(start, VOL_TOLERANCE, |vol| european_iv(price - self.premium(vol, steps)))
-            .or_else(|| self.bracketed(price, (1e-4, upper.max(1e-3)), steps))
+        let whole = (1e-4, upper.max(1e-3));
+        match solve(upper, 1e-7, |vol| european_iv(price - self.premium(vol, COARSE_STEPS))) {
+            Some(coarse) if coarse <= upper => {
+                solve(coarse, VOL_TOLERANCE, |vol| european_iv(price - self.premium(vol, steps)))
+                    .or_else(|| self.bracketed(price, whole, steps))
+            }
+            // The fixed point fails (a price a hair above the exercise value, where the premium
+            // at a trial vol can exceed the time value): bracket the price itself, on the
+            // coarse tree first (cheap), then on the full one close around that.
+            _ => self
+                .bracketed(price, whole, COARSE_STEPS)
+                .and_then(|rough| {
+                    self.bracketed(price, (rough * (1.0 - NEAR), (rough * (1.0 + NEAR)).min(whole.1)), steps)
+                })
+                .or_else(|| self.bracketed(price, whole, steps)),
+        }
     }
 
     /// The fallback where the fixed point fails (prices a hair above the exercise value, where
@@ -57,13 +73,34 @@ impl American<'_> {
     /// unless they bracket the price).
     pub(super) fn bracketed(&self, price: f64, (lo, hi): (f64, f64), steps: usize) -> Option<f64> {
         let f = |vol: f64| self.price_with_steps(vol, steps) - price;
-        let (f_lo, f_hi) = (f(lo), f(hi));
+        let (mut lo, mut hi) = (lo, hi);
+        let (mut f_lo, mut f_hi) = (f(lo), f(hi));
         if !(f_lo < 0.0 && f_hi >= 0.0) {
             return None;
+        }
+        // Below some vol a deep in-the-money option is worth its exercise value whatever the
+        // vol: there the price is flat, and secant steps from a flat end crawl. Halve the
+        // bracket (in log vol) until its low end is off the flat part.
+        let flat = self.intrinsic() - price;
+        for _ in 0..64 {
+            if (f_lo - flat).abs() > 1e-9 * price || hi < lo * (1.0 + 1e-12) {
+                break;
+            }
+            let mid = (lo * hi).sqrt();
+            let f_mid = f(mid);
+            if f_mid < 0.0 {
+                (lo, f_lo) = (mid, f_mid);
+            } else {
+                (hi, f_hi) = (mid, f_mid);
+            }
         }
         illinois(f, (lo, f_lo), (hi, f_hi), 200, |fx, width| fx.abs() <= 1e-13 * price || width < VOL_TOLERANCE).ok()
     }
 }
+
+/// The half-width, relative, of the bracket around the coarse tree's vol where the full tree
+/// looks for its own.
+const NEAR: f64 = 0.05;
 
 /// Steps of the tree that finds the first approximation of an implied vol.
 const COARSE_STEPS: usize = 25;
@@ -79,15 +116,27 @@ pub(super) fn solve(x0: f64, tolerance: f64, g: impl Fn(f64) -> Option<f64>) -> 
         return Some(g0);
     }
     let mut x1 = g0;
-    for _ in 1..MAX_EVALUATIONS {
+    let mut misses = 0;
+    for evaluation in 1..MAX_EVALUATIONS {
         let Some(g1) = g(x1) else {
-            // The premium at x1 took the price below any European's: step back halfway.
+            // The premium at x1 took the price below any European's: step back halfway, a few
+            // times (a price a hair above the exercise value keeps missing: the caller's
+            // bracketing solver does better there).
+            misses += 1;
+            if misses > MAX_MISSES {
+                return None;
+            }
             x1 = 0.5 * (x0 + x1);
             continue;
         };
         let h1 = g1 - x1;
         if h1.abs() < tolerance {
             return Some(g1);
+        }
+        if evaluation >= STALLED_AFTER && h1.abs() > 1e-6 {
+            // Far from converging where four to six steps are typical: a price the fixed
+            // point handles badly (a hair above the exercise value); the caller brackets it.
+            return None;
         }
         let secant = x1 - h1 * (x1 - x0) / (h1 - h0);
         let next = if secant.is_finite() && secant > 0.0 { secant } else { g1 };

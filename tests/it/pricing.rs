@@ -7,16 +7,20 @@ use twslake::pricing::{implied_vols, American, Dividend};
 /// Below this vega (QuantLib's, price per unit of vol, on a spot of 100) a price says too
 /// little about the vol to compare.
 const VEGA_MIN: f64 = 1.0;
-/// The bar is 1e-4 everywhere; measured at `DEFAULT_STEPS` (`BENCHMARKS.md`): median
-/// 2.9e-6, 90th percentile 6.2e-5, 95th 1.1e-4, worst 8.0e-4, 110 of the 118 cases within 1e-4
-/// (the rest in-the-money calls with a dividend ahead). These bounds hold the measured
-/// figures, not the bar.
+/// The bar is 1e-4 everywhere. Measured at `DEFAULT_STEPS` (101; `BENCHMARKS.md`):
+/// median 2.3e-6, 90th percentile 3.1e-5, 95th 5.2e-5, worst 1.5e-4, 116 of the 118 cases
+/// within 1e-4 (an in-the-money call with three dividends, 1.5e-4; a deep in-the-money put with
+/// a dividend ahead, 1.1e-4); before the kinks at the ex-dates were priced by Black's formula
+/// (`pricing::kink`): 2.9e-6, 6.2e-5, 1.1e-4, worst 8.0e-4, 110 cases. These bounds hold the
+/// measured figures with a margin, not the bar; [`MORE_STEPS`] meets the bar.
 const MEDIAN_MAX: f64 = 5e-6;
-const P90_MAX: f64 = 8e-5;
-const P95_MAX: f64 = 1.5e-4;
-const WORST_MAX: f64 = 1e-3;
+const P90_MAX: f64 = 6e-5;
+const P95_MAX: f64 = 1e-4;
+const WORST_MAX: f64 = 3e-4;
 /// Cases within the 1e-4: at least this many.
-const WITHIN_BAR_MIN: usize = 108;
+const WITHIN_BAR_MIN: usize = 115;
+/// Steps at which every case is within the bar (measured: worst 7.3e-5, median 9.8e-7).
+const MORE_STEPS: usize = 301;
 
 /// |implied vol of QuantLib's price − the generating vol| per reference case with vega ≥
 /// [`VEGA_MIN`], sorted, each with a description; `solve` inverts one case's price.
@@ -78,14 +82,22 @@ fn american_implied_vols_agree_with_quantlib() {
     assert!(worst.0 < WORST_MAX, "worst vol error {:.2e}: {}", worst.0, worst.1);
 }
 
+/// With [`MORE_STEPS`] steps every case is within the 1e-4.
+#[test]
+fn american_implied_vols_meet_the_bar_with_more_steps() {
+    let errors = reference_errors(|option, price, _| option.implied_vol_with_steps(price, MORE_STEPS));
+    let (_, _, _, within, worst) = summary("one by one, more steps", &errors);
+    assert_eq!(within, errors.len(), "worst vol error {:.2e}: {}", worst.0, worst.1);
+}
+
 /// Options of the slice each reference case is put in for the batch: enough for a table.
 const SLICE: usize = 120;
 
 /// The batch path ([`implied_vols`] with a table per slice): each case is the last row of a
 /// slice of [`SLICE`] more options on its underlying and expiry, strikes from −2.5 to +2.5
-/// standard deviations, priced by twslake at the case's vol. Measured: median 2.6e-6, 90th
-/// percentile 6.4e-5, 95th 1.4e-4, 110 of 118 within 1e-4, worst 7.6e-4 (one by one: 2.9e-6,
-/// 6.2e-5, 1.1e-4, 110, 8.0e-4); the same bounds hold.
+/// standard deviations, priced by twslake at the case's vol. Measured: median 2.3e-6, 90th
+/// percentile 3.2e-5, 95th 5.0e-5, 116 of 118 within 1e-4, worst 1.5e-4 (the same two cases as
+/// one by one); the same bounds hold.
 #[test]
 fn batch_implied_vols_agree_with_quantlib() {
     let errors = reference_errors(|option, price, vol| {

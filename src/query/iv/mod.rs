@@ -86,7 +86,8 @@ fn iv_or_nan(price: f64, discount: f64, forward: f64, strike: f64, t: f64, is_ca
 }
 
 /// American implied vols where `styles[i]` is American (spot, forward and discount give the
-/// pricer's rate and yield, [`Terms`]), Let's Be Rational elsewhere; NaN where there is none.
+/// pricer's rate and yield, [`Terms`]; all such rows in one batch of `pricing::implied_vols`),
+/// Let's Be Rational elsewhere; NaN where there is none.
 /// The slices have one length.
 #[allow(clippy::too_many_arguments)]
 pub fn implied_vols_by_style(
@@ -102,16 +103,37 @@ pub fn implied_vols_by_style(
     let n = prices.len();
     let lengths = [discounts.len(), forwards.len(), spots.len(), strikes.len(), ts.len(), calls.len(), styles.len()];
     assert!(lengths.iter().all(|l| *l == n), "implied_vols_by_style: columns of different lengths");
-    (0..n)
+    let mut out: Vec<f64> = (0..n)
         .map(|i| match styles[i] {
             ExerciseStyle::European => iv_or_nan(prices[i], discounts[i], forwards[i], strikes[i], ts[i], calls[i]),
-            ExerciseStyle::American => {
-                let terms =
-                    Terms { spot: spots[i], forward: forwards[i], discount: discounts[i], t: ts[i], dividends: &[] };
-                terms.implied_vol(ExerciseStyle::American, prices[i], strikes[i], calls[i]).unwrap_or(f64::NAN)
-            }
+            ExerciseStyle::American => f64::NAN,
         })
-        .collect()
+        .collect();
+    // The American rows go to the pricer's batch together: options of one quote time and
+    // expiry share its table of early-exercise premiums.
+    let american: Vec<(usize, crate::pricing::American)> = (0..n)
+        .filter(|&i| styles[i] == ExerciseStyle::American)
+        .filter_map(|i| {
+            let terms =
+                Terms { spot: spots[i], forward: forwards[i], discount: discounts[i], t: ts[i], dividends: &[] };
+            Some((i, terms.american(strikes[i], calls[i])?))
+        })
+        .collect();
+    let column = |f: fn(&crate::pricing::American) -> f64| american.iter().map(|(_, o)| f(o)).collect::<Vec<f64>>();
+    let ivs = crate::pricing::implied_vols(
+        &american.iter().map(|(i, _)| prices[*i]).collect::<Vec<f64>>(),
+        &column(|o| o.spot),
+        &column(|o| o.strike),
+        &column(|o| o.t),
+        &column(|o| o.rate),
+        &column(|o| o.yield_rate),
+        &vec![&[][..]; american.len()],
+        &american.iter().map(|(_, o)| o.is_call).collect::<Vec<bool>>(),
+    );
+    for ((i, _), iv) in american.iter().zip(ivs) {
+        out[*i] = iv;
+    }
+    out
 }
 
 /// The exercise style of every row: from the `exercise_style` column where present and not

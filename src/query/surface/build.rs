@@ -148,7 +148,7 @@ fn otm_points(quotes: &[Quote], carry: &Carry, opts: &SurfaceOptions) -> Vec<Val
     calls.sort_by(by_strike);
     puts.sort_by(|a, b| by_strike(b, a));
     let chosen = above_the_floor(puts).into_iter().chain(above_the_floor(calls));
-    let mut pts: Vec<Valued> = chosen
+    let european: Vec<Valued> = chosen
         .filter_map(|q| {
             let undiscounted = q.mid / carry.discount;
             if undiscounted < opts.min_price {
@@ -160,24 +160,58 @@ fn otm_points(quotes: &[Quote], carry: &Carry, opts: &SurfaceOptions) -> Vec<Val
             // MAX_ROUNDING_VOL says nothing the quotes nearer the money do not: the cheap wings
             // of short expiries. Judged with the European vol, before any tree is built.
             let european = Valued { quote: q, forward, vol };
-            if european.rounding_vol(carry.discount) > MAX_ROUNDING_VOL {
-                return None;
-            }
-            if q.style == ExerciseStyle::European {
-                return Some(european);
-            }
-            let dividends = if opts.dividends.is_empty() {
-                vec![]
-            } else {
-                iv::dividends_from(&opts.dividends, super::panel::instant(q.end))
-            };
-            let terms = Terms { spot: q.spot, forward, discount: carry.discount, t: q.t, dividends: &dividends };
-            let vol = terms.implied_vol(ExerciseStyle::American, q.mid, q.strike, q.is_call)?;
-            Some(Valued { quote: q, forward, vol })
+            (european.rounding_vol(carry.discount) <= MAX_ROUNDING_VOL).then_some(european)
         })
         .collect();
+    let (mut pts, american): (Vec<Valued>, Vec<Valued>) =
+        european.into_iter().partition(|v| v.quote.style == ExerciseStyle::European);
+    pts.extend(american_points(american, carry, opts));
     pts.sort_by(|a, b| a.quote.strike.total_cmp(&b.quote.strike));
     pts
+}
+
+/// The American implied vols of `points` (valued as European so far), all in one batch of the
+/// pricer (`pricing::implied_vols`: the quotes of one bar end share a table of early-exercise
+/// premiums); those without one are left out.
+fn american_points(points: Vec<Valued>, carry: &Carry, opts: &SurfaceOptions) -> Vec<Valued> {
+    let schedules: Vec<Vec<crate::pricing::Dividend>> = points
+        .iter()
+        .map(|v| {
+            if opts.dividends.is_empty() {
+                vec![]
+            } else {
+                iv::dividends_from(&opts.dividends, super::panel::instant(v.quote.end))
+            }
+        })
+        .collect();
+    let options: Vec<Option<crate::pricing::American>> = points
+        .iter()
+        .zip(&schedules)
+        .map(|(v, dividends)| {
+            let terms =
+                Terms { spot: v.quote.spot, forward: v.forward, discount: carry.discount, t: v.quote.t, dividends };
+            terms.american(v.quote.strike, v.quote.is_call)
+        })
+        .collect();
+    let usable: Vec<(usize, crate::pricing::American)> =
+        options.iter().enumerate().filter_map(|(i, o)| Some((i, (*o)?))).collect();
+    let column = |f: fn(&crate::pricing::American) -> f64| usable.iter().map(|(_, o)| f(o)).collect::<Vec<f64>>();
+    let vols = crate::pricing::implied_vols(
+        &usable.iter().map(|(i, _)| points[*i].quote.mid).collect::<Vec<f64>>(),
+        &column(|o| o.spot),
+        &column(|o| o.strike),
+        &column(|o| o.t),
+        &column(|o| o.rate),
+        &column(|o| o.yield_rate),
+        &usable.iter().map(|(_, o)| o.dividends).collect::<Vec<_>>(),
+        &usable.iter().map(|(_, o)| o.is_call).collect::<Vec<bool>>(),
+    );
+    usable
+        .iter()
+        .zip(vols)
+        .filter(|(_, vol)| vol.is_finite())
+        .map(|((i, _), vol)| Valued { quote: points[*i].quote, forward: points[*i].forward, vol })
+        .collect()
 }
 
 /// The vol error the fit expects of any quote (5 basis points of vol).
