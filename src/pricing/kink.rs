@@ -277,3 +277,41 @@ pub(super) fn put_back(v: &mut [f64], a: &[f64], scale: f64, kink: &OnLevel) {
         *value += kink.value(node * scale);
     }
 }
+
+/// Where a level's gains cross zero more than once (no single boundary for a kink): each node
+/// whose cell a crossing falls in gets the cell's Jensen gap added — the cell's average of
+/// `max(0, gain)`, the gain linear between nodes, less the same max of its average — so the
+/// price still moves continuously as the boundary moves between nodes.
+#[inline(never)]
+pub(super) fn jensen(v: &mut [f64], gain: &[f64]) {
+    let n = v.len();
+    // The average over a unit interval of max(0, ·) of the line from y0 to y1.
+    let positive = |y0: f64, y1: f64| -> f64 {
+        if y0 >= 0.0 && y1 >= 0.0 {
+            0.5 * (y0 + y1)
+        } else if y0 <= 0.0 && y1 <= 0.0 {
+            0.0
+        } else {
+            let p = y0.max(y1);
+            p * p / (2.0 * (y0.abs() + y1.abs()))
+        }
+    };
+    for m in 0..n {
+        let f = gain[m];
+        let (before, after) = (gain[m.saturating_sub(1)], gain[(m + 1).min(n - 1)]);
+        // Three gains of one sign: so are the cell's edges (their averages); nothing to add.
+        if (before >= 0.0 && f >= 0.0 && after >= 0.0) || (before <= 0.0 && f <= 0.0 && after <= 0.0) {
+            continue;
+        }
+        let left = 0.5 * (before + f);
+        let right = 0.5 * (f + after);
+        let all_above = left >= 0.0 && f >= 0.0 && right >= 0.0;
+        let all_below = left <= 0.0 && f <= 0.0 && right <= 0.0;
+        if all_above || all_below {
+            continue;
+        }
+        let average = 0.25 * (left + 2.0 * f + right);
+        let gap = 0.5 * (positive(left, f) + positive(f, right)) - average.max(0.0);
+        v[m] += gap;
+    }
+}
