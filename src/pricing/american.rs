@@ -453,14 +453,34 @@ fn peizer_pratt(z: f64, n: usize) -> f64 {
 }
 
 /// One backward step of the American values: `v[j] ← max(pu·v[j+1] + pd·v[j], mul·a[j] + shift)`
-/// for `j < a.len()` (`v` is one longer than `a`).
+/// for `j < a.len()` (`v` is one longer than `a`). Four nodes at a time, each block's five
+/// values read before its four are written: an in-place loop lets the compiler store a pair of
+/// values that the next pair's load half overlaps, a store-forwarding stall per node that
+/// cost a quarter of the tree's time in some builds.
 #[inline(always)]
 fn step(v: &mut [f64], a: &[f64], pu: f64, pd: f64, mul: f64, shift: f64) {
+    const BLOCK: usize = 4;
     let n = a.len();
     let (v, a) = (&mut v[..n + 1], &a[..n]);
-    for j in 0..n {
-        let cont = pu * v[j + 1] + pd * v[j];
-        let exercise = mul * a[j] + shift;
-        v[j] = if exercise > cont { exercise } else { cont };
+    let node = |old: f64, up: f64, a: f64| {
+        let cont = pu * up + pd * old;
+        let exercise = mul * a + shift;
+        if exercise > cont {
+            exercise
+        } else {
+            cont
+        }
+    };
+    let blocks = n / BLOCK;
+    for b in 0..blocks {
+        let j = b * BLOCK;
+        let w: [f64; BLOCK + 1] = v[j..j + BLOCK + 1].try_into().expect("a block of five");
+        let x: [f64; BLOCK] = a[j..j + BLOCK].try_into().expect("a block of four");
+        for q in 0..BLOCK {
+            v[j + q] = node(w[q], w[q + 1], x[q]);
+        }
+    }
+    for j in blocks * BLOCK..n {
+        v[j] = node(v[j], v[j + 1], a[j]);
     }
 }
