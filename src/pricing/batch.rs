@@ -35,7 +35,7 @@
 //! interpolation smooths).
 
 use super::american::{American, Dividend, DEFAULT_STEPS};
-use super::implied::{illinois, solve, VOL_TOLERANCE};
+use super::implied::{illinois, solve, UPPER_SLACK, VOL_TOLERANCE};
 use implied_vol::{DefaultSpecialFn, ImpliedBlackVolatility};
 use std::collections::HashMap;
 
@@ -320,7 +320,7 @@ fn slice_implied_vols(
             let iv = g(upper)
                 .and_then(|start| table.newton(k, price, start, (forward, strike, t, discount, is_call)))
                 .or_else(|| solve(upper, VOL_TOLERANCE, g))
-                .filter(|iv| *iv <= upper && table.covers(k, *iv))
+                .filter(|iv| *iv <= upper * (1.0 + UPPER_SLACK) && table.covers(k, *iv))
                 .or_else(|| table.root(&option, k, price));
             let iv = iv?;
             // The American vega: the European one plus the premium's slope.
@@ -333,7 +333,7 @@ fn slice_implied_vols(
             }
             // Where the table is in doubt: the same root of the tree's price, bracketed around
             // the table's answer (which is close), else `None`.
-            let (lo, hi) = (iv * (1.0 - BRACKET), (iv * (1.0 + BRACKET)).min(upper));
+            let (lo, hi) = (iv * (1.0 - BRACKET), (iv * (1.0 + BRACKET)).min(upper * (1.0 + UPPER_SLACK)));
             if !(option.price(lo) < price && option.price(hi) >= price) {
                 return None;
             }

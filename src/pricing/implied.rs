@@ -49,9 +49,12 @@ impl American<'_> {
         // The premium is not negative, so the European vol of the whole price is an upper
         // bound. A coarse tree takes it most of the way, cheaply; the full tree finishes.
         let upper = european_iv(price)?;
-        let whole = (1e-4, upper.max(1e-3));
+        // The bracket's top a hair above the bound: Let's Be Rational's inverse and Black's
+        // price agree to an ulp or so, not exactly, and a premium of 1e-16 moves the fixed point
+        // by as much.
+        let whole = (1e-4, upper.max(1e-3) * (1.0 + UPPER_SLACK));
         match solve(upper, 1e-7, |vol| european_iv(price - self.premium(vol, COARSE_STEPS))) {
-            Some(coarse) if coarse <= upper => {
+            Some(coarse) if coarse <= upper * (1.0 + UPPER_SLACK) => {
                 solve(coarse, VOL_TOLERANCE, |vol| european_iv(price - self.premium(vol, steps)))
                     .or_else(|| self.bracketed(price, whole, steps))
             }
@@ -97,6 +100,10 @@ impl American<'_> {
         illinois(f, (lo, f_lo), (hi, f_hi), 200, |fx, width| fx.abs() <= 1e-13 * price || width < VOL_TOLERANCE).ok()
     }
 }
+
+/// How far, relative, above the European vol of the whole price an American vol may come out
+/// (rounding) and the bracket of the price reaches.
+pub(super) const UPPER_SLACK: f64 = 1e-9;
 
 /// The half-width, relative, of the bracket around the coarse tree's vol where the full tree
 /// looks for its own.

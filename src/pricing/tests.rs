@@ -256,3 +256,25 @@ fn the_price_is_continuous_in_the_vol_across_an_ex_date() {
         assert!(worst < 2e-4, "{n} steps: largest move {worst:.2e} for a vol step of 1e-4");
     }
 }
+
+#[test]
+fn a_call_whose_yield_is_rounding_noise_has_its_implied_vol() {
+    // From the demo: the forward implies a yield of 3e-16, so the call is not "never early"
+    // and goes through the tree, whose premium is 7e-16; its European vol then lies an ulp
+    // above the European vol of the whole price, the bound the solver kept to, and the call
+    // had no implied vol at all.
+    let o = American {
+        spot: 507.83,
+        strike: 520.0,
+        t: 0.07979261796042618,
+        rate: 0.04,
+        yield_rate: 2.9e-16,
+        dividends: &[],
+        is_call: true,
+    };
+    let iv = o.implied_vol(5.55).expect("an implied vol");
+    assert!((o.price(iv) - 5.55).abs() < 1e-9, "{iv}");
+    let batch =
+        super::implied_vols(&[5.55], &[o.spot], &[o.strike], &[o.t], &[o.rate], &[o.yield_rate], &[&[]], &[true]);
+    assert!((batch[0] - iv).abs() < 1e-9, "{batch:?}");
+}
