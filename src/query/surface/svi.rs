@@ -182,17 +182,34 @@ fn solve3(s: &[[f64; 4]; 4]) -> Option<[f64; 3]> {
 }
 
 /// Objective of the outer search over `(m, ln σ)`; `σ` below `sigma_min` is out of bounds.
-fn outer(points: &[FitPoint], x: [f64; 2], sigma_min: f64) -> f64 {
+/// Butterfly arbitrage on `checks` (Gatheral's `g(k) < 0`) is penalised: among fits that
+/// match the quotes about as well, the search takes one without it. Quotes that only reach one
+/// side of a steep smile are matched as closely by a fit that turns sharply just past the last
+/// of them — a negative density there, in no quote — as by one that does not.
+fn outer(points: &[FitPoint], x: [f64; 2], sigma_min: f64, checks: &[f64]) -> f64 {
     let sigma = x[1].exp();
     if !(sigma_min..=5.0).contains(&sigma) || x[0].abs() > 5.0 {
         return f64::INFINITY;
     }
     match inner(points, x[0], sigma) {
         // A negative minimum variance is not a volatility smile: rule it out.
-        Some((p, e)) if p.a + p.b * p.sigma * (1.0 - p.rho * p.rho).sqrt() >= 0.0 => e,
+        Some((p, e)) if p.a + p.b * p.sigma * (1.0 - p.rho * p.rho).sqrt() >= 0.0 => {
+            let worst = checks.iter().map(|&k| if p.w(k) > 0.0 { p.g(k) } else { -1.0 }).fold(0.0, f64::min);
+            e + ARBITRAGE_PENALTY * (-worst).max(0.0)
+        }
         _ => f64::INFINITY,
     }
 }
+
+/// Weight of the butterfly penalty against the weighted squared error (which is about the
+/// number of quotes for a fit within their errors): a negative density of 1e-3 costs as much
+/// as a thousand quotes off by their error.
+const ARBITRAGE_PENALTY: f64 = 1e6;
+/// How far beyond the quoted log-moneyness the fit is kept free of butterfly arbitrage (the
+/// surface's check looks 0.1 beyond the quotes of the whole surface).
+const ARBITRAGE_MARGIN: f64 = 0.25;
+/// Points of that check.
+const ARBITRAGE_POINTS: usize = 121;
 
 /// Nelder–Mead on two variables (standard coefficients 1, 2, ½, ½).
 fn nelder_mead(f: impl Fn([f64; 2]) -> f64, start: [f64; 2], step: [f64; 2], iters: usize) -> ([f64; 2], f64) {
@@ -248,7 +265,10 @@ pub fn fit(points: &[FitPoint]) -> Option<SviParams> {
     let mut gaps: Vec<f64> = ks.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 1e-12).collect();
     gaps.sort_by(f64::total_cmp);
     let sigma_min = gaps.get(gaps.len() / 2).map_or(1e-4, |g| (0.5 * g).max(1e-4));
-    let obj = |x: [f64; 2]| outer(points, x, sigma_min);
+    let (lo, hi) = (kmin - ARBITRAGE_MARGIN, kmax + ARBITRAGE_MARGIN);
+    let checks: Vec<f64> =
+        (0..ARBITRAGE_POINTS).map(|i| lo + (hi - lo) * i as f64 / (ARBITRAGE_POINTS - 1) as f64).collect();
+    let obj = |x: [f64; 2]| outer(points, x, sigma_min, &checks);
     // Deterministic start grid: m across the quoted range, σ from tight to wide.
     let mut starts: Vec<([f64; 2], f64)> = Vec::new();
     for i in 0..5 {
@@ -274,6 +294,34 @@ pub fn fit(points: &[FitPoint]) -> Option<SviParams> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_on_one_side_of_a_steep_smile_get_a_fit_without_butterfly_arbitrage() {
+        // A 23-day expiry of the demo's SPY (2026-12-01 16:30 UTC): ten quotes, all on the
+        // falling side of the skew. The fit that matches them best turned sharply just past the
+        // last one (ρ 0.87, σ 0.015), a negative density at k ≈ 0.12 where no quote is.
+        let t = 0.06318493150684931;
+        let quotes = [
+            (-0.063946, 0.318213),
+            (-0.053583, 0.303911),
+            (-0.043327, 0.289179),
+            (-0.033174, 0.274078),
+            (-0.023124, 0.258521),
+            (-0.013173, 0.242567),
+            (-0.003321, 0.226438),
+            (0.006435, 0.210190),
+            (0.016097, 0.194445),
+            (0.025666, 0.180526),
+        ];
+        let points: Vec<FitPoint> =
+            quotes.iter().map(|&(k, v)| FitPoint { k, w: v * v * t, weight: 1.0 / (2.0 * v * t).powi(2) }).collect();
+        let p = fit(&points).unwrap();
+        for &(k, v) in &quotes {
+            assert!((p.vol(k, t) - v).abs() < 5e-4, "{k}: {} against {v}", p.vol(k, t));
+        }
+        let worst = (0..=400).map(|i| -0.4 + 0.002 * i as f64).map(|k| p.g(k)).fold(f64::INFINITY, f64::min);
+        assert!(worst >= 0.0, "{p:?}: g down to {worst:.2e}");
+    }
 
     const TRUE: SviParams = SviParams { a: 0.01, b: 0.1, rho: -0.4, m: 0.02, sigma: 0.15 };
 
