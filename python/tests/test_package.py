@@ -486,13 +486,21 @@ def test_grid_rows_are_close_to_the_truth_on_the_same_grid(lake):
         assert r["strike"] == pytest.approx(r["forward"] * math.exp(r["k"]), rel=1e-12)
         assert normal_cdf((-r["k"] + w / 2) / math.sqrt(w)) == pytest.approx(r["delta"], abs=1e-6)
     instants = grid["at"].unique().sort()
+    slices = lake.surfaces("SPY").filter(pl.col("kind") == "expiry").collect()
     for at in (instants[3], instants[-3]):
         ours = grid.filter(pl.col("at") == at)
         truth = twslake.sim_truth_grid("SPY", at)
         assert truth.columns == ["days", "delta", "t", "forward", "discount", "k", "strike", "iv", "atm_vol"]
         assert set(truth["days"]) >= {7, 14, 30, 60, 91}
         both = ours.join(truth, on=["days", "delta"], suffix="_true")
-        assert both.height >= 20 and set(both["days"]) >= {14, 30}
+        # Every grid maturity the fitted expiries reach, and none beyond (the grid does not
+        # extrapolate). Which ones that is moves with the calendar: the demo lists expiries up
+        # to about 30 days from its own date.
+        fitted = slices.filter((pl.col("at") == at) & pl.col("butterfly_ok"))
+        reach = (fitted["t"].min() * 365, fitted["t"].max() * 365)
+        expected = {d for d in (7, 14, 30, 60, 91, 182, 365) if reach[0] <= d <= reach[1]}
+        assert len(expected) >= 2, f"the fitted expiries reach {reach} days"
+        assert both.height >= 20 and set(both["days"]) == expected, (sorted(set(both["days"])), reach)
         assert (both["iv"] - both["iv_true"]).abs().max() < 0.003
         atm = both.filter(pl.col("days") >= 14).group_by("days").agg(pl.col("atm_vol", "atm_vol_true").first())
         # 0.3 vol points at the money.
