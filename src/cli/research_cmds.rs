@@ -72,8 +72,32 @@ pub struct SurfaceArgs {
     /// Also write the points (one row per expiry and strike) to this Parquet file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// A cash dividend of the underlying as EX_DATE=AMOUNT (`2024-12-20=1.74`), once per
+    /// dividend: American options are then priced with these escrowed at their ex-dates.
+    /// Without any, the schedule the chain's parity forwards imply.
+    #[arg(long = "dividend", value_name = "EX_DATE=AMOUNT")]
+    dividends: Vec<String>,
     #[command(flatten)]
     fit: FitArgs,
+}
+
+/// `--dividend` values: `EX_DATE=AMOUNT`, the date `YYYY-MM-DD`, the amount per share positive
+/// and below 10,000.
+fn parse_dividends(values: &[String]) -> anyhow::Result<Vec<iv::CashDividend>> {
+    const HINT: &str = "give EX_DATE=AMOUNT, the date as YYYY-MM-DD and the cash per share, e.g. 2024-12-20=1.74";
+    values
+        .iter()
+        .map(|v| {
+            let bad = || crate::Error::bad_input("--dividend", v.clone(), HINT);
+            let (date, amount) = v.split_once('=').ok_or_else(bad)?;
+            let ex_date = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| bad())?;
+            let amount: f64 = amount.trim().parse().map_err(|_| bad())?;
+            if !(amount > 0.0 && amount < 10_000.0) {
+                return Err(bad().into());
+            }
+            Ok(iv::CashDividend { ex_date, amount })
+        })
+        .collect()
 }
 
 /// Arguments of `surfaces`.
@@ -265,7 +289,8 @@ fn write_parquet(df: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
 pub async fn surface(a: SurfaceArgs) -> anyhow::Result<i32> {
     let symbol = Symbol::new(&a.symbol)?;
     let at = parse_instant(&a.at)?;
-    let opts = a.fit.options()?;
+    let mut opts = a.fit.options()?;
+    opts.dividends = parse_dividends(&a.dividends)?;
     let lake = Lake::builder(&a.lake.lake).existing().open()?;
     if let Some(out) = &a.out {
         check_out(out, &lake)?;

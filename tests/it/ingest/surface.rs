@@ -80,6 +80,26 @@ async fn the_reconstructed_surface_matches_the_simulators_truth() {
         checked += 1;
     }
     assert!(checked >= 8, "expiries checked: {checked}");
+
+    // The same surface from the command line, the dividends given as `--dividend`: the same
+    // fits; without them (the schedule parity implies) not.
+    let mut args: Vec<String> =
+        ["surface", "SPY", "--at", AFTER_CLOSE, "--lake", &f.url, "--json"].map(String::from).to_vec();
+    args.extend(["--rate".into(), truth.rate.to_string(), "--dividend-yield".into(), truth.dividend_yield.to_string()]);
+    let without = args.clone();
+    for d in dividends_of(&truth) {
+        args.extend(["--dividend".into(), format!("{}={}", d.ex_date, d.amount)]);
+    }
+    let levels = |args: &[String]| {
+        let (code, stdout, stderr) = crate::support::twslake(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+        assert_eq!(code, 0, "{stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        doc["expiries"].as_array().unwrap().iter().map(|e| e["a"].as_f64().unwrap()).collect::<Vec<f64>>()
+    };
+    let api: Vec<f64> = surface.expiries.iter().map(|e| e.a).collect();
+    let apart = |x: &[f64]| x.len() != api.len() || x.iter().zip(&api).any(|(a, b)| (a - b).abs() > 1e-9 * b.abs());
+    assert!(!apart(&levels(&args)), "the command line's fits differ from the API's");
+    assert!(apart(&levels(&without)), "the dividends changed no fit");
 }
 
 /// The simulator's cash dividends, for the American options' pricer (the lake holds none).

@@ -159,6 +159,18 @@ async fn surface_and_sql_commands() {
     let points = polars::prelude::ParquetReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap();
     assert!(points.height() > 50);
 
+    // `--dividend` refuses what is not EX_DATE=AMOUNT, naming the flag, and writes nothing.
+    let fresh_out = dir.path().join("refused.parquet").display().to_string();
+    for bad in ["2024-12-02", "2024-13-02=1", "2024-12-02=-1", "2024-12-02=nan", "x=1", "2024-12-02=1e9"] {
+        let (code, stdout, stderr) = crate::support::twslake(
+            &["surface", "SPY", "--at", "2024-11-22 10:15", "--lake", &url, "--dividend", bad, "--out", &fresh_out],
+            &[],
+        );
+        assert_ne!(code, 0, "{bad}: {stdout}");
+        assert!(stderr.contains("--dividend") && stderr.contains("EX_DATE=AMOUNT"), "{bad}: {stderr}");
+        assert!(!std::path::Path::new(&fresh_out).exists(), "{bad}: wrote {fresh_out}");
+    }
+
     let (code, _, stderr) = crate::support::twslake(&["surface", "SPY", "--at", "noon", "--lake", &url], &[]);
     assert_ne!(code, 0);
     assert!(stderr.contains("timestamp \"noon\""), "{stderr}");
