@@ -68,6 +68,25 @@ const PREMIUM_TOLERANCE: f64 = 1e-3;
 /// no better than the tree does, and the table's answer stands unchecked.
 const LOW_VEGA: f64 = 0.01;
 
+/// [`implied_vols`] of options already described: `prices[i]` is option `i`'s market price.
+/// The form research calls with the options it has built from its quotes.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn implied_vols_of(options: &[American], prices: &[f64]) -> Vec<f64> {
+    let column = |f: fn(&American) -> f64| options.iter().map(f).collect::<Vec<f64>>();
+    implied_vols(
+        prices,
+        &column(|o| o.spot),
+        &column(|o| o.strike),
+        &column(|o| o.t),
+        &column(|o| o.rate),
+        &column(|o| o.yield_rate),
+        &options.iter().map(|o| o.dividends).collect::<Vec<_>>(),
+        &options.iter().map(|o| o.is_call).collect::<Vec<bool>>(),
+    )
+}
+
 /// American implied vols of many options at once, NaN where there is none (see
 /// [`American::implied_vol`]). Every slice has one length; `dividends[i]` is option `i`'s
 /// schedule. Rows may come in any order: they are grouped internally by slice (exact equality

@@ -65,14 +65,6 @@ impl Kink {
             disc: self.weight * self.strike * disc,
         }
     }
-
-    /// Its value at expiry in the terms of the level it was found on (`λ·max(0, ±(S − S_b))`),
-    /// the part taken off that level's nodes.
-    #[inline]
-    pub fn intrinsic_on_level(found: &Found, s: f64) -> f64 {
-        let sign = if found.is_call { 1.0 } else { -1.0 };
-        found.slope * (sign * (s - found.boundary)).max(0.0)
-    }
 }
 
 /// A kink seen from one level.
@@ -131,6 +123,14 @@ pub(super) struct Found {
 }
 
 impl Found {
+    /// The kink's value at expiry in the terms of the level it was found on
+    /// (`λ·max(0, ±(S − S_b))`), the part taken off that level's nodes.
+    #[inline]
+    pub fn intrinsic(&self, s: f64) -> f64 {
+        let sign = if self.is_call { 1.0 } else { -1.0 };
+        self.slope * (sign * (s - self.boundary)).max(0.0)
+    }
+
     /// The kink that carries it: decided at `expiry` (the ex-date, `tau` after the level's
     /// time), in the terms of that date — the escrowed spot grows by `e^{b τ}` meanwhile, and
     /// the gain is discounted by `e^{−r τ}`.
@@ -266,7 +266,7 @@ pub(super) fn held_level(
 #[inline(never)]
 pub(super) fn take_off(v: &mut [f64], a: &[f64], scale: f64, found: &Found) {
     for (value, node) in v.iter_mut().zip(a) {
-        *value -= Kink::intrinsic_on_level(found, node * scale);
+        *value -= found.intrinsic(node * scale);
     }
 }
 

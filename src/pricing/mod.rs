@@ -62,4 +62,4 @@ mod kink;
 mod tests;
 
 pub use american::{American, Dividend, Greeks, DEFAULT_STEPS, MAX_STEPS};
-pub use batch::implied_vols;
+pub use batch::{implied_vols, implied_vols_of};

@@ -119,17 +119,9 @@ pub fn implied_vols_by_style(
             Some((i, terms.american(strikes[i], calls[i])?))
         })
         .collect();
-    let column = |f: fn(&crate::pricing::American) -> f64| american.iter().map(|(_, o)| f(o)).collect::<Vec<f64>>();
-    let ivs = crate::pricing::implied_vols(
-        &american.iter().map(|(i, _)| prices[*i]).collect::<Vec<f64>>(),
-        &column(|o| o.spot),
-        &column(|o| o.strike),
-        &column(|o| o.t),
-        &column(|o| o.rate),
-        &column(|o| o.yield_rate),
-        &vec![&[][..]; american.len()],
-        &american.iter().map(|(_, o)| o.is_call).collect::<Vec<bool>>(),
-    );
+    let options: Vec<crate::pricing::American> = american.iter().map(|(_, o)| *o).collect();
+    let ivs =
+        crate::pricing::implied_vols_of(&options, &american.iter().map(|(i, _)| prices[*i]).collect::<Vec<f64>>());
     for ((i, _), iv) in american.iter().zip(ivs) {
         out[*i] = iv;
     }

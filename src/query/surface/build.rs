@@ -195,16 +195,9 @@ fn american_points(points: Vec<Valued>, carry: &Carry, opts: &SurfaceOptions) ->
         .collect();
     let usable: Vec<(usize, crate::pricing::American)> =
         options.iter().enumerate().filter_map(|(i, o)| Some((i, (*o)?))).collect();
-    let column = |f: fn(&crate::pricing::American) -> f64| usable.iter().map(|(_, o)| f(o)).collect::<Vec<f64>>();
-    let vols = crate::pricing::implied_vols(
+    let vols = crate::pricing::implied_vols_of(
+        &usable.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
         &usable.iter().map(|(i, _)| points[*i].quote.mid).collect::<Vec<f64>>(),
-        &column(|o| o.spot),
-        &column(|o| o.strike),
-        &column(|o| o.t),
-        &column(|o| o.rate),
-        &column(|o| o.yield_rate),
-        &usable.iter().map(|(_, o)| o.dividends).collect::<Vec<_>>(),
-        &usable.iter().map(|(_, o)| o.is_call).collect::<Vec<bool>>(),
     );
     usable
         .iter()

@@ -275,7 +275,7 @@ pub fn fit(points: &[FitPoint]) -> Option<SviParams> {
     // the arbitrage penalised (it costs some 25 times the plain objective, and the plain fit is
     // clean in all but a few slices).
     let plain = search(points, (kmin, span), sigma_min, &[])?;
-    let clean = |p: &SviParams| checks.iter().all(|&k| p.w(k) > 0.0 && p.g(k) >= -super::arbitrage::TOLERANCE);
+    let clean = |p: &SviParams| super::arbitrage::butterfly_ok(p, &checks);
     if clean(&plain) {
         return Some(plain);
     }
